@@ -1,0 +1,26 @@
+# `make serve` and `make test` set themselves up on first use (see scripts/setup.sh).
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The scaled-down checkpoint and other build products live here (git-ignored).
+export MISTRAL_LOCAL_CACHE_DIR ?= $(CURDIR)/.cache
+
+.PHONY: setup serve test lint typecheck pytest
+
+setup:
+	@bash scripts/setup.sh
+
+serve: setup
+	$(BIN)/mistral-local serve $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check server tests scripts
+	$(BIN)/ruff format --check server tests scripts
+
+typecheck: setup
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no tests; make treats that as the failure it is.
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest

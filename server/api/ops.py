@@ -1,0 +1,28 @@
+"""Operational routes: liveness (the gateway answers) and readiness (the engine can generate)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from server.errors import EngineUnavailable, error_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", response_model=None)
+async def ready(request: Request) -> JSONResponse | dict[str, object]:
+    engine = request.app.state.engine
+    if not engine.ready:
+        retry = request.app.state.settings.retry_after_s
+        return error_response(
+            EngineUnavailable(
+                f"Engine is {engine.state.value}", retry_after=retry, metadata={"engine_state": engine.state.value}
+            )
+        )
+    return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}

@@ -1,0 +1,156 @@
+"""`check-model`: decide a model directory's format from its files and verify it before the engine sees it.
+
+vLLM's own failures for a wrong directory are stack traces deep in its loader (assertions in `load_params_config`,
+"Found 0 files matching tekken.json", shape mismatches after minutes of loading). Here each problem is one sentence.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, config_problems, expected_tensors
+
+# A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
+_HEADER_LEN_BYTES = 8
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+_DTYPE_BYTES = {"BF16": 2, "F16": 2, "F32": 4, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "I32": 4, "F64": 8}
+
+
+class ModelFormat(enum.StrEnum):
+    MISTRAL = "mistral"
+    HF = "hf"
+
+
+@dataclass
+class ModelReport:
+    directory: Path
+    format: ModelFormat | None
+    problems: list[str] = field(default_factory=list)
+    parameters: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def detect_format(directory: Path) -> tuple[ModelFormat | None, list[str]]:
+    """The directory's format, from the files present; problems when it is neither, or both."""
+    if not directory.is_dir():
+        return None, [f"{directory} is not a directory"]
+    names = {p.name for p in directory.iterdir()}
+    mistral_present = [f for f in MISTRAL_FILES if f in names]
+    hf_present = [f for f in HF_MARKERS if f in names]
+    if mistral_present and hf_present:
+        return None, [
+            f"{directory} mixes formats: Mistral-native files ({', '.join(mistral_present)}) and Hugging Face "
+            f"files ({', '.join(hf_present)}). Keep one format per directory; Mistral-native is the recommended one."
+        ]
+    if hf_present:
+        return ModelFormat.HF, []
+    if mistral_present:
+        missing = [f for f in MISTRAL_FILES if f not in names]
+        problems = [
+            f"{directory} is missing {f} (a Mistral-native checkpoint needs {', '.join(MISTRAL_FILES)})"
+            for f in missing
+        ]
+        return ModelFormat.MISTRAL, problems
+    return None, [f"{directory} holds no model: expected {', '.join(MISTRAL_FILES)} (Mistral-native format)"]
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file; ValueError naming what is wrong with it."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        raw_len = f.read(_HEADER_LEN_BYTES)
+        if len(raw_len) < _HEADER_LEN_BYTES:
+            raise ValueError(f"{path.name} is too short to be a safetensors file ({size} bytes)")
+        (header_len,) = struct.unpack("<Q", raw_len)
+        if header_len > min(_MAX_HEADER_BYTES, size - _HEADER_LEN_BYTES):
+            raise ValueError(f"{path.name} has a corrupt header (declares {header_len} header bytes)")
+        try:
+            header: dict[str, Any] = json.loads(f.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path.name} has a corrupt header ({exc})") from exc
+    data_bytes = size - _HEADER_LEN_BYTES - header_len
+    header.pop("__metadata__", None)
+    end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    if end > data_bytes:
+        raise ValueError(f"{path.name} is truncated: its header needs {end} bytes of tensor data, it has {data_bytes}")
+    return header
+
+
+def _tensor_problems(header: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    expected = expected_tensors(params)
+    problems = [
+        f"consolidated.safetensors lacks tensor {name} {list(shape)}"
+        for name, shape in expected.items()
+        if name not in header
+    ]
+    for name, info in header.items():
+        shape = tuple(info["shape"])
+        if name not in expected:
+            problems.append(f"consolidated.safetensors has unexpected tensor {name} {list(shape)}")
+        elif shape != expected[name]:
+            problems.append(f"tensor {name} has shape {list(shape)}, params.json implies {list(expected[name])}")
+        elif info["dtype"] not in _DTYPE_BYTES:
+            problems.append(f"tensor {name} has unsupported dtype {info['dtype']}")
+    return problems
+
+
+def _check_mistral(directory: Path, report: ModelReport) -> None:
+    try:
+        params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        report.problems.append(f"params.json cannot be read as JSON ({exc})")
+        return
+    if not isinstance(params, dict):
+        report.problems.append("params.json is not a JSON object")
+        return
+    report.problems += config_problems(params)
+    try:
+        tekken = json.loads((directory / "tekken.json").read_text(encoding="utf-8"))
+        if not isinstance(tekken, dict) or "vocab" not in tekken or "config" not in tekken:
+            report.problems.append("tekken.json is not a Tekken tokenizer file (no 'config'/'vocab')")
+    except (OSError, json.JSONDecodeError) as exc:
+        report.problems.append(f"tekken.json cannot be read as JSON ({exc})")
+    if report.problems:
+        return
+    try:
+        header = read_safetensors_header(directory / "consolidated.safetensors")
+    except (OSError, ValueError) as exc:
+        report.problems.append(str(exc))
+        return
+    report.problems += _tensor_problems(header, params)
+    report.parameters = sum(_numel(info["shape"]) for info in header.values())
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def check_model(directory: Path) -> ModelReport:
+    """Everything wrong with `directory` as a model for this server; `report.ok` when nothing is."""
+    fmt, problems = detect_format(directory)
+    report = ModelReport(directory=directory, format=fmt, problems=problems)
+    if fmt is ModelFormat.MISTRAL and not problems:
+        _check_mistral(directory, report)
+    elif fmt is ModelFormat.HF:
+        report.problems.append(hf_refusal(directory))
+    return report
+
+
+def hf_refusal(directory: Path) -> str:
+    return (
+        f"{directory} is in Hugging Face format (config.json + shards). mistral-local serves the Mistral-native "
+        f"format, the one Mistral and vLLM recommend for this model: {', '.join(MISTRAL_FILES)}. The official "
+        "repository ships both: download only those three files (`mistral-local fetch-weights` does), or point "
+        "--model at a directory that holds them."
+    )

@@ -1,0 +1,107 @@
+"""The `mistral-local` command. Each subcommand parses its flags, builds what it needs and calls one function
+elsewhere; heavy imports stay inside the commands so `--help` is instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from server.errors import ConfigError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Mistral Small 3.1 on vLLM behind an OpenRouter-compatible API."
+)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="Hardware profile name (configs/profiles) or YAML path.")] = None,
+    engine_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Attach to a running engine instead of launching one (its key: MISTRAL_LOCAL_ENGINE_API_KEY)."
+        ),
+    ] = None,
+    engine_port: Annotated[int | None, typer.Option(help="Fixed loopback port for the launched engine.")] = None,
+) -> None:
+    """Run the gateway and the engine it supervises (or attaches to)."""
+    import asyncio
+
+    import uvicorn
+
+    from server.app import create_app
+    from server.console import configure_logging, show_engine_progress
+    from server.engine.selection import build_engine
+    from server.settings import Settings
+
+    flags: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "model": model,
+        "profile": profile,
+        "engine_url": engine_url,
+        "engine_port": engine_port,
+    }
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    configure_logging(settings.log_level)
+    try:
+        engine = build_engine(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    app_ = create_app(settings, engine)
+
+    async def main() -> None:
+        server = uvicorn.Server(
+            uvicorn.Config(app_, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+        )
+        progress = asyncio.create_task(show_engine_progress(engine))
+        try:
+            await server.serve()
+        finally:
+            progress.cancel()
+
+    asyncio.run(main())
+
+
+@app.command("make-tiny")
+def make_tiny(directory: Annotated[Path, typer.Argument(help="Where to write the checkpoint.")]) -> None:
+    """Write the scaled-down Mistral Small 3.1 checkpoint (deterministic: same bytes every time)."""
+    from server.checkpoint.check import check_model
+    from server.checkpoint.tiny import write_tiny
+
+    write_tiny(directory)
+    report = check_model(directory)
+    typer.echo(f"wrote {directory} ({report.parameters / 1e6:.1f} M parameters, Mistral-native format)")
+
+
+@app.command("check-model")
+def check_model_cmd(directory: Annotated[Path, typer.Argument(help="Model directory to check.")]) -> None:
+    """Check that a directory holds a servable Mistral Small 3.1-shaped checkpoint; say exactly what is wrong."""
+    from server.checkpoint.check import check_model
+
+    report = check_model(directory)
+    if not report.ok:
+        for problem in report.problems:
+            typer.secho(f"✗ {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"✓ {directory}: {report.format} format, {report.parameters / 1e9:.3f} B parameters")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        _fail(str(exc))

@@ -1,0 +1,1 @@
+"""The vLLM engine: hardware profiles, the exact launch command, and the supervisor that keeps it running."""

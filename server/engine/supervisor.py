@@ -1,0 +1,259 @@
+"""The engine's lifecycle: start, wait until ready, watch, restart with backoff, stop.
+
+Two kinds share one small interface the gateway reads (`state`, `url`, `api_key`, `start`, `stop`):
+- `EngineSupervisor` launches vLLM (through the reaper, in its own process group), streams its log lines into
+  ours, and restarts it when it exits, since vLLM's API server exits when its engine core dies.
+- `AttachedEngine` follows an engine someone else runs: it only waits for it to be ready, and again after it
+  goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from server.engine.launcher import EngineCommand
+from server.engine.readiness import NotReady, probe
+from server.engine.reaper import LIFELINE_ENV
+
+log = logging.getLogger("mistral_local.engine")
+
+STOP_GRACE_S = 20.0  # SIGTERM, then this long, then SIGKILL for the whole process group
+PROBE_INTERVAL_S = 1.0
+WATCH_INTERVAL_S = 5.0
+MAX_FAILED_HEALTH_CHECKS = 3
+
+
+class EngineState(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    RESTARTING = "restarting"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_s, self.first_s * self.factor**attempt)
+
+
+class EngineBase:
+    """State shared by both kinds, and the readiness loop."""
+
+    def __init__(self, served_model: str, start_timeout_s: float) -> None:
+        self.served_model = served_model
+        self.start_timeout_s = start_timeout_s
+        self.state = EngineState.STOPPED
+        self.url = ""
+        self.api_key = ""
+        self.restarts = 0
+        self.last_log_line = ""
+        self.state_since = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        self._http = httpx.AsyncClient()
+
+    @property
+    def ready(self) -> bool:
+        return self.state is EngineState.READY
+
+    def _set_state(self, state: EngineState) -> None:
+        if state is not self.state:
+            log.info("engine %s", state.value)
+            self.state, self.state_since = state, time.monotonic()
+
+    async def _wait_ready(self, alive: Callable[[], bool]) -> None:
+        """Probe until ready; TimeoutError past the start timeout, RuntimeError if the process dies first."""
+        deadline = time.monotonic() + self.start_timeout_s
+        reason = "not probed yet"
+        while time.monotonic() < deadline:
+            if not alive():
+                raise RuntimeError("the engine process exited before it was ready")
+            try:
+                await probe(self._http, self.url, self.api_key, self.served_model)
+                return
+            except NotReady as exc:
+                reason = str(exc)
+            await asyncio.sleep(PROBE_INTERVAL_S)
+        raise TimeoutError(f"engine not ready after {self.start_timeout_s:.0f} s (last: {reason})")
+
+    async def _healthy(self) -> bool:
+        try:
+            return (await self._http.get(f"{self.url}/health", timeout=10.0)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class EngineSupervisor(EngineBase):
+    """Launches and keeps alive one vLLM engine. `new_command` is called for every start: each start gets a
+    fresh port and API key."""
+
+    def __init__(
+        self,
+        new_command: Callable[[], EngineCommand],
+        served_model: str,
+        *,
+        start_timeout_s: float = 900.0,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        super().__init__(served_model, start_timeout_s)
+        self._new_command = new_command
+        self._backoff = backoff
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stopping = asyncio.Event()
+        # The gateway holds the write end for its whole life; see server/engine/reaper.py.
+        self._lifeline_r, self._lifeline_w = os.pipe()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="engine-supervisor")
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            self._set_state(EngineState.STARTING if self.restarts == 0 else EngineState.RESTARTING)
+            was_ready = await self._run_once()
+            if self._stopping.is_set():
+                break
+            attempt = 0 if was_ready else attempt + 1
+            self.restarts += 1
+            self._set_state(EngineState.RESTARTING)
+            delay = self._backoff.delay(attempt)
+            log.warning("engine exited; restarting in %.0f s (restart %d)", delay, self.restarts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _run_once(self) -> bool:
+        """One engine process from launch to exit. True if it ever became ready."""
+        cmd = self._new_command()
+        self.url, self.api_key = cmd.url, cmd.api_key
+        proc = await self._spawn(cmd)
+        pump = asyncio.create_task(self._pump_logs(proc))
+        was_ready = False
+        try:
+            await self._wait_ready(lambda: proc.returncode is None)
+            self._set_state(EngineState.READY)
+            was_ready = True
+            await self._watch(proc)
+        except (RuntimeError, TimeoutError) as exc:
+            log.error("engine failed to start: %s", exc)
+        finally:
+            await self._terminate(proc)
+            await pump
+        return was_ready
+
+    async def _spawn(self, cmd: EngineCommand) -> asyncio.subprocess.Process:
+        log.info("launching engine on %s", cmd.url)
+        env = os.environ | cmd.env | {LIFELINE_ENV: str(self._lifeline_r)}
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.engine.reaper",
+            *cmd.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            pass_fds=(self._lifeline_r,),
+        )
+        return self._proc
+
+    async def _pump_logs(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.last_log_line = line
+                log.info("[engine] %s", line)
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """Return when the process exits, or after repeated failed health checks (a hung engine)."""
+        failures = 0
+        while failures < MAX_FAILED_HEALTH_CHECKS:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), WATCH_INTERVAL_S)
+                log.warning("engine process exited with status %s", proc.returncode)
+                return
+            failures = 0 if await self._healthy() else failures + 1
+        log.error("engine failed %d health checks in a row; restarting it", failures)
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM the engine's process group, SIGKILL it after STOP_GRACE_S; never leaves a process behind."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            log.warning("engine ignored SIGTERM for %.0f s; killing it", STOP_GRACE_S)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+    async def stop(self) -> None:
+        self._set_state(EngineState.STOPPING)
+        self._stopping.set()
+        if self._proc is not None and self._proc.returncode is None:
+            await self._terminate(self._proc)
+        if self._task is not None:
+            await self._task
+        self._set_state(EngineState.STOPPED)
+        await self.aclose()
+
+
+class AttachedEngine(EngineBase):
+    """An engine this gateway does not own: readiness means waiting for it, restarts are someone else's."""
+
+    def __init__(self, url: str, api_key: str, served_model: str, *, start_timeout_s: float = 900.0) -> None:
+        super().__init__(served_model, start_timeout_s)
+        self.url, self.api_key = url.rstrip("/"), api_key
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="engine-follower")
+
+    async def _follow(self) -> None:
+        while True:
+            self._set_state(EngineState.STARTING)
+            try:
+                await self._wait_ready(lambda: True)
+            except TimeoutError as exc:
+                log.error("%s", exc)
+                continue
+            self._set_state(EngineState.READY)
+            while await self._healthy():  # noqa: ASYNC110 - polling a remote engine; nothing local to await
+                await asyncio.sleep(WATCH_INTERVAL_S)
+            log.warning("attached engine at %s stopped answering", self.url)
+
+    async def stop(self) -> None:
+        self._set_state(EngineState.STOPPING)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_state(EngineState.STOPPED)
+        await self.aclose()

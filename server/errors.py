@@ -1,0 +1,117 @@
+"""The error tree, and its one translation into OpenRouter's error body.
+
+    MistralLocalError
+    ├── ConfigError            bad settings, profile or model directory; the CLI prints it and exits 2
+    └── GatewayError           a request failed; rendered as {"error": {"code", "message", "metadata"?}}
+        ├── InvalidRequest     400
+        ├── Unauthorized       401
+        ├── NotFound           404
+        ├── Overloaded         429  (Retry-After)
+        ├── UpstreamError      502  the engine answered badly or dropped the connection
+        └── EngineUnavailable  503  the engine is starting, restarting or draining (Retry-After)
+
+Lower-level errors (httpx, validation, Starlette's HTTP errors) are translated into this tree at the boundary
+where they occur; `install_error_handlers` renders the tree, so no response ever leaves in another shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class MistralLocalError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(MistralLocalError):
+    """The operator's configuration cannot work; the message says what to change."""
+
+
+class GatewayError(MistralLocalError):
+    status = 500
+
+    def __init__(self, message: str, *, metadata: dict[str, Any] | None = None, retry_after: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata
+        self.retry_after = retry_after
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+
+
+class Unauthorized(GatewayError):
+    status = 401
+
+
+class NotFound(GatewayError):
+    status = 404
+
+
+class Overloaded(GatewayError):
+    status = 429
+
+
+class UpstreamError(GatewayError):
+    status = 502
+
+
+class EngineUnavailable(GatewayError):
+    status = 503
+
+
+def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": status, "message": message}
+    if metadata:
+        error["metadata"] = metadata
+    return {"error": error}
+
+
+def error_response(exc: GatewayError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(error_body(exc.status, exc.message, exc.metadata), status_code=exc.status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+async def _on_gateway_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(InvalidRequest(_validation_message(exc)))
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    body = error_body(exc.status_code, str(exc.detail))
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse(error_body(500, "Internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _on_gateway_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from server.engine.launcher import free_port
+from server.engine.selection import tiny_checkpoint
+from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
+
+ENGINE_KEY = secrets.token_urlsafe(24)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that kill the shared engine run after all the others (a stable sort keeps the rest in order)."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    return tiny_checkpoint(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def gateway(tiny_model: Path) -> Iterator[Gateway]:
+    """One gateway supervising one cpu-tiny engine for the whole session. Its engine listens on a known port
+    with a known key, so tests that need other gateway settings attach to it instead of starting another."""
+    engine_port = free_port()
+    gw = start_gateway(
+        "gateway",
+        "--profile",
+        "cpu-tiny",
+        "--engine-port",
+        str(engine_port),
+        env={"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY},
+    )
+    gw.engine_port = engine_port
+    try:
+        gw.wait_ready()
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture(scope="session")
+def client(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120)

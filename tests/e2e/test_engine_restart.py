@@ -1,0 +1,47 @@
+"""The engine dies (SIGKILL); the gateway answers 503 meanwhile, restarts it, and serves again by itself."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from server.settings import OPENROUTER_MODEL_ID
+from tests.gateway_process import Gateway, wait_gone
+
+pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
+
+
+def test_engine_killed_comes_back_without_gateway_restart(gateway: Gateway, client: openai.OpenAI) -> None:
+    gateway_pid = gateway.proc.pid
+    before = httpx.get(f"{gateway.url}/health/ready").json()["engine"]["restarts"]
+    old_engine = gateway.engine_api_server()
+    old_tree = [p for p in gateway.tree() if p.pid != gateway_pid]
+    old_engine.kill()
+
+    # While it is down: readiness and requests are 503 with Retry-After, in OpenRouter's error shape.
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{gateway.url}/health/ready").status_code == 200:
+        assert time.monotonic() < deadline, "readiness never turned 503"
+        time.sleep(0.2)
+    down = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": OPENROUTER_MODEL_ID, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert down.status_code == 503
+    assert down.headers["retry-after"].isdigit()
+    assert down.json()["error"]["code"] == 503
+
+    # The old engine's processes are all gone, none left behind by the crash.
+    assert not wait_gone([p for p in old_tree if p.pid != old_engine.pid], timeout_s=30)
+
+    health = gateway.wait_ready(timeout_s=400)
+    assert health["engine"]["restarts"] == before + 1  # type: ignore[index]
+    assert gateway.proc.pid == gateway_pid
+    assert gateway.proc.poll() is None
+    r = client.chat.completions.create(
+        model=OPENROUTER_MODEL_ID, max_tokens=4, messages=[{"role": "user", "content": "back?"}]
+    )
+    assert r.choices[0].message.content is not None

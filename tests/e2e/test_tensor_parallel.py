@@ -1,0 +1,43 @@
+"""Tensor parallel 2 on CPU gives the same greedy tokens as one rank; a killed gateway leaves no process."""
+
+from __future__ import annotations
+
+import signal
+
+import openai
+import pytest
+
+from server.settings import OPENROUTER_MODEL_ID
+from tests.gateway_process import Gateway, start_gateway, wait_gone
+
+pytestmark = pytest.mark.engine
+
+PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time"]
+
+
+def greedy(client: openai.OpenAI) -> list[str]:
+    out = []
+    for prompt in PROMPTS:
+        r = client.completions.create(model=OPENROUTER_MODEL_ID, prompt=prompt, max_tokens=16, temperature=0)
+        out.append(r.choices[0].text)
+    return out
+
+
+def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway, client: openai.OpenAI) -> None:
+    tp2 = start_gateway("gateway-tp2", "--profile", "cpu-tiny-tp2")
+    try:
+        tp2.wait_ready()
+        tree = tp2.tree()
+        workers = [p for p in tree if "vllm" in " ".join(p.cmdline()).lower() or p.name().startswith("VLLM")]
+        assert len(tree) >= 4, [p.cmdline()[:4] for p in tree]  # gateway, reaper, API server, engine core...
+        tp2_client = openai.OpenAI(base_url=f"{tp2.url}/v1", api_key="unused", max_retries=0, timeout=120)
+        assert greedy(tp2_client) == greedy(client)
+        assert workers
+
+        # SIGKILL gives the gateway no chance to clean up: the engine must still go (see server/engine/reaper.py).
+        tp2.proc.send_signal(signal.SIGKILL)
+        tp2.proc.wait()
+        left = wait_gone(tree[1:], timeout_s=30)
+        assert not left, [f"{p.pid} {p.cmdline()[:4]}" for p in left]
+    finally:
+        tp2.stop()

@@ -1,0 +1,134 @@
+"""The exact engine command for every shipped profile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from server.checkpoint.check import ModelFormat
+from server.engine.launcher import ENGINE_HOST, build_command
+from server.engine.profiles import Profile, available_profiles, load_profile
+from server.errors import ConfigError
+
+NAMES = ["mistralai/mistral-small-3.1-24b-instruct", "mistralai/mistral-small-3.1-24b-instruct-2503"]
+
+
+def flag(argv: tuple[str, ...], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
+    profile = load_profile(name)
+    cmd = build_command(
+        profile, Path("/models/m"), ModelFormat.MISTRAL, NAMES, port=41234, api_key="k" * 43, python="/venv/bin/python"
+    )
+    argv = cmd.argv
+    assert argv[:3] == ("/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server")
+    assert flag(argv, "--model") == "/models/m"
+    for f in ("--tokenizer-mode", "--config-format", "--load-format", "--tool-call-parser"):
+        assert flag(argv, f) == "mistral"
+    assert "--enable-auto-tool-choice" in argv
+    i = argv.index("--served-model-name")
+    assert list(argv[i + 1 : i + 3]) == NAMES
+    assert flag(argv, "--host") == ENGINE_HOST == "127.0.0.1"
+    assert flag(argv, "--port") == "41234"
+    assert flag(argv, "--tensor-parallel-size") == str(profile.tensor_parallel_size)
+    assert flag(argv, "--max-model-len") == str(profile.max_model_len)
+    assert json.loads(flag(argv, "--limit-mm-per-prompt")) == {"image": profile.images_per_prompt}
+    assert ("--enforce-eager" in argv) == profile.enforce_eager
+    # The key is secret: in the environment, never on the command line (visible to every local user).
+    assert cmd.env["VLLM_API_KEY"] == "k" * 43
+    assert not any("k" * 43 in a for a in argv)
+    assert "--api-key" not in argv
+    # Nothing leaves the machine.
+    assert cmd.env["VLLM_NO_USAGE_STATS"] == "1"
+    assert cmd.env["HF_HUB_OFFLINE"] == "1"
+    assert cmd.url == "http://127.0.0.1:41234"
+
+
+def test_cpu_tiny_exact_argv() -> None:
+    cmd = build_command(
+        load_profile("cpu-tiny"), Path("/m"), ModelFormat.MISTRAL, NAMES[:1], port=1, api_key="k", python="py"
+    )
+    assert cmd.argv == (
+        "py",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "/m",
+        "--tokenizer-mode",
+        "mistral",
+        "--config-format",
+        "mistral",
+        "--load-format",
+        "mistral",
+        "--tool-call-parser",
+        "mistral",
+        "--enable-auto-tool-choice",
+        "--served-model-name",
+        NAMES[0],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "1",
+        "--tensor-parallel-size",
+        "1",
+        "--pipeline-parallel-size",
+        "1",
+        "--max-model-len",
+        "4096",
+        "--limit-mm-per-prompt",
+        '{"image": 4}',
+        "--enable-prefix-caching",
+        "--max-num-seqs",
+        "32",
+        "--enforce-eager",
+        "--structured-outputs-config",
+        '{"backend":"xgrammar","disable_any_whitespace":true}',
+    )
+    assert cmd.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in cmd.env
+
+
+def test_tp2_binds_one_core_per_rank() -> None:
+    cmd = build_command(load_profile("cpu-tiny-tp2"), Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k")
+    assert flag(cmd.argv, "--tensor-parallel-size") == "2"
+    assert cmd.env["VLLM_CPU_OMP_THREADS_BIND"] == "0|1"
+
+
+def test_gpu_profile_fields_become_flags() -> None:
+    profile = Profile(
+        name="x",
+        device="cuda",
+        max_model_len=32768,
+        gpu_memory_utilization=0.9,
+        kv_cache_dtype="fp8",
+        quantization="fp8",
+        max_num_batched_tokens=8192,
+        enable_prefix_caching=False,
+        extra_args=("--mm-encoder-tp-mode", "data"),
+    )
+    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k").argv
+    assert flag(argv, "--gpu-memory-utilization") == "0.9"
+    assert flag(argv, "--kv-cache-dtype") == "fp8"
+    assert flag(argv, "--quantization") == "fp8"
+    assert flag(argv, "--max-num-batched-tokens") == "8192"
+    assert "--no-enable-prefix-caching" in argv
+    assert argv[-2:] == ("--mm-encoder-tp-mode", "data")
+
+
+def test_hf_format_is_refused_with_the_files_to_use() -> None:
+    with pytest.raises(ConfigError, match=r"params\.json, consolidated\.safetensors, tekken\.json"):
+        build_command(load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, port=1, api_key="k")
+
+
+def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="shipped profiles: cpu-tiny"):
+        load_profile("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndevice: cpu\nmax_model_len: 4096\ntensor_paralel_size: 2\n")
+    with pytest.raises(ConfigError, match="tensor_paralel_size"):
+        load_profile(str(bad))

@@ -1,0 +1,40 @@
+"""Every gateway error leaves in OpenRouter's shape; readiness is 503 until an engine answers."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.engine.launcher import free_port
+from server.engine.supervisor import AttachedEngine
+from server.settings import Settings
+
+
+def nowhere_app() -> TestClient:
+    """A gateway attached to a port where no engine listens (the engine is down)."""
+    settings = Settings(retry_after_s=7)
+    engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
+    return TestClient(create_app(settings, engine))
+
+
+def test_not_ready_until_the_engine_answers() -> None:
+    with nowhere_app() as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"] == "7"
+        assert ready.json()["error"]["code"] == 503
+        chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert chat.status_code == 503
+        assert chat.headers["retry-after"] == "7"
+        assert chat.json() == {"error": {"code": 503, "message": "Engine is starting"}}
+
+
+def test_unknown_route_is_a_404_in_openrouter_shape() -> None:
+    with nowhere_app() as client:
+        r = client.get("/nope")
+        assert r.status_code == 404
+        assert r.json() == {"error": {"code": 404, "message": "Not Found"}}
+        r = client.delete("/health/live")
+        assert r.status_code == 405
+        assert r.json()["error"]["code"] == 405
