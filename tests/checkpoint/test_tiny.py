@@ -9,6 +9,7 @@ from typing import Any
 
 from mistral_common.protocol.instruct.messages import SystemMessage, UserMessage
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
+from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from server.checkpoint.check import ModelFormat, check_model
@@ -92,5 +93,5 @@ def test_tokenizer_is_v7_with_the_image_settings(tiny_model: Path) -> None:
     encoded = tok.encode_chat_completion(
         ChatCompletionRequest(messages=[SystemMessage(content="Be brief."), UserMessage(content="Hi")])
     )
-    assert encoded.text is not None
-    assert encoded.text.startswith("<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hi[/INST]")
+    text = tok.decode(encoded.tokens, special_token_policy=SpecialTokenPolicy.KEEP)
+    assert text.startswith("<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hi[/INST]")
