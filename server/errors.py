@@ -6,6 +6,8 @@
         ├── InvalidRequest     400
         ├── Unauthorized       401
         ├── NotFound           404
+        ├── RequestTimeout     408
+        ├── PayloadTooLarge    413
         ├── Overloaded         429  (Retry-After)
         ├── UpstreamError      502  the engine answered badly or dropped the connection
         └── EngineUnavailable  503  the engine is starting, restarting or draining (Retry-After)
@@ -55,6 +57,14 @@ class Unauthorized(GatewayError):
 
 class NotFound(GatewayError):
     status = 404
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
 
 
 class Overloaded(GatewayError):

@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPENROUTER_MODEL_ID = "mistralai/mistral-small-3.1-24b-instruct"
 CANONICAL_SLUG = "mistralai/mistral-small-3.1-24b-instruct-2503"
+MODEL_DESCRIPTION = (
+    "Mistral Small 3.1 24B Instruct: 24 billion parameters, text and image input, 128k context, function calling. "
+    "Served locally by mistral-local on vLLM; nothing leaves this machine."
+)
 
 
 class Settings(BaseSettings):
@@ -20,8 +24,30 @@ class Settings(BaseSettings):
     # Model directory (Mistral-native). None: the scaled-down checkpoint, built into cache_dir on first use.
     model: Path | None = None
     profile: str | None = None
+    # How the served model is named and described (OpenRouter's Model record). Mistral Small 3.2 has the same
+    # architecture: serve it under its own id by changing these.
     model_id: str = OPENROUTER_MODEL_ID
-    model_aliases: tuple[str, ...] = (CANONICAL_SLUG,)
+    canonical_slug: str = CANONICAL_SLUG
+    model_aliases: tuple[str, ...] = ()
+    model_name: str = "Mistral: Mistral Small 3.1 24B"
+    model_description: str = MODEL_DESCRIPTION
+    hugging_face_id: str = "mistralai/Mistral-Small-3.1-24B-Instruct-2503"
+    default_temperature: float = 0.15  # Mistral's recommendation for this model
+    # The `provider` named in responses, and this deployment's price in USD per token (OpenRouter's strings).
+    provider_name: str = "Local"
+    quantization: str = "bf16"
+    price_prompt: str = "0"
+    price_completion: str = "0"
+    # Generation records (SQLite; metadata only, never prompt or completion text).
+    db_path: Path | None = None  # default: cache_dir/generations.sqlite3
+    records_retention_days: float = Field(30.0, gt=0)
+    # Images: remote fetch limits, and the model's maximum edge (larger images are downscaled before the engine).
+    image_fetch_timeout_s: float = Field(10.0, gt=0)
+    image_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    image_max_pixels: int = Field(50_000_000, ge=1)
+    image_max_edge: int = Field(1540, ge=28)
+    # Seconds between `: OPENROUTER PROCESSING` comments while a stream waits for its first token.
+    keepalive_interval_s: float = Field(2.0, gt=0)
     cache_dir: Path = Path.home() / ".cache" / "mistral-local"
     # Attach to an engine someone else runs instead of launching one.
     engine_url: str | None = None
@@ -35,5 +61,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @property
+    def records_path(self) -> Path:
+        return self.db_path or self.cache_dir / "generations.sqlite3"
+
+    @property
     def served_names(self) -> list[str]:
-        return [self.model_id, *(a for a in self.model_aliases if a != self.model_id)]
+        """Names the engine answers to: the OpenRouter id first (vLLM echoes the first), then the others."""
+        names = [self.model_id, self.canonical_slug, *self.model_aliases]
+        return list(dict.fromkeys(names))

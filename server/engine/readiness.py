@@ -12,8 +12,8 @@ class NotReady(Exception):
     """The probe's step that failed, and why."""
 
 
-async def probe(client: httpx.AsyncClient, url: str, api_key: str, model: str) -> None:
-    """Raise NotReady unless /health, /v1/models and a one-token completion all succeed."""
+async def probe(client: httpx.AsyncClient, url: str, api_key: str, model: str) -> int:
+    """The served context length, once /health, /v1/models and a one-token completion all succeed; else NotReady."""
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
         health = await client.get(f"{url}/health", timeout=PROBE_TIMEOUT_S)
@@ -22,11 +22,13 @@ async def probe(client: httpx.AsyncClient, url: str, api_key: str, model: str) -
         models = await client.get(f"{url}/v1/models", headers=headers, timeout=PROBE_TIMEOUT_S)
         if models.status_code != 200:
             raise NotReady(f"/v1/models answered {models.status_code}")
-        if model not in {m.get("id") for m in models.json().get("data", [])}:
+        listed = {m.get("id"): m for m in models.json().get("data", [])}
+        if model not in listed:
             raise NotReady(f"the engine does not serve {model}")
         body = {"model": model, "prompt": "ping", "max_tokens": 1, "temperature": 0}
         gen = await client.post(f"{url}/v1/completions", json=body, headers=headers, timeout=PROBE_TIMEOUT_S)
         if gen.status_code != 200:
             raise NotReady(f"a one-token generation answered {gen.status_code}")
-    except (httpx.HTTPError, ValueError) as exc:
+        return int(listed[model]["max_model_len"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise NotReady(f"{type(exc).__name__}: {exc}") from exc

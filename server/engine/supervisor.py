@@ -62,6 +62,7 @@ class EngineBase:
         self.url = ""
         self.api_key = ""
         self.restarts = 0
+        self.max_model_len: int | None = None
         self.last_log_line = ""
         self.state_since = time.monotonic()
         self._task: asyncio.Task[None] | None = None
@@ -84,7 +85,7 @@ class EngineBase:
             if not alive():
                 raise RuntimeError("the engine process exited before it was ready")
             try:
-                await probe(self._http, self.url, self.api_key, self.served_model)
+                self.max_model_len = await probe(self._http, self.url, self.api_key, self.served_model)
                 return
             except NotReady as exc:
                 reason = str(exc)

@@ -1,0 +1,105 @@
+"""GET /generation (a generation's record) and /key (the calling key), in OpenRouter's shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from server.errors import NotFound
+from server.records import GenerationRecord
+from server.schemas.response import ERROR_RESPONSES, DataResponse
+
+router = APIRouter(tags=["account"], responses=ERROR_RESPONSES)
+
+
+def generation_body(r: GenerationRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "upstream_id": None,
+        "total_cost": r.cost,
+        "usage": r.cost,
+        "cache_discount": None,
+        "upstream_inference_cost": None,
+        "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat(),
+        "model": r.model,
+        "app_id": None,
+        "streamed": r.streamed,
+        "cancelled": r.cancelled,
+        "provider_name": r.provider,
+        "latency": r.ttft_ms if r.ttft_ms is not None else r.latency_ms,
+        "moderation_latency": None,
+        "generation_time": r.latency_ms,
+        "finish_reason": r.finish_reason,
+        "native_finish_reason": r.native_finish_reason,
+        "service_tier": None,
+        "tokens_prompt": r.prompt_tokens,
+        "tokens_completion": r.completion_tokens,
+        "native_tokens_prompt": r.prompt_tokens,
+        "native_tokens_completion": r.completion_tokens,
+        "native_tokens_completion_images": 0,
+        "native_tokens_reasoning": 0,
+        "native_tokens_cached": r.cached_tokens,
+        "num_media_prompt": r.num_images,
+        "num_input_audio_prompt": 0,
+        "num_media_completion": 0,
+        "num_search_results": 0,
+        "num_fetches": 0,
+        "web_search_engine": None,
+        "origin": "",
+        "is_byok": False,
+        "external_user": None,
+        "api_type": r.api_type,
+        "preset_id": None,
+        "router": None,
+        "provider_responses": None,
+        "user_agent": None,
+        "http_referer": None,
+        "data_region": "local",
+        "workspace_id": None,
+    }
+
+
+@router.get("/generation", response_model=DataResponse)
+async def get_generation(request: Request, id: str = Query(..., description="gen-… id")) -> dict[str, Any]:
+    record = await request.app.state.records.get(id)
+    if record is None:
+        raise NotFound(f"Generation {id} not found")
+    return {"data": generation_body(record)}
+
+
+async def _key_info(request: Request) -> dict[str, Any]:
+    usage = await request.app.state.records.usage(None)
+    return {
+        "data": {
+            "label": "local",
+            "limit": None,
+            "limit_reset": None,
+            "limit_remaining": None,
+            "include_byok_in_limit": False,
+            "usage": usage,
+            "usage_daily": usage,
+            "usage_weekly": usage,
+            "usage_monthly": usage,
+            "byok_usage": 0,
+            "byok_usage_daily": 0,
+            "byok_usage_weekly": 0,
+            "byok_usage_monthly": 0,
+            "is_free_tier": False,
+            "is_management_key": False,
+            "is_provisioning_key": False,
+            "creator_user_id": None,
+            "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},
+        }
+    }
+
+
+@router.get("/key", response_model=DataResponse)
+async def get_key(request: Request) -> dict[str, Any]:
+    return await _key_info(request)
+
+
+@router.get("/auth/key", response_model=DataResponse, summary="Older alias of /key")
+async def get_auth_key(request: Request) -> dict[str, Any]:
+    return await _key_info(request)

@@ -1,0 +1,90 @@
+"""Images for the engine: the gateway fetches remote URLs itself, checks every image and hands the engine only
+`data:` URLs no larger than the model's maximum edge, so the engine never makes an outbound request and never
+decodes an oversized image."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import warnings
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from server.errors import InvalidRequest
+
+ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+class ImagePolicy:
+    def __init__(self, *, max_bytes: int, max_pixels: int, max_edge: int, fetch_timeout_s: float) -> None:
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.max_edge = max_edge
+        self.fetch_timeout_s = fetch_timeout_s
+
+
+def decode_data_url(url: str, field: str) -> bytes:
+    header, sep, payload = url.partition(",")
+    if not sep or not header.startswith("data:image/") or ";base64" not in header:
+        raise InvalidRequest(f"{field}: a data URL must look like data:image/<format>;base64,<data>")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{field}: the data URL's base64 is invalid") from exc
+
+
+async def fetch(client: httpx.AsyncClient, url: str, field: str, policy: ImagePolicy) -> bytes:
+    """GET the image, stopping at the byte limit; every failure is the client's 400, naming the field."""
+    try:
+        async with client.stream("GET", url, timeout=policy.fetch_timeout_s, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise InvalidRequest(f"{field}: fetching the image returned HTTP {response.status_code}")
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > policy.max_bytes:
+                    raise InvalidRequest(f"{field}: the image is larger than {policy.max_bytes} bytes")
+            return bytes(data)
+    except httpx.TimeoutException as exc:
+        raise InvalidRequest(f"{field}: fetching the image timed out after {policy.fetch_timeout_s:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise InvalidRequest(f"{field}: the image could not be fetched ({type(exc).__name__})") from exc
+
+
+def normalize(data: bytes, field: str, policy: ImagePolicy) -> str:
+    """Check and, if needed, downscale an image; return it as a data URL. CPU-bound: run it in a thread."""
+    if len(data) > policy.max_bytes:
+        raise InvalidRequest(f"{field}: the image is larger than {policy.max_bytes} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or ""
+            if fmt not in ACCEPTED_FORMATS:
+                raise InvalidRequest(
+                    f"{field}: unsupported image format {fmt or 'unknown'}; use PNG, JPEG, WEBP or GIF"
+                )
+            if image.width * image.height > policy.max_pixels:
+                raise InvalidRequest(f"{field}: the image has more than {policy.max_pixels} pixels")
+            image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError, OSError) as exc:
+        raise InvalidRequest(f"{field}: the data is not a readable image ({type(exc).__name__})") from exc
+    if max(image.size) <= policy.max_edge and fmt in ("PNG", "JPEG", "WEBP"):
+        return f"data:{ACCEPTED_FORMATS[fmt]};base64,{base64.b64encode(data).decode()}"
+    image.thumbnail((policy.max_edge, policy.max_edge), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
+    return f"data:image/png;base64,{base64.b64encode(out.getvalue()).decode()}"
+
+
+async def to_data_url(client: httpx.AsyncClient, url: str, field: str, policy: ImagePolicy) -> str:
+    if url.startswith("data:"):
+        data = decode_data_url(url, field)
+    elif url.startswith(("http://", "https://")):
+        data = await fetch(client, url, field, policy)
+    else:
+        raise InvalidRequest(f"{field}: image URLs must be http(s) or data:image URLs")
+    return await asyncio.to_thread(normalize, data, field, policy)

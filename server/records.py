@@ -1,0 +1,171 @@
+"""Generation records in SQLite: metadata of every generation (ids, model, tokens, cost, timings, outcome),
+never the prompt or the completion.
+
+Writes never block the event loop or the response: records go into a queue that one writer task drains in
+batches on a single database thread. A record is readable (`get`) from the moment it is added. If the disk fails,
+records stay queued (up to a bound) and the writer retries; nothing is lost while the process lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mistral_local.records")
+
+FLUSH_INTERVAL_S = 0.5
+MAX_PENDING = 100_000
+PRUNE_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    id: str
+    model: str
+    provider: str
+    api_type: str  # "completions" (chat) or "text_completions"
+    created_at: float  # unix seconds
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    num_images: int
+    cost: float
+    latency_ms: int  # request received -> last byte
+    ttft_ms: int | None  # request received -> first token
+    streamed: bool
+    cancelled: bool
+    finish_reason: str | None
+    native_finish_reason: str | None
+    key_label: str | None
+
+
+_COLUMNS = [f.name for f in fields(GenerationRecord)]
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    id TEXT PRIMARY KEY, model TEXT NOT NULL, provider TEXT NOT NULL, api_type TEXT NOT NULL,
+    created_at REAL NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, cost REAL NOT NULL, latency_ms INTEGER NOT NULL,
+    ttft_ms INTEGER, streamed INTEGER NOT NULL, cancelled INTEGER NOT NULL, finish_reason TEXT,
+    native_finish_reason TEXT, key_label TEXT
+);
+CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
+"""
+
+
+class RecordStore:
+    def __init__(self, path: Path, retention_days: float) -> None:
+        self.path = path
+        self.retention_s = retention_days * 86400
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: dict[str, GenerationRecord] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+
+    async def open(self) -> None:
+        await self._run(self._open)
+        await self._run(self._prune)
+        self._task = asyncio.create_task(self._writer(), name="records-writer")
+
+    def add(self, record: GenerationRecord) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            log.error("generation records: %d unwritten, dropping the oldest", len(self._pending))
+            self._pending.pop(next(iter(self._pending)))
+        self._pending[record.id] = record
+        self._wakeup.set()
+
+    def _insert(self, batch: list[GenerationRecord]) -> None:
+        assert self._conn is not None
+        marks = ", ".join("?" for _ in _COLUMNS)
+        with self._conn:
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO generations ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                [tuple(asdict(r).values()) for r in batch],
+            )
+
+    def _prune(self) -> None:
+        assert self._conn is not None
+        with self._conn:
+            self._conn.execute("DELETE FROM generations WHERE created_at < ?", (time.time() - self.retention_s,))
+
+    async def flush(self) -> None:
+        batch = list(self._pending.values())
+        if not batch:
+            return
+        try:
+            await self._run(self._insert, batch)
+        except sqlite3.Error as exc:
+            log.error("generation records: write failed, will retry: %s", exc)
+            return
+        for record in batch:
+            if self._pending.get(record.id) is record:
+                del self._pending[record.id]
+
+    async def _writer(self) -> None:
+        last_prune = time.monotonic()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self.flush()
+            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._run(self._prune)
+                last_prune = time.monotonic()
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            if self._pending:
+                self._wakeup.set()
+
+    def _select(self, generation_id: str) -> GenerationRecord | None:
+        assert self._conn is not None
+        row = self._conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM generations WHERE id = ?", (generation_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        values = dict(zip(_COLUMNS, row, strict=True))
+        values["streamed"], values["cancelled"] = bool(values["streamed"]), bool(values["cancelled"])
+        return GenerationRecord(**values)
+
+    async def get(self, generation_id: str) -> GenerationRecord | None:
+        if (pending := self._pending.get(generation_id)) is not None:
+            return pending
+        result: GenerationRecord | None = await self._run(self._select, generation_id)
+        return result
+
+    def _totals(self, key_label: str | None) -> tuple[float, int]:
+        assert self._conn is not None
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(cost), 0), COUNT(*) FROM generations WHERE key_label IS ?", (key_label,)
+        ).fetchone()
+        return float(row[0]), int(row[1])
+
+    async def usage(self, key_label: str | None) -> float:
+        await self.flush()
+        cost, _ = await self._run(self._totals, key_label)
+        return float(cost)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        if self._conn is not None:
+            await self._run(self._conn.close)
+        self._db.shutdown(wait=True)

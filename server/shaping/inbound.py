@@ -1,0 +1,194 @@
+"""A client's OpenRouter request as the engine's payload.
+
+OpenRouter-only fields are consumed here and never reach the engine; parameters the engine cannot honour are
+dropped, or refused with a 400 naming them when `provider.require_parameters` is true (OpenRouter's rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.errors import InvalidRequest
+from server.schemas.request import (
+    AssistantMessage,
+    ChatRequest,
+    CompletionRequest,
+    Content,
+    ImagePart,
+    SamplingFields,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    UnsupportedPart,
+    UserMessage,
+)
+from server.tool_ids import to_mistral_id
+
+ImageResolver = Callable[[str, str], Awaitable[str]]  # (url, field name) -> data URL
+
+# Sampling fields the engine takes as they are.
+_PASSTHROUGH = (
+    "top_p",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "seed",
+    "stop",
+    "logit_bias",
+)
+
+
+def unsupported_parameters(req: SamplingFields) -> list[str]:
+    """Request parameters this model cannot honour (OpenRouter ignores such parameters by default)."""
+    names = []
+    if req.top_a:
+        names.append("top_a")
+    if req.response_format is not None and req.response_format.type == "python":
+        names.append("response_format")
+    if isinstance(req, ChatRequest):
+        if req.prediction is not None:
+            names.append("prediction")
+        if (req.reasoning is not None and req.reasoning.enabled) or req.reasoning_effort not in (None, "none"):
+            names.append("reasoning")
+        if req.verbosity is not None:
+            names.append("verbosity")
+        if req.web_search_options is not None:
+            names.append("web_search_options")
+        if req.modalities and set(req.modalities) != {"text"}:
+            names.append("modalities")
+    return names
+
+
+def check_parameters(req: SamplingFields) -> None:
+    names = unsupported_parameters(req)
+    if names and req.provider is not None and req.provider.require_parameters:
+        raise InvalidRequest(
+            f"No endpoints found that support all the requested parameters: {', '.join(names)} "
+            "(provider.require_parameters is true)",
+            metadata={"unsupported_parameters": names},
+        )
+
+
+def sampling(req: SamplingFields, default_temperature: float) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k in _PASSTHROUGH if (v := getattr(req, k)) is not None}
+    # OpenRouter leaves absent parameters to the provider's default; ours is the model's recommended temperature.
+    out["temperature"] = req.temperature if req.temperature is not None else default_temperature
+    if req.top_k:  # OpenRouter's 0 means disabled, which is the engine's default
+        out["top_k"] = req.top_k
+    if req.output_limit is not None:
+        out["max_tokens"] = req.output_limit
+    fmt = req.response_format
+    if fmt is not None and fmt.type in ("json_object", "json_schema"):
+        out["response_format"] = fmt.model_dump(by_alias=True, exclude_none=True)
+    elif fmt is not None and fmt.type == "grammar":
+        if not fmt.grammar:
+            raise InvalidRequest("response_format.grammar: a grammar string is required")
+        out["structured_outputs"] = {"grammar": fmt.grammar}
+    if req.stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}  # OpenRouter always reports usage
+    return out
+
+
+def _text_of(content: Content | None, field: str) -> str:
+    """Text-only content (system and tool messages) as one string."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, TextPart):
+            raise InvalidRequest(f"{field}[{j}]: only text parts are allowed in this message")
+        texts.append(part.text)
+    return "".join(texts)
+
+
+async def _parts(content: Content, field: str, resolve: ImageResolver, name: str | None) -> str | list[Any]:
+    prefix = f"{name}: " if name else ""  # OpenRouter's rendering of `name` for non-OpenAI models
+    if isinstance(content, str):
+        return prefix + content
+    tasks: list[Awaitable[str]] = []
+    out: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        where = f"{field}[{j}]"
+        if isinstance(part, UnsupportedPart):
+            raise InvalidRequest(f"{where}: '{part.type}' parts are not supported: this model takes text and images")
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            tasks.append(resolve(part.image_url.url, f"{where}.image_url.url"))
+            out.append({"type": "image_url", "image_url": {"url": len(tasks) - 1}})
+    urls = await asyncio.gather(*tasks)
+    for part_out in out:
+        if part_out["type"] == "image_url":
+            part_out["image_url"]["url"] = urls[part_out["image_url"]["url"]]
+    if prefix:
+        first_text = next((p for p in out if p["type"] == "text"), None)
+        if first_text is None:
+            out.insert(0, {"type": "text", "text": prefix})
+        else:
+            first_text["text"] = prefix + first_text["text"]
+    return out
+
+
+async def _message(msg: Any, i: int, resolve: ImageResolver) -> dict[str, Any]:
+    field = f"messages[{i}].content"
+    if isinstance(msg, SystemMessage):  # Mistral has no developer role: it is a system prompt
+        return {"role": "system", "content": _text_of(msg.content, field)}
+    if isinstance(msg, UserMessage):
+        return {"role": "user", "content": await _parts(msg.content, field, resolve, msg.name)}
+    if isinstance(msg, ToolMessage):
+        return {
+            "role": "tool",
+            "tool_call_id": to_mistral_id(msg.tool_call_id),
+            "content": _text_of(msg.content, field),
+        }
+    assert isinstance(msg, AssistantMessage)
+    out: dict[str, Any] = {"role": "assistant", "content": _text_of(msg.content, field) or None}
+    if msg.name and out["content"]:
+        out["content"] = f"{msg.name}: {out['content']}"
+    if msg.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": to_mistral_id(c.id),
+                "type": "function",
+                "function": {"name": c.function.name, "arguments": c.function.arguments or "{}"},
+            }
+            for c in msg.tool_calls
+        ]
+    return out
+
+
+async def chat_payload(
+    req: ChatRequest, served_model: str, default_temperature: float, resolve: ImageResolver
+) -> dict[str, Any]:
+    check_parameters(req)
+    messages = list(await asyncio.gather(*(_message(m, i, resolve) for i, m in enumerate(req.messages))))
+    payload: dict[str, Any] = {"model": served_model, "messages": messages, **sampling(req, default_temperature)}
+    last = messages[-1]
+    if last["role"] == "assistant" and not last.get("tool_calls"):
+        # A trailing assistant message is a prefill: the model continues it.
+        payload |= {"continue_final_message": True, "add_generation_prompt": False}
+    if req.tools:
+        payload["tools"] = [t.model_dump(exclude_none=True) for t in req.tools]
+    if req.tool_choice is not None:
+        choice = req.tool_choice
+        payload["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump(exclude_none=True)
+    if req.parallel_tool_calls is not None:
+        payload["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.logprobs:
+        payload["logprobs"] = True
+        if req.top_logprobs is not None:
+            payload["top_logprobs"] = req.top_logprobs
+    return payload
+
+
+def completion_payload(req: CompletionRequest, served_model: str, default_temperature: float) -> dict[str, Any]:
+    check_parameters(req)
+    payload = {"model": served_model, "prompt": req.prompt, **sampling(req, default_temperature)}
+    for key in ("logprobs", "echo", "suffix"):
+        if (value := getattr(req, key)) is not None:
+            payload[key] = value
+    return payload

@@ -1,0 +1,169 @@
+"""Engine responses and stream chunks in OpenRouter's shape (shared/docs/openrouter-api.md §4-§5)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+_ALNUM = string.ascii_letters + string.digits
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "error"}
+
+
+def new_generation_id() -> str:
+    """OpenRouter's id format: gen-<unix seconds>-<20 alphanumerics>."""
+    return f"gen-{int(time.time())}-{''.join(secrets.choice(_ALNUM) for _ in range(20))}"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """USD per token, as OpenRouter's pricing strings."""
+
+    prompt: Decimal
+    completion: Decimal
+
+    @classmethod
+    def from_strings(cls, prompt: str, completion: str) -> Pricing:
+        return cls(Decimal(prompt), Decimal(completion))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every response of one generation carries."""
+
+    id: str
+    created: int
+    model: str  # the id the client asked for, echoed
+    provider: str
+    pricing: Pricing
+
+
+def finish_reason(native: str | None, has_tool_calls: bool) -> str | None:
+    """OpenRouter's normalized finish reason. vLLM says "stop" after a forced tool call; clients expect
+    "tool_calls" there."""
+    if native is None:
+        return None
+    if has_tool_calls and native in ("stop", "tool_calls"):
+        return "tool_calls"
+    if native in FINISH_REASONS:
+        return native
+    return "error" if native == "abort" else "stop"
+
+
+def usage(raw: dict[str, Any] | None, pricing: Pricing) -> dict[str, Any]:
+    raw = raw or {}
+    prompt = int(raw.get("prompt_tokens") or 0)
+    completion = int(raw.get("completion_tokens") or 0)
+    cached = int((raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    prompt_cost = pricing.prompt * prompt
+    completion_cost = pricing.completion * completion
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cost": float(prompt_cost + completion_cost),
+        "is_byok": False,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0, "video_tokens": 0},
+        "cost_details": {
+            "upstream_inference_cost": None,
+            "upstream_inference_prompt_cost": float(prompt_cost),
+            "upstream_inference_completions_cost": float(completion_cost),
+        },
+        "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
+    }
+
+
+def _message(raw: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": raw.get("content"),
+        "refusal": None,
+        "reasoning": None,
+    }
+    if raw.get("tool_calls"):
+        message["tool_calls"] = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments") or "{}"},
+            }
+            for c in raw["tool_calls"]
+        ]
+    return message
+
+
+def chat_response(raw: dict[str, Any], env: Envelope) -> dict[str, Any]:
+    choices = []
+    for choice in raw.get("choices", []):
+        message = _message(choice.get("message") or {})
+        native = choice.get("finish_reason")
+        choices.append(
+            {
+                "logprobs": choice.get("logprobs"),
+                "finish_reason": finish_reason(native, "tool_calls" in message),
+                "native_finish_reason": native,
+                "index": choice.get("index", 0),
+                "message": message,
+            }
+        )
+    return {
+        "id": env.id,
+        "provider": env.provider,
+        "model": env.model,
+        "object": "chat.completion",
+        "created": env.created,
+        "choices": choices,
+        "system_fingerprint": None,
+        "usage": usage(raw.get("usage"), env.pricing),
+    }
+
+
+def completion_response(raw: dict[str, Any], env: Envelope) -> dict[str, Any]:
+    choices = [
+        {
+            "text": c.get("text", ""),
+            "index": c.get("index", 0),
+            "logprobs": c.get("logprobs"),
+            "finish_reason": finish_reason(c.get("finish_reason"), False),
+            "native_finish_reason": c.get("finish_reason"),
+        }
+        for c in raw.get("choices", [])
+    ]
+    return {
+        "id": env.id,
+        "provider": env.provider,
+        "model": env.model,
+        "object": "text_completion",
+        "created": env.created,
+        "choices": choices,
+        "system_fingerprint": None,
+        "usage": usage(raw.get("usage"), env.pricing),
+    }
+
+
+def chunk(env: Envelope, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": env.id,
+        "provider": env.provider,
+        "model": env.model,
+        "object": "chat.completion.chunk",
+        "created": env.created,
+        "choices": choices,
+        "system_fingerprint": None,
+        **extra,
+    }
+
+
+def error_chunk(env: Envelope, status: int, message: str) -> dict[str, Any]:
+    """A failure after the first token: HTTP already said 200, so the error travels in the stream."""
+    choice = {
+        "index": 0,
+        "delta": {"content": ""},
+        "finish_reason": "error",
+        "native_finish_reason": None,
+        "logprobs": None,
+    }
+    return chunk(env, [choice], error={"code": status, "message": message})
