@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from server import __version__
 from server.api import account, generate, models, ops, tokenize
+from server.body_limit import BodyLimit
 from server.catalog import Catalog
 from server.engine.client import EngineClient
 from server.engine.supervisor import EngineBase
@@ -58,6 +59,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     app.state.catalog = catalog
     app.state.records = records
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:

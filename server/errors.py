@@ -94,6 +94,8 @@ def error_response(exc: GatewayError) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return f"Invalid JSON in request body: {err.get('ctx', {}).get('error', 'malformed')}"
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Generation records (SQLite; metadata only, never prompt or completion text).
     db_path: Path | None = None  # default: cache_dir/generations.sqlite3
     records_retention_days: float = Field(30.0, gt=0)
+    # Largest request body accepted (base64 images make bodies large); above it: 413.
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     # Images: remote fetch limits, and the model's maximum edge (larger images are downscaled before the engine).
     image_fetch_timeout_s: float = Field(10.0, gt=0)
     image_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)

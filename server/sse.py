@@ -76,9 +76,9 @@ class ChunkShaper:
             body = {"delta": {"role": "assistant", "content": delta.get("content") or ""}}
             if tool_calls:
                 body["delta"]["tool_calls"] = tool_calls
+        if not has_output and native is None:
+            return None  # vLLM's role-only opening chunk and empty deltas carry nothing for the client
         if self.outcome.first_token_at is None:
-            if not has_output and native is None:
-                return None  # vLLM's role-only opening chunk: OpenRouter sends comments instead
             self.outcome.first_token_at = time.monotonic()
         normalized = finish_reason(native, self.saw_tool_calls)
         if native is not None:

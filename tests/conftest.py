@@ -9,6 +9,7 @@ import pytest
 
 from server.engine.launcher import free_port
 from server.engine.selection import tiny_checkpoint
+from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
 
 ENGINE_KEY = secrets.token_urlsafe(24)
@@ -48,3 +49,15 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
 @pytest.fixture(scope="session")
 def client(gateway: Gateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[str]:
+    with serve_images() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def api(gateway: Gateway) -> openai.OpenAI:
+    """The OpenAI SDK configured as for OpenRouter: only the base URL differs."""
+    return openai.OpenAI(base_url=f"{gateway.url}/api/v1", api_key="sk-or-v1-local", max_retries=0, timeout=120)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from server.app import create_app
@@ -12,7 +16,7 @@ from server.settings import Settings
 
 def nowhere_app() -> TestClient:
     """A gateway attached to a port where no engine listens (the engine is down)."""
-    settings = Settings(retry_after_s=7)
+    settings = Settings(retry_after_s=7, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
     return TestClient(create_app(settings, engine))
 
@@ -38,3 +42,39 @@ def test_unknown_route_is_a_404_in_openrouter_shape() -> None:
         r = client.delete("/health/live")
         assert r.status_code == 405
         assert r.json()["error"]["code"] == 405
+
+
+def test_oversized_bodies_are_a_413_in_openrouter_shape() -> None:
+    settings = Settings(max_body_bytes=2048, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
+    engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
+    big = b'{"messages": [{"role": "user", "content": "' + b"x" * 4096 + b'"}]}'
+    with TestClient(create_app(settings, engine)) as client:
+        declared = client.post("/api/v1/chat/completions", content=big, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+        assert declared.json() == {"error": {"code": 413, "message": "Request body is larger than 2048 bytes"}}
+
+        def chunks() -> Iterator[bytes]:  # no content-length: counted as it arrives
+            for i in range(0, len(big), 512):
+                yield big[i : i + 512]
+
+        chunked = client.post(
+            "/api/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413
+        assert chunked.json()["error"]["code"] == 413
+
+
+def test_malformed_json_and_wrong_types_are_400_not_422() -> None:
+    with nowhere_app() as client:
+        r = client.post("/api/v1/chat/completions", content=b"{bad", headers={"content-type": "application/json"})
+        assert r.status_code == 400
+        assert r.json()["error"]["message"].startswith("Invalid JSON in request body")
+        r = client.post("/api/v1/chat/completions", json={"messages": "hello"})
+        assert r.status_code == 400
+        assert "messages" in r.json()["error"]["message"]
+        r = client.post(
+            "/api/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "x"}], "provider": {"bogus": True}},
+        )
+        assert r.status_code == 400
+        assert "provider.bogus" in r.json()["error"]["message"]

@@ -44,10 +44,10 @@ class EngineClient:
             response = await self.http.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             raise RequestTimeout("Operation timed out. Please try again later.") from exc
-        except httpx.HTTPError as exc:
-            if not self.engine.ready:
-                raise EngineUnavailable("Engine went away; it is restarting", retry_after=self.retry_after_s) from exc
-            raise UpstreamError(f"Engine unreachable ({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:  # nothing listens: the engine is down or restarting
+            raise EngineUnavailable("Engine is restarting", retry_after=self.retry_after_s) from exc
+        except httpx.HTTPError as exc:  # the engine took the request and then failed it
+            raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
         if response.status_code != 200:
             body = await response.aread()
             await response.aclose()

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
+from tests.e2e.test_openrouter_stream import running_requests
 from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
+
+
+LONG = {"messages": [{"role": "user", "content": "Write a long story"}], "max_tokens": 3000, "temperature": 1.0}
+
+
+def in_flight(gateway: Gateway) -> tuple[ThreadPoolExecutor, Future[httpx.Response], Future[list[str]]]:
+    """A long non-streaming request and a long stream, both generating on the engine."""
+
+    def stream() -> list[str]:
+        with httpx.stream(
+            "POST", f"{gateway.url}/api/v1/chat/completions", json=LONG | {"stream": True}, timeout=60
+        ) as r:
+            return [line for line in r.iter_lines() if line.startswith("data:")]
+
+    pool = ThreadPoolExecutor(2)
+    plain = pool.submit(httpx.post, f"{gateway.url}/api/v1/chat/completions", json=LONG, timeout=60)
+    streamed = pool.submit(stream)
+    deadline = time.monotonic() + 30
+    while running_requests(gateway) < 2:
+        assert time.monotonic() < deadline, "requests never started"
+        time.sleep(0.1)
+    return pool, plain, streamed
 
 
 def test_engine_killed_comes_back_without_gateway_restart(gateway: Gateway, client: openai.OpenAI) -> None:
@@ -19,7 +44,16 @@ def test_engine_killed_comes_back_without_gateway_restart(gateway: Gateway, clie
     before = httpx.get(f"{gateway.url}/health/ready").json()["engine"]["restarts"]
     old_engine = gateway.engine_api_server()
     old_tree = [p for p in gateway.tree() if p.pid != gateway_pid]
+    pool, plain, streamed = in_flight(gateway)
     old_engine.kill()
+
+    # In flight: the plain request is a 502 in OpenRouter's shape, the stream ends with the error chunk.
+    assert plain.result(timeout=30).status_code == 502
+    assert plain.result().json()["error"]["code"] == 502
+    lines = streamed.result(timeout=30)
+    last = json.loads(lines[-1][6:])
+    assert last["error"]["code"] == 502 and last["choices"][0]["finish_reason"] == "error"
+    pool.shutdown()
 
     # While it is down: readiness and requests are 503 with Retry-After, in OpenRouter's error shape.
     deadline = time.monotonic() + 30

@@ -1,0 +1,45 @@
+"""Engine trouble seen by clients: a timeout is OpenRouter's 408; a second gateway attaches to a running engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import ENGINE_KEY
+from tests.gateway_process import Gateway, start_gateway
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def impatient(gateway: Gateway) -> Iterator[Gateway]:
+    """A gateway attached to the session's engine (attach mode), giving the engine one second per request."""
+    gw = start_gateway(
+        "gateway-impatient",
+        "--engine-url",
+        f"http://127.0.0.1:{gateway.engine_port}",
+        env={"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, "MISTRAL_LOCAL_ENGINE_REQUEST_TIMEOUT_S": "1"},
+    )
+    try:
+        gw.wait_ready(timeout_s=60)
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_attached_gateway_serves_and_engine_timeout_is_408(impatient: Gateway) -> None:
+    quick = httpx.post(
+        f"{impatient.url}/api/v1/chat/completions",
+        timeout=30,
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
+    )
+    assert quick.status_code == 200
+    slow = httpx.post(
+        f"{impatient.url}/api/v1/chat/completions",
+        timeout=30,
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3000, "temperature": 1},
+    )
+    assert slow.status_code == 408
+    assert slow.json() == {"error": {"code": 408, "message": "Operation timed out. Please try again later."}}
