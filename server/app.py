@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from server import __version__
+from server.admission import Admission
 from server.api import account, generate, models, ops, tokenize
+from server.api.deps import require_key
+from server.auth import KeyRing, load_keys_file
 from server.body_limit import BodyLimit
 from server.catalog import Catalog
 from server.engine.client import EngineClient
@@ -25,9 +29,23 @@ API_ROUTERS = (generate.router, models.router, account.router, tokenize.router)
 API_PREFIXES = ("/api/v1", "/v1")
 
 
+def keyring_for(settings: Settings) -> KeyRing:
+    keys = list(settings.api_keys)
+    if settings.keys_file is not None:
+        keys += load_keys_file(settings.keys_file)
+    return KeyRing(keys)
+
+
 def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     records = RecordStore(settings.records_path, settings.records_retention_days)
     catalog = Catalog(settings, lambda: engine.max_model_len)
+    admission = Admission(
+        max_in_flight=settings.max_in_flight,
+        max_waiting=settings.max_waiting,
+        max_tokens_in_flight=settings.max_tokens_in_flight,
+        queue_timeout_s=settings.queue_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,7 +57,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
         ):
             client = EngineClient(http, engine, settings.retry_after_s)
             app.state.engine_client = client
-            app.state.pipeline = Pipeline(settings, client, catalog, records, fetcher)
+            app.state.pipeline = Pipeline(settings, client, catalog, records, fetcher, admission)
             await records.open()
             await engine.start()
             try:
@@ -48,13 +66,19 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
                 await engine.stop()
                 await records.close()
 
+    # The OpenAPI document is served by a route of ours, behind the same key check as every other route.
     app = FastAPI(
         title="mistral-local",
         version=__version__,
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         description="Mistral Small 3.1 on vLLM with OpenRouter's request and response shape.",
     )
     app.state.settings = settings
+    app.state.keyring = keyring_for(settings)
+    app.state.admission = admission
     app.state.engine = engine
     app.state.catalog = catalog
     app.state.records = records
@@ -64,4 +88,9 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     return app

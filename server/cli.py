@@ -36,15 +36,18 @@ def serve(
         ),
     ] = None,
     engine_port: Annotated[int | None, typer.Option(help="Fixed loopback port for the launched engine.")] = None,
+    keys_file: Annotated[Path | None, typer.Option(help="YAML file of API keys (see `mistral-local new-key`).")] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")
+    ] = False,
 ) -> None:
     """Run the gateway and the engine it supervises (or attaches to)."""
     import asyncio
 
-    import uvicorn
-
     from server.app import create_app
     from server.console import configure_logging, show_engine_progress
     from server.engine.selection import build_engine
+    from server.serving import check_exposure, run
     from server.settings import Settings
 
     flags: dict[str, Any] = {
@@ -54,26 +57,40 @@ def serve(
         "profile": profile,
         "engine_url": engine_url,
         "engine_port": engine_port,
+        "keys_file": keys_file,
+        "insecure_no_auth": insecure_no_auth or None,
     }
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
     configure_logging(settings.log_level)
     try:
         engine = build_engine(settings)
+        app_ = create_app(settings, engine)
+        check_exposure(settings, app_.state.keyring.enabled)
     except ConfigError as exc:
         _fail(str(exc))
-    app_ = create_app(settings, engine)
 
     async def main() -> None:
-        server = uvicorn.Server(
-            uvicorn.Config(app_, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
-        )
         progress = asyncio.create_task(show_engine_progress(engine))
         try:
-            await server.serve()
+            await run(app_, settings)
         finally:
             progress.cancel()
 
     asyncio.run(main())
+
+
+@app.command("new-key")
+def new_key_cmd(label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")]) -> None:
+    """Make an API key: prints the key (give it to its user) and its keys-file entry (only the hash)."""
+    import yaml
+
+    from server.auth import KeySpec, hash_key, new_key
+
+    key = new_key()
+    entry = KeySpec(label=label, sha256=hash_key(key)).model_dump(exclude_defaults=True)
+    typer.echo(f"key: {key}")
+    typer.echo("keys-file entry (append under `keys:`):")
+    typer.echo(yaml.safe_dump([entry], sort_keys=False).rstrip())
 
 
 @app.command("make-tiny")

@@ -5,6 +5,8 @@
     └── GatewayError           a request failed; rendered as {"error": {"code", "message", "metadata"?}}
         ├── InvalidRequest     400
         ├── Unauthorized       401
+        ├── PaymentRequired    402  a key's token or cost budget is spent
+        ├── Forbidden          403
         ├── NotFound           404
         ├── RequestTimeout     408
         ├── PayloadTooLarge    413
@@ -53,6 +55,14 @@ class InvalidRequest(GatewayError):
 
 class Unauthorized(GatewayError):
     status = 401
+
+
+class PaymentRequired(GatewayError):
+    status = 402
+
+
+class Forbidden(GatewayError):
+    status = 403
 
 
 class NotFound(GatewayError):

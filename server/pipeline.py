@@ -3,20 +3,25 @@ the engine, shape the answer (JSON or SSE), and record its metadata. Routes call
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import orjson
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from server.admission import Admission, Ticket
+from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
 from server.images import ImagePolicy, to_data_url
+from server.limits import InputLimits, check_chat, check_output
 from server.records import GenerationRecord, RecordStore
-from server.schemas.request import ChatRequest, CompletionRequest, ImagePart, SamplingFields
+from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
 from server.shaping.inbound import chat_payload, completion_payload
 from server.shaping.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
@@ -28,6 +33,7 @@ COMPRESSION_OUTPUT_RESERVE = 1024
 # image at the model's maximum edge (1540 px: 55 rows of 55 tokens plus a break per row).
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 MAX_IMAGE_TOKENS = 3080
+BYTES_PER_TOKEN = 4
 
 
 class Pipeline:
@@ -38,12 +44,21 @@ class Pipeline:
         catalog: Catalog,
         records: RecordStore,
         fetcher: httpx.AsyncClient,
+        admission: Admission,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.catalog = catalog
         self.records = records
         self.fetcher = fetcher
+        self.admission = admission
+        profile_images = engine.engine.images_per_prompt
+        self.limits = InputLimits(
+            max_messages=settings.max_messages,
+            max_images=min(settings.max_images_per_request, profile_images or settings.max_images_per_request),
+            max_output_tokens=settings.max_output_tokens,
+            max_string_chars=settings.max_string_chars,
+        )
         self.pricing = Pricing.from_strings(settings.price_prompt, settings.price_completion)
         self.images = ImagePolicy(
             max_bytes=settings.image_max_bytes,
@@ -62,27 +77,58 @@ class Pipeline:
     async def _image(self, url: str, field: str) -> str:
         return await to_data_url(self.fetcher, url, field, self.images)
 
-    async def chat(self, req: ChatRequest, key_label: str | None) -> Response:
+    async def chat(self, req: ChatRequest, principal: Principal) -> Response:
         started = time.monotonic()
         env = self._envelope(req)
+        images = check_chat(req, self.limits)
         payload = await chat_payload(req, self.settings.model_id, self.settings.default_temperature, self._image)
         await self._fit(req, payload)
-        images = sum(isinstance(p, ImagePart) for m in req.messages if isinstance(m.content, list) for p in m.content)
-        meta = {"env": env, "started": started, "images": images, "key_label": key_label, "api_type": "completions"}
+        ticket = await self._admit(principal, payload)
+        meta = {
+            "env": env,
+            "started": started,
+            "images": images,
+            "key_label": principal.label,
+            "api_type": "completions",
+            "ticket": ticket,
+        }
         if req.stream:
             return await self._stream("/v1/chat/completions", payload, text_completion=False, **meta)
-        raw = await self.engine.post("/v1/chat/completions", payload)
+        with _released(ticket):
+            raw = await self.engine.post("/v1/chat/completions", payload)
         return self._json(chat_response(raw, env), **meta)
 
-    async def complete(self, req: CompletionRequest, key_label: str | None) -> Response:
+    async def complete(self, req: CompletionRequest, principal: Principal) -> Response:
         started = time.monotonic()
         env = self._envelope(req)
+        check_output(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
-        meta = {"env": env, "started": started, "images": 0, "key_label": key_label, "api_type": "text_completions"}
+        ticket = await self._admit(principal, payload)
+        meta = {
+            "env": env,
+            "started": started,
+            "images": 0,
+            "key_label": principal.label,
+            "api_type": "text_completions",
+            "ticket": ticket,
+        }
         if req.stream:
             return await self._stream("/v1/completions", payload, text_completion=True, **meta)
-        raw = await self.engine.post("/v1/completions", payload)
+        with _released(ticket):
+            raw = await self.engine.post("/v1/completions", payload)
         return self._json(completion_response(raw, env), **meta)
+
+    async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Ticket:
+        engine = self.engine.engine
+        output = payload.get("max_tokens") or min(COMPRESSION_OUTPUT_RESERVE, (engine.max_model_len or 4096) // 4)
+        tokens, cost = self.records.spent(principal.label)
+        return await self.admission.admit(
+            principal,
+            prompt_estimate(payload) + output,
+            engine_state=engine.state.value,
+            spent_tokens=tokens,
+            spent_cost=cost,
+        )
 
     async def _fit(self, req: ChatRequest, payload: dict[str, Any]) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + max_tokens over the context, which vLLM
@@ -121,27 +167,40 @@ class Pipeline:
 
     async def _stream(self, path: str, payload: dict[str, Any], *, text_completion: bool, **meta: Any) -> Response:
         env: Envelope = meta["env"]
-        response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
+        ticket: Ticket = meta["ticket"]
+        with _released(ticket, on_error_only=True):
+            response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
         outcome = StreamOutcome(started_at=meta["started"])
         shaper = ChunkShaper(env, outcome, text_completion)
+        finished = False
+
+        async def finish() -> None:
+            """Release, close and record exactly once, whether the stream ran, broke or never started."""
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            ticket.release()
+            await response.aclose()
+            self._record(
+                meta,
+                usage=outcome.usage,
+                first_token_at=outcome.first_token_at,
+                streamed=True,
+                cancelled=outcome.cancelled or (outcome.finish_reason is None and outcome.error is None),
+                finish=outcome.finish_reason,
+                native=outcome.native_finish_reason,
+            )
 
         async def body() -> AsyncIterator[bytes]:
             try:
                 async for part in relay(response, shaper, self.settings.keepalive_interval_s):
                     yield part
             finally:
-                self._record(
-                    meta,
-                    usage=outcome.usage,
-                    first_token_at=outcome.first_token_at,
-                    streamed=True,
-                    cancelled=outcome.cancelled,
-                    finish=outcome.finish_reason,
-                    native=outcome.native_finish_reason,
-                )
+                await finish()
 
         headers = {"X-Generation-Id": env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+        return FinalizingStreamingResponse(body(), finish, media_type="text/event-stream", headers=headers)
 
     def _record(
         self,
@@ -180,8 +239,36 @@ class Pipeline:
         )
 
 
-def _prompt_upper_bound(payload: dict[str, Any]) -> int:
-    total = 32 + len(orjson.dumps(payload.get("tools") or []))
+class FinalizingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that runs `finish` even when its body never started (the client left first)."""
+
+    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._finish()
+
+
+@contextlib.contextmanager
+def _released(ticket: Ticket, *, on_error_only: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        ticket.release()
+        raise
+    if not on_error_only:
+        ticket.release()
+
+
+def _prompt_bytes(payload: dict[str, Any]) -> tuple[int, int]:
+    """(UTF-8 bytes of text, including tools and template overhead; number of images) of an engine payload."""
+    if "prompt" in payload:
+        return len(orjson.dumps(payload["prompt"])), 0
+    total, images = 32 + len(orjson.dumps(payload.get("tools") or [])), 0
     for message in payload["messages"]:
         total += TEMPLATE_TOKENS_PER_MESSAGE
         content = message.get("content")
@@ -189,7 +276,22 @@ def _prompt_upper_bound(payload: dict[str, Any]) -> int:
             total += len(content.encode())
         elif isinstance(content, list):
             for part in content:
-                total += len(part["text"].encode()) if part["type"] == "text" else MAX_IMAGE_TOKENS
+                if part["type"] == "text":
+                    total += len(part["text"].encode())
+                else:
+                    images += 1
         for call in message.get("tool_calls") or []:
             total += len(orjson.dumps(call))
-    return total
+    return total, images
+
+
+def _prompt_upper_bound(payload: dict[str, Any]) -> int:
+    """Never below the real count: a Tekken token is at least one byte."""
+    text, images = _prompt_bytes(payload)
+    return text + images * MAX_IMAGE_TOKENS
+
+
+def prompt_estimate(payload: dict[str, Any]) -> int:
+    """A typical count for admission: about four bytes per token, images at their largest."""
+    text, images = _prompt_bytes(payload)
+    return text // BYTES_PER_TOKEN + images * MAX_IMAGE_TOKENS

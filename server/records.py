@@ -68,6 +68,8 @@ class RecordStore:
         self._pending: dict[str, GenerationRecord] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Tokens and cost per key label since records began (within retention): what budgets are checked against.
+        self._totals: dict[str | None, tuple[int, float]] = {}
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -78,9 +80,17 @@ class RecordStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
 
+    def _load_totals(self) -> dict[str | None, tuple[int, float]]:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            "SELECT key_label, SUM(prompt_tokens + completion_tokens), SUM(cost) FROM generations GROUP BY key_label"
+        ).fetchall()
+        return {label: (int(tokens), float(cost)) for label, tokens, cost in rows}
+
     async def open(self) -> None:
         await self._run(self._open)
         await self._run(self._prune)
+        self._totals = await self._run(self._load_totals)
         self._task = asyncio.create_task(self._writer(), name="records-writer")
 
     def add(self, record: GenerationRecord) -> None:
@@ -88,6 +98,8 @@ class RecordStore:
             log.error("generation records: %d unwritten, dropping the oldest", len(self._pending))
             self._pending.pop(next(iter(self._pending)))
         self._pending[record.id] = record
+        tokens, cost = self._totals.get(record.key_label, (0, 0.0))
+        self._totals[record.key_label] = (tokens + record.prompt_tokens + record.completion_tokens, cost + record.cost)
         self._wakeup.set()
 
     def _insert(self, batch: list[GenerationRecord]) -> None:
@@ -148,17 +160,9 @@ class RecordStore:
         result: GenerationRecord | None = await self._run(self._select, generation_id)
         return result
 
-    def _totals(self, key_label: str | None) -> tuple[float, int]:
-        assert self._conn is not None
-        row = self._conn.execute(
-            "SELECT COALESCE(SUM(cost), 0), COUNT(*) FROM generations WHERE key_label IS ?", (key_label,)
-        ).fetchone()
-        return float(row[0]), int(row[1])
-
-    async def usage(self, key_label: str | None) -> float:
-        await self.flush()
-        cost, _ = await self._run(self._totals, key_label)
-        return float(cost)
+    def spent(self, key_label: str | None) -> tuple[int, float]:
+        """(tokens, cost) a key has used."""
+        return self._totals.get(key_label, (0, 0.0))
 
     async def close(self) -> None:
         if self._task is not None:

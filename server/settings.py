@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.auth import KeySpec
+
 OPENROUTER_MODEL_ID = "mistralai/mistral-small-3.1-24b-instruct"
 CANONICAL_SLUG = "mistralai/mistral-small-3.1-24b-instruct-2503"
 MODEL_DESCRIPTION = (
@@ -61,6 +63,25 @@ class Settings(BaseSettings):
     engine_request_timeout_s: float = Field(600.0, gt=0)
     retry_after_s: int = Field(5, ge=1)
     log_level: str = "INFO"
+    # API keys: a YAML file (`keys: [{label, sha256, limits, disabled}]`) and/or the same list as JSON here.
+    keys_file: Path | None = None
+    api_keys: tuple[KeySpec, ...] = ()
+    # Serving on a non-loopback address with no keys is refused unless this is set.
+    insecure_no_auth: bool = False
+    # SIGTERM: how long requests in flight may finish before the engine stops.
+    drain_timeout_s: float = Field(30.0, ge=0)
+    # Routes reachable without a key: "PATH" or "METHOD PATH" (route templates).
+    public_routes: tuple[str, ...] = ("/health/live", "GET /api/v1/models", "GET /v1/models")
+    # Admission: bounds on what is in flight, and on what may wait for a slot (and for how long).
+    max_in_flight: int = Field(64, ge=1)
+    max_waiting: int = Field(64, ge=0)
+    max_tokens_in_flight: int = Field(262_144, ge=1)
+    queue_timeout_s: float = Field(10.0, gt=0)
+    # Input limits (400 past them).
+    max_messages: int = Field(1000, ge=1)
+    max_images_per_request: int = Field(4, ge=0)
+    max_output_tokens: int | None = Field(None, ge=1)
+    max_string_chars: int = Field(1_000_000, ge=1)
 
     @property
     def records_path(self) -> Path:

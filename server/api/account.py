@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from server.api.deps import KeyDep, require_key
+from server.auth import Principal
 from server.errors import NotFound
 from server.records import GenerationRecord
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
-router = APIRouter(tags=["account"], responses=ERROR_RESPONSES)
+router = APIRouter(dependencies=[Depends(require_key)], tags=["account"], responses=ERROR_RESPONSES)
 
 
 def generation_body(r: GenerationRecord) -> dict[str, Any]:
@@ -69,37 +71,41 @@ async def get_generation(request: Request, id: str = Query(..., description="gen
     return {"data": generation_body(record)}
 
 
-async def _key_info(request: Request) -> dict[str, Any]:
-    usage = await request.app.state.records.usage(None)
-    return {
-        "data": {
-            "label": "local",
-            "limit": None,
-            "limit_reset": None,
-            "limit_remaining": None,
-            "include_byok_in_limit": False,
-            "usage": usage,
-            "usage_daily": usage,
-            "usage_weekly": usage,
-            "usage_monthly": usage,
-            "byok_usage": 0,
-            "byok_usage_daily": 0,
-            "byok_usage_weekly": 0,
-            "byok_usage_monthly": 0,
-            "is_free_tier": False,
-            "is_management_key": False,
-            "is_provisioning_key": False,
-            "creator_user_id": None,
-            "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},
-        }
+def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
+    tokens, usage = request.app.state.records.spent(principal.label)
+    limits = principal.limits
+    remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
+    data = {
+        "label": principal.label or "local (no keys configured)",
+        "limit": limits.cost_budget,
+        "limit_reset": None,
+        "limit_remaining": remaining,
+        "include_byok_in_limit": False,
+        "usage": usage,
+        "usage_daily": usage,
+        "usage_weekly": usage,
+        "usage_monthly": usage,
+        "byok_usage": 0,
+        "byok_usage_daily": 0,
+        "byok_usage_weekly": 0,
+        "byok_usage_monthly": 0,
+        "is_free_tier": False,
+        "is_management_key": False,
+        "is_provisioning_key": False,
+        "creator_user_id": None,
+        "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},
+        # Ours: the key's configured limits and the tokens it has used.
+        "limits": limits.model_dump(),
+        "usage_tokens": tokens,
     }
+    return {"data": data}
 
 
 @router.get("/key", response_model=DataResponse)
-async def get_key(request: Request) -> dict[str, Any]:
-    return await _key_info(request)
+async def get_key(request: Request, principal: KeyDep) -> dict[str, Any]:
+    return _key_info(request, principal)
 
 
 @router.get("/auth/key", response_model=DataResponse, summary="Older alias of /key")
-async def get_auth_key(request: Request) -> dict[str, Any]:
-    return await _key_info(request)
+async def get_auth_key(request: Request, principal: KeyDep) -> dict[str, Any]:
+    return _key_info(request, principal)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from server.api.deps import KeyDep, require_key
 from server.schemas.request import ChatRequest, CompletionRequest
 from server.schemas.response import ERROR_RESPONSES, ChatResponse, CompletionResponse
 
-router = APIRouter(tags=["generation"], responses=ERROR_RESPONSES)
+router = APIRouter(dependencies=[Depends(require_key)], tags=["generation"], responses=ERROR_RESPONSES)
 
 
 @router.post("/chat/completions", response_model=ChatResponse, summary="Chat completion (streaming or not)")
-async def chat_completions(body: ChatRequest, request: Request) -> Response:
-    return await request.app.state.pipeline.chat(body, key_label=None)  # type: ignore[no-any-return]
+async def chat_completions(body: ChatRequest, request: Request, principal: KeyDep) -> Response:
+    return await request.app.state.pipeline.chat(body, principal)  # type: ignore[no-any-return]
 
 
 @router.post("/completions", response_model=CompletionResponse, summary="Legacy text completion")
-async def completions(body: CompletionRequest, request: Request) -> Response:
-    return await request.app.state.pipeline.complete(body, key_label=None)  # type: ignore[no-any-return]
+async def completions(body: CompletionRequest, request: Request, principal: KeyDep) -> Response:
+    return await request.app.state.pipeline.complete(body, principal)  # type: ignore[no-any-return]

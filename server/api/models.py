@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from server.api.deps import require_key
 from server.schemas.response import ERROR_RESPONSES, DataResponse, ModelList
 
-router = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(dependencies=[Depends(require_key)], tags=["models"], responses=ERROR_RESPONSES)
 
 
 @router.get("/models", response_model=ModelList)

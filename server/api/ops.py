@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from server.api.deps import require_key
 from server.errors import EngineUnavailable, error_response
 
-router = APIRouter(tags=["health"])
+router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
 
 
 @router.get("/health/live")
@@ -18,6 +19,10 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready", response_model=None)
 async def ready(request: Request) -> JSONResponse | dict[str, object]:
     engine = request.app.state.engine
+    if request.app.state.admission.draining:
+        return error_response(
+            EngineUnavailable("Server is shutting down", retry_after=request.app.state.settings.retry_after_s)
+        )
     if not engine.ready:
         retry = request.app.state.settings.retry_after_s
         return error_response(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 
+from server.api.deps import require_key
 from server.schemas.response import ERROR_RESPONSES
 
-router = APIRouter(tags=["tokenizer"], responses=ERROR_RESPONSES)
+router = APIRouter(dependencies=[Depends(require_key)], tags=["tokenizer"], responses=ERROR_RESPONSES)
 
 
 @router.post("/tokenize")

@@ -63,6 +63,7 @@ class EngineBase:
         self.api_key = ""
         self.restarts = 0
         self.max_model_len: int | None = None
+        self.images_per_prompt: int | None = None  # the profile's limit, when this gateway launched the engine
         self.last_log_line = ""
         self.state_since = time.monotonic()
         self._task: asyncio.Task[None] | None = None

@@ -1,0 +1,137 @@
+"""Admission: who may start a generation now.
+
+Global bounds, in requests and in tokens (prompt estimate + max_tokens), cap what is in flight; a bounded number of
+requests may wait for a slot, each at most `queue_timeout_s`. Past either bound the answer is 429 with
+`Retry-After` at once: an accepted request keeps its latency, and no request waits past its client's patience.
+Per key: requests per minute, tokens per minute and concurrent requests (429), and budgets (402). While the
+engine is not ready, or the gateway drains, the answer is 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from server.auth import Principal
+from server.errors import EngineUnavailable, Overloaded, PaymentRequired
+
+WINDOW_S = 60.0
+
+
+@dataclass
+class _KeyState:
+    requests: deque[float] = field(default_factory=deque)
+    tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    in_flight: int = 0
+
+
+class Ticket:
+    """An admitted request's hold on capacity; `release` is idempotent (streams release in `finally`)."""
+
+    def __init__(self, admission: Admission, principal: Principal, tokens: int) -> None:
+        self._admission, self.principal, self.tokens = admission, principal, tokens
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._admission._release(self)
+
+
+class Admission:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        max_waiting: int,
+        max_tokens_in_flight: int,
+        queue_timeout_s: float,
+        retry_after_s: int,
+    ) -> None:
+        self.max_in_flight = max_in_flight
+        self.max_waiting = max_waiting
+        self.max_tokens_in_flight = max_tokens_in_flight
+        self.queue_timeout_s = queue_timeout_s
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+        self.tokens_in_flight = 0
+        self.waiting = 0
+        self.draining = False
+        self.rejected = 0
+        self._changed = asyncio.Condition()
+        self._keys: dict[str | None, _KeyState] = {}
+
+    def _fits(self, tokens: int) -> bool:
+        if self.in_flight >= self.max_in_flight:
+            return False
+        # One request larger than the token bound still runs, alone.
+        return self.in_flight == 0 or self.tokens_in_flight + tokens <= self.max_tokens_in_flight
+
+    def _overloaded(self, why: str, retry_after: int | None = None) -> Overloaded:
+        self.rejected += 1
+        return Overloaded(
+            f"Rate limit exceeded: {why}",
+            retry_after=retry_after or self.retry_after_s,
+            metadata={"limit_source": "mistral-local"},
+        )
+
+    def _check_key(self, principal: Principal, tokens: int, spent_tokens: int, spent_cost: float) -> _KeyState:
+        limits, now = principal.limits, time.monotonic()
+        if limits.token_budget is not None and spent_tokens >= limits.token_budget:
+            raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
+        if limits.cost_budget is not None and spent_cost >= limits.cost_budget:
+            raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
+        state = self._keys.setdefault(principal.label, _KeyState())
+        while state.requests and state.requests[0] < now - WINDOW_S:
+            state.requests.popleft()
+        while state.tokens and state.tokens[0][0] < now - WINDOW_S:
+            state.tokens.popleft()
+        if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
+            wait = math.ceil(state.requests[0] + WINDOW_S - now)
+            raise self._overloaded(f"{limits.requests_per_minute} requests per minute for this key", wait)
+        used = sum(t for _, t in state.tokens)
+        if limits.tokens_per_minute is not None and used + tokens > limits.tokens_per_minute and state.tokens:
+            wait = math.ceil(state.tokens[0][0] + WINDOW_S - now)
+            raise self._overloaded(f"{limits.tokens_per_minute} tokens per minute for this key", wait)
+        if limits.concurrent_requests is not None and state.in_flight >= limits.concurrent_requests:
+            raise self._overloaded(f"{limits.concurrent_requests} concurrent requests for this key")
+        return state
+
+    async def admit(
+        self, principal: Principal, tokens: int, *, engine_state: str, spent_tokens: int = 0, spent_cost: float = 0.0
+    ) -> Ticket:
+        if self.draining or engine_state != "ready":
+            why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
+            raise EngineUnavailable(why, retry_after=self.retry_after_s)
+        state = self._check_key(principal, tokens, spent_tokens, spent_cost)
+        if not self._fits(tokens):
+            if self.waiting >= self.max_waiting:
+                raise self._overloaded("server at capacity")
+            self.waiting += 1
+            try:
+                async with self._changed:
+                    await asyncio.wait_for(self._changed.wait_for(lambda: self._fits(tokens)), self.queue_timeout_s)
+            except TimeoutError:
+                raise self._overloaded("server at capacity") from None
+            finally:
+                self.waiting -= 1
+        now = time.monotonic()
+        state.requests.append(now)
+        state.tokens.append((now, tokens))
+        state.in_flight += 1
+        self.in_flight += 1
+        self.tokens_in_flight += tokens
+        return Ticket(self, principal, tokens)
+
+    def _release(self, ticket: Ticket) -> None:
+        self.in_flight -= 1
+        self.tokens_in_flight -= ticket.tokens
+        self._keys[ticket.principal.label].in_flight -= 1
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()

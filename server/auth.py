@@ -1,0 +1,95 @@
+"""API keys: stored as SHA-256 hashes, compared in constant time, each with a label and optional limits.
+
+With no keys configured the gateway runs open, which `serve` allows only on a loopback address unless the
+operator says `--insecure-no-auth`. Every route requires a key except those the operator lists as public.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.errors import ConfigError, Forbidden, Unauthorized
+
+KEY_PREFIX = "sk-ml-"
+
+
+class KeyLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    concurrent_requests: int | None = Field(None, ge=1)
+    token_budget: int | None = Field(None, ge=0)  # total prompt + completion tokens; 402 when spent
+    cost_budget: float | None = Field(None, ge=0)  # USD at the configured price; 402 when spent
+
+
+class KeySpec(BaseModel):
+    """One key as the operator configures it: never the key itself, only its SHA-256."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str = Field(min_length=1, max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    limits: KeyLimits = KeyLimits()
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's label and limits (None label: auth is off)."""
+
+    label: str | None
+    limits: KeyLimits
+
+
+ANONYMOUS = Principal(label=None, limits=KeyLimits())
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def load_keys_file(path: Path) -> list[KeySpec]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return [KeySpec.model_validate(k) for k in data.get("keys", [])]
+    except (OSError, yaml.YAMLError, ValidationError, AttributeError) as exc:
+        raise ConfigError(f"keys file {path} is invalid: {exc}") from exc
+
+
+class KeyRing:
+    def __init__(self, keys: list[KeySpec]) -> None:
+        labels = [k.label for k in keys]
+        if len(set(labels)) != len(labels):
+            raise ConfigError("API key labels must be unique")
+        self._keys = [(bytes.fromhex(k.sha256), k) for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not self.enabled:
+            return ANONYMOUS
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("No auth credentials found")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found: KeySpec | None = None
+        for stored, spec in self._keys:  # compare with every key, so timing says nothing about which matched
+            if hmac.compare_digest(stored, digest):
+                found = spec
+        if found is None:
+            raise Unauthorized("Invalid API key")
+        if found.disabled:
+            raise Forbidden(f"API key '{found.label}' is disabled")
+        return Principal(label=found.label, limits=found.limits)
