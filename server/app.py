@@ -53,7 +53,8 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
         timeout = httpx.Timeout(settings.engine_request_timeout_s, connect=5.0)
         async with (
             httpx.AsyncClient(limits=limits, timeout=timeout) as http,
-            httpx.AsyncClient(timeout=settings.image_fetch_timeout_s) as fetcher,
+            # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
+            httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
         ):
             client = EngineClient(http, engine, settings.retry_after_s)
             app.state.engine_client = client

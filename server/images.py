@@ -9,21 +9,23 @@ import base64
 import binascii
 import io
 import warnings
+from dataclasses import dataclass
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
 from server.errors import InvalidRequest
+from server.image_fetch import FetchPolicy, fetch_image
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
+@dataclass(frozen=True)
 class ImagePolicy:
-    def __init__(self, *, max_bytes: int, max_pixels: int, max_edge: int, fetch_timeout_s: float) -> None:
-        self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
-        self.max_edge = max_edge
-        self.fetch_timeout_s = fetch_timeout_s
+    max_bytes: int
+    max_pixels: int
+    max_edge: int
+    fetch: FetchPolicy
 
 
 def decode_data_url(url: str, field: str) -> bytes:
@@ -34,24 +36,6 @@ def decode_data_url(url: str, field: str) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequest(f"{field}: the data URL's base64 is invalid") from exc
-
-
-async def fetch(client: httpx.AsyncClient, url: str, field: str, policy: ImagePolicy) -> bytes:
-    """GET the image, stopping at the byte limit; every failure is the client's 400, naming the field."""
-    try:
-        async with client.stream("GET", url, timeout=policy.fetch_timeout_s, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise InvalidRequest(f"{field}: fetching the image returned HTTP {response.status_code}")
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > policy.max_bytes:
-                    raise InvalidRequest(f"{field}: the image is larger than {policy.max_bytes} bytes")
-            return bytes(data)
-    except httpx.TimeoutException as exc:
-        raise InvalidRequest(f"{field}: fetching the image timed out after {policy.fetch_timeout_s:g} s") from exc
-    except httpx.HTTPError as exc:
-        raise InvalidRequest(f"{field}: the image could not be fetched ({type(exc).__name__})") from exc
 
 
 def normalize(data: bytes, field: str, policy: ImagePolicy) -> str:
@@ -83,8 +67,9 @@ def normalize(data: bytes, field: str, policy: ImagePolicy) -> str:
 async def to_data_url(client: httpx.AsyncClient, url: str, field: str, policy: ImagePolicy) -> str:
     if url.startswith("data:"):
         data = decode_data_url(url, field)
-    elif url.startswith(("http://", "https://")):
-        data = await fetch(client, url, field, policy)
     else:
-        raise InvalidRequest(f"{field}: image URLs must be http(s) or data:image URLs")
+        try:
+            data = await fetch_image(client, url, policy.fetch)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{field}: {exc.message}") from exc
     return await asyncio.to_thread(normalize, data, field, policy)

@@ -18,6 +18,7 @@ from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
+from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_output
 from server.records import GenerationRecord, RecordStore
@@ -64,7 +65,12 @@ class Pipeline:
             max_bytes=settings.image_max_bytes,
             max_pixels=settings.image_max_pixels,
             max_edge=settings.image_max_edge,
-            fetch_timeout_s=settings.image_fetch_timeout_s,
+            fetch=FetchPolicy(
+                mode=settings.image_fetch_policy,
+                allowlist=frozenset(h.lower() for h in settings.image_fetch_allowlist),
+                max_bytes=settings.image_max_bytes,
+                timeout_s=settings.image_fetch_timeout_s,
+            ),
         )
 
     def _envelope(self, req: SamplingFields) -> Envelope:

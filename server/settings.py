@@ -4,6 +4,7 @@ and passed down. Nothing reads the environment after this."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     records_retention_days: float = Field(30.0, gt=0)
     # Largest request body accepted (base64 images make bodies large); above it: 413.
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # Remote image URLs: "public" (public addresses only), "allowlist" (only image_fetch_allowlist hosts), "deny".
+    image_fetch_policy: Literal["public", "allowlist", "deny"] = "public"
+    image_fetch_allowlist: tuple[str, ...] = ()
     # Images: remote fetch limits, and the model's maximum edge (larger images are downscaled before the engine).
     image_fetch_timeout_s: float = Field(10.0, gt=0)
     image_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)

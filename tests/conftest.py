@@ -36,7 +36,12 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
         "cpu-tiny",
         "--engine-port",
         str(engine_port),
-        env={"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY},
+        # The tests' image server is on loopback, which the default image policy ("public") refuses.
+        env={
+            "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
+            "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
+            "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
+        },
     )
     gw.engine_port = engine_port
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,8 +26,38 @@ FILES: dict[str, tuple[str, bytes]] = {
 
 
 class _Handler(BaseHTTPRequestHandler):
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _endless(self) -> None:
+        """Claims no length and sends until the client stops reading."""
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"\0" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
     def do_GET(self) -> None:
-        entry = FILES.get(self.path)
+        port = self.headers["Host"].rsplit(":", 1)[1]
+        redirects = {
+            "/redirect-same": "/photo.png",
+            "/redirect-localhost": f"http://localhost:{port}/photo.png",  # a name the allowlist lacks
+            "/redirect-loop": "/redirect-loop",
+        }
+        if self.path in redirects:
+            self._redirect(redirects[self.path])
+            return
+        if self.path == "/endless.png":
+            self._endless()
+            return
+        if self.path == "/slow.png":
+            time.sleep(3)
+        entry = FILES.get("/photo.png" if self.path == "/slow.png" else self.path)
         if entry is None:
             self.send_error(404)
             return
