@@ -20,6 +20,7 @@ from server.catalog import Catalog
 from server.engine.client import EngineClient
 from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
+from server.metrics import Metrics, RequestCounter
 from server.pipeline import Pipeline
 from server.records import RecordStore
 from server.settings import Settings
@@ -39,6 +40,7 @@ def keyring_for(settings: Settings) -> KeyRing:
 def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     records = RecordStore(settings.records_path, settings.records_retention_days)
     catalog = Catalog(settings, lambda: engine.max_model_len)
+    metrics = Metrics()
     admission = Admission(
         max_in_flight=settings.max_in_flight,
         max_waiting=settings.max_waiting,
@@ -58,7 +60,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
         ):
             client = EngineClient(http, engine, settings.retry_after_s)
             app.state.engine_client = client
-            app.state.pipeline = Pipeline(settings, client, catalog, records, fetcher, admission)
+            app.state.pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics)
             await records.open()
             await engine.start()
             try:
@@ -80,10 +82,18 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     app.state.settings = settings
     app.state.keyring = keyring_for(settings)
     app.state.admission = admission
+    app.state.metrics = metrics
     app.state.engine = engine
     app.state.catalog = catalog
     app.state.records = records
+    metrics.bind(
+        in_flight=lambda: admission.in_flight,
+        queue_depth=lambda: admission.waiting,
+        engine_ready=lambda: float(engine.ready),
+        engine_restarts=lambda: engine.restarts,
+    )
     install_error_handlers(app)
+    app.add_middleware(RequestCounter, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
     for prefix in API_PREFIXES:

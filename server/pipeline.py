@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 from fastapi.responses import Response, StreamingResponse
@@ -21,6 +22,7 @@ from server.engine.client import EngineClient
 from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_output
+from server.metrics import Metrics
 from server.records import GenerationRecord, RecordStore
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
@@ -46,6 +48,7 @@ class Pipeline:
         records: RecordStore,
         fetcher: httpx.AsyncClient,
         admission: Admission,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -53,6 +56,7 @@ class Pipeline:
         self.records = records
         self.fetcher = fetcher
         self.admission = admission
+        self.metrics = metrics
         profile_images = engine.engine.images_per_prompt
         self.limits = InputLimits(
             max_messages=settings.max_messages,
@@ -187,7 +191,10 @@ class Pipeline:
                 return
             finished = True
             ticket.release()
-            await response.aclose()
+            # Shielded: in a cancelled task (the client left) anyio cancels every await, and an engine response
+            # left open keeps the engine generating for nobody.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
             self._record(
                 meta,
                 usage=outcome.usage,
@@ -222,6 +229,15 @@ class Pipeline:
         env: Envelope = meta["env"]
         usage = usage or {}
         started: float = meta["started"]
+        now = time.monotonic()
+        self.metrics.generation(
+            api=meta["api_type"],
+            key=meta["key_label"],
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            latency_s=now - started,
+            ttft_s=first_token_at - started if first_token_at is not None else None,
+        )
         self.records.add(
             GenerationRecord(
                 id=env.id,
@@ -234,7 +250,7 @@ class Pipeline:
                 cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
                 num_images=meta["images"],
                 cost=usage.get("cost", 0.0),
-                latency_ms=round((time.monotonic() - started) * 1000),
+                latency_ms=round((now - started) * 1000),
                 ttft_ms=round((first_token_at - started) * 1000) if first_token_at is not None else None,
                 streamed=streamed,
                 cancelled=cancelled,

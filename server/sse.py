@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 
@@ -148,4 +149,5 @@ async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float
         outcome.finish_reason = "error"
         yield event(error_chunk(shaper.env, 502, "Engine stopped during generation"))
     finally:
-        await response.aclose()
+        with anyio.CancelScope(shield=True):  # see server/pipeline.py: cleanup must survive cancellation
+            await response.aclose()

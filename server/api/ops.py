@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.deps import require_key
 from server.errors import EngineUnavailable, error_response
@@ -31,3 +32,10 @@ async def ready(request: Request) -> JSONResponse | dict[str, object]:
             )
         )
     return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus exposition (needs a key unless the operator lists /metrics in public_routes)."""
+    body = generate_latest(request.app.state.metrics.registry)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

@@ -68,29 +68,42 @@ def test_streamed_tool_call_deltas_are_well_formed(api: openai.OpenAI) -> None:
     assert finishes == ["tool_calls"]
 
 
-def running_requests(gateway: Gateway) -> float:
+def engine_metric(gateway: Gateway, name: str) -> float:
     metrics = httpx.get(
         f"http://127.0.0.1:{gateway.engine_port}/metrics", headers={"Authorization": f"Bearer {ENGINE_KEY}"}
     ).text
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")
-    )
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name))
+
+
+def running_requests(gateway: Gateway) -> float:
+    return engine_metric(gateway, "vllm:num_requests_running")
 
 
 def test_client_disconnect_aborts_the_engine_request(gateway: Gateway) -> None:
+    """Timing-free: once nothing runs on the engine, it must have produced far fewer tokens than the request
+    allowed (a request left running only stops at max_tokens)."""
+    max_tokens = 4000
+    before = engine_metric(gateway, "vllm:generation_tokens_total")
     body = {
         "messages": [{"role": "user", "content": "Write forever"}],
-        "max_tokens": 3000,
+        "max_tokens": max_tokens,
         "stream": True,
-        "stop": [],
         "temperature": 1.0,
     }
     with httpx.stream("POST", f"{gateway.url}/api/v1/chat/completions", json=body, timeout=60) as r:
+        generation_id = r.headers["x-generation-id"]
         for line in r.iter_lines():
             if line.startswith("data: {"):
-                break  # one token arrived: the engine is generating
-        assert running_requests(gateway) == 1
-    deadline = time.monotonic() + 20
-    while running_requests(gateway) != 0:
-        assert time.monotonic() < deadline, "the engine kept generating for a client that left"
-        time.sleep(0.2)
+                break  # one token arrived: the engine is generating; leaving now closes the connection
+    deadline = time.monotonic() + 120
+    while True:
+        # A one-token request makes the engine step, which refreshes its gauges.
+        httpx.post(f"{gateway.url}/api/v1/completions", json={"prompt": "x", "max_tokens": 1}, timeout=60)
+        if running_requests(gateway) == 0:
+            break
+        assert time.monotonic() < deadline, "the engine never finished the request"
+        time.sleep(0.5)
+    generated = engine_metric(gateway, "vllm:generation_tokens_total") - before
+    assert generated < max_tokens / 2, f"the engine generated {generated} tokens for a client that left"
+    record = httpx.get(f"{gateway.url}/api/v1/generation?id={generation_id}").json()["data"]
+    assert record["cancelled"] is True and record["streamed"] is True
