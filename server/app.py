@@ -23,6 +23,7 @@ from server.errors import install_error_handlers
 from server.metrics import Metrics, RequestCounter
 from server.pipeline import Pipeline
 from server.records import RecordStore
+from server.request_log import RequestLog
 from server.settings import Settings
 
 API_ROUTERS = (generate.router, models.router, account.router, tokenize.router)
@@ -94,6 +95,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestCounter, metrics=metrics)
+    app.add_middleware(RequestLog)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
     for prefix in API_PREFIXES:

@@ -43,6 +43,7 @@ def serve(
 ) -> None:
     """Run the gateway and the engine it supervises (or attaches to)."""
     import asyncio
+    import logging
 
     from server.app import create_app
     from server.console import configure_logging, show_engine_progress
@@ -61,7 +62,12 @@ def serve(
         "insecure_no_auth": insecure_no_auth or None,
     }
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_content:
+        logging.getLogger("mistral_local").warning(
+            "CONTENT LOGGING IS ON (MISTRAL_LOCAL_LOG_CONTENT): prompts and completions are written to this log. "
+            "Use it for debugging only; never in production."
+        )
     try:
         engine = build_engine(settings)
         app_ = create_app(settings, engine)

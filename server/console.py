@@ -1,5 +1,5 @@
-"""What `serve` shows on the terminal: log lines (rich when interactive, plain otherwise) and a live spinner
-while the engine loads."""
+"""What `serve` writes: log lines (rich on a terminal, one JSON object per line otherwise or when asked), and a
+live spinner while the engine loads."""
 
 from __future__ import annotations
 
@@ -8,24 +8,46 @@ import logging
 import sys
 import time
 
+import orjson
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.status import Status
 
 from server.engine.supervisor import EngineBase, EngineState
+from server.request_log import RequestContextFilter
 
 _LOADING = (EngineState.STARTING, EngineState.RESTARTING)
 
 
-def configure_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+            "key": getattr(record, "key", None),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(level: str, fmt: str = "auto") -> None:
+    """fmt: "json", "text", or "auto" (rich text on a terminal, JSON otherwise)."""
     console = Console(stderr=True)
     handler: logging.Handler
-    if console.is_terminal:
+    if fmt == "text" or (fmt == "auto" and console.is_terminal):
         handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # httpx logs every request line at INFO; uvicorn's access log is replaced by server/request_log.py's.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 async def show_engine_progress(engine: EngineBase) -> None:

@@ -4,6 +4,7 @@ the engine, shape the answer (JSON or SSE), and record its metadata. Routes call
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -29,6 +30,9 @@ from server.settings import Settings
 from server.shaping.inbound import chat_payload, completion_payload
 from server.shaping.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
 from server.sse import ChunkShaper, StreamOutcome, relay
+
+# Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
+content_log = logging.getLogger("mistral_local.content")
 
 # Without max_tokens, compression leaves this much room for the answer (at most a quarter of the context).
 COMPRESSION_OUTPUT_RESERVE = 1024
@@ -90,6 +94,8 @@ class Pipeline:
     async def chat(self, req: ChatRequest, principal: Principal) -> Response:
         started = time.monotonic()
         env = self._envelope(req)
+        if self.settings.log_content:
+            content_log.warning("CONTENT %s request: %s", env.id, req.model_dump_json(exclude_none=True))
         images = check_chat(req, self.limits)
         payload = await chat_payload(req, self.settings.model_id, self.settings.default_temperature, self._image)
         await self._fit(req, payload)
@@ -173,7 +179,10 @@ class Pipeline:
             native=choice.get("native_finish_reason"),
         )
         env: Envelope = meta["env"]
-        return Response(orjson.dumps(body), media_type="application/json", headers={"X-Generation-Id": env.id})
+        encoded = orjson.dumps(body)
+        if self.settings.log_content:
+            content_log.warning("CONTENT %s response: %s", env.id, encoded.decode())
+        return Response(encoded, media_type="application/json", headers={"X-Generation-Id": env.id})
 
     async def _stream(self, path: str, payload: dict[str, Any], *, text_completion: bool, **meta: Any) -> Response:
         env: Envelope = meta["env"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from types import FrameType
 
@@ -53,9 +54,17 @@ class DrainingServer(uvicorn.Server):
         if self.admission.draining:
             super().handle_exit(sig, frame)  # a second signal: stop now
             return
-        log.info("draining: %d request(s) in flight, up to %.0f s", self.admission.in_flight, self.drain_timeout_s)
         self.admission.draining = True
+        # Signal handlers run between bytecodes of whatever the loop was doing: hand over to the loop.
+        self._loop.call_soon_threadsafe(self._start_drain, sig, frame)
+
+    def _start_drain(self, sig: int, frame: FrameType | None) -> None:
+        log.info("draining: %d request(s) in flight, up to %.0f s", self.admission.in_flight, self.drain_timeout_s)
         self._drain_task = asyncio.get_running_loop().create_task(self._drain(sig, frame))
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
 
     async def _drain(self, sig: int, frame: FrameType | None) -> None:
         deadline = time.monotonic() + self.drain_timeout_s

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     engine_request_timeout_s: float = Field(600.0, gt=0)
     retry_after_s: int = Field(5, ge=1)
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Debug only: write prompts and completions to the log. Off by default; `serve` warns loudly when on.
+    log_content: bool = False
     # API keys: a YAML file (`keys: [{label, sha256, limits, disabled}]`) and/or the same list as JSON here.
     keys_file: Path | None = None
     api_keys: tuple[KeySpec, ...] = ()

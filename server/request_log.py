@@ -1,0 +1,63 @@
+"""Request ids and access logs.
+
+Every request gets an id (the client's `X-Request-Id` when it is sane, else a new one), echoed in the response and
+attached to every log line written while handling it. One access line per request: method, route template,
+status, duration, key label. Never a body, a query string or a header value.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import secrets
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+key_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_label", default=None)
+
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+access = logging.getLogger("mistral_local.access")
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds request_id and key to every record (None outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.key = key_label.get()
+        return True
+
+
+class RequestLog:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        rid = given.decode() if _SANE_ID.match(given) else f"req-{secrets.token_hex(8)}"
+        token = request_id.set(rid)
+        status = 500
+        started = time.monotonic()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            label = scope.get("state", {}).get("key_label")
+            key_token = key_label.set(label)
+            access.info("%s %s %d %.1fms", scope["method"], route, status, (time.monotonic() - started) * 1000)
+            key_label.reset(key_token)
+            request_id.reset(token)

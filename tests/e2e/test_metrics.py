@@ -1,0 +1,48 @@
+"""Prometheus metrics from the gateway: requests, latencies, tokens, engine state; labels carry no content."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.gateway_process import Gateway
+
+pytestmark = pytest.mark.engine
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_requests_tokens_and_engine_state(gateway: Gateway) -> None:
+    before = httpx.get(f"{gateway.url}/metrics").text
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/api/v1/chat/completions",
+        timeout=60,
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "stream": True},
+    ) as r:
+        list(r.iter_lines())
+    httpx.post(f"{gateway.url}/api/v1/chat/completions", json={"model": "acme/x", "messages": []})
+    after = httpx.get(f"{gateway.url}/metrics").text
+    route = "/api/v1/chat/completions"
+    assert (
+        sample(after, "mistral_local_requests_total", route=route, status="200")
+        == sample(before, "mistral_local_requests_total", route=route, status="200") + 1
+    )
+    assert sample(after, "mistral_local_requests_total", route=route, status="400") >= 1
+    assert (
+        sample(after, "mistral_local_tokens_total", direction="out")
+        - sample(before, "mistral_local_tokens_total", direction="out")
+        == 5
+    )
+    assert (
+        sample(after, "mistral_local_time_to_first_token_seconds_count")
+        == sample(before, "mistral_local_time_to_first_token_seconds_count") + 1
+    )
+    assert sample(after, "mistral_local_engine_ready") == 1
+    assert "mistral_local_queue_depth" in after and "mistral_local_in_flight" in after

@@ -1,0 +1,88 @@
+"""No prompt or completion text in logs, metrics or the database: a canary sent every way must appear nowhere."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.images import png_data_url
+from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, Gateway
+
+pytestmark = pytest.mark.engine
+CANARY = f"CANARY{secrets.token_hex(6)}"
+
+
+def post(gateway: Gateway, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(f"{gateway.url}/api/v1/chat/completions", json=body, timeout=120)
+
+
+def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
+    tool_args = json.dumps({"city": CANARY})
+    sent = [
+        post(gateway, {"messages": [{"role": "user", "content": f"My secret is {CANARY}"}], "max_tokens": 4}),
+        post(
+            gateway,
+            {
+                "max_tokens": 2,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": f"alt: {CANARY}"},
+                            {"type": "image_url", "image_url": {"url": png_data_url(40, 40)}},
+                        ],
+                    }
+                ],
+            },
+        ),
+        post(
+            gateway,
+            {
+                "max_tokens": 2,
+                "stream": True,
+                "messages": [
+                    {"role": "user", "content": "weather?"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": f"call_{CANARY}",
+                                "type": "function",
+                                "function": {"name": "get_weather", "arguments": tool_args},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": f"call_{CANARY}", "content": CANARY},
+                    {"role": "user", "content": "thanks"},
+                ],
+            },
+        ),
+        # Errors that echo the canary back to the client must not write it anywhere.
+        post(gateway, {"model": f"{CANARY}/model", "messages": [{"role": "user", "content": "x"}]}),
+        post(gateway, {"messages": [{"role": "user", "content": CANARY}], "temperature": CANARY}),
+        post(
+            gateway,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{CANARY}"}}],
+                    }
+                ]
+            },
+        ),
+        post(gateway, {"messages": [{"role": "user", "content": CANARY * 2000}], "max_tokens": 4000}),
+    ]
+    assert [r.status_code for r in sent] == [200, 200, 200, 400, 400, 400, 400]
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    time.sleep(1.5)  # generation records are written in batches
+    places = [*OUTPUT_DIR.glob("*.log"), *CACHE_DIR.glob("generations.sqlite3*")]
+    assert any(p.suffix == ".log" for p in places) and any("sqlite3" in p.name for p in places)
+    leaks = [str(p) for p in places if CANARY.encode() in p.read_bytes()]
+    assert CANARY not in metrics
+    assert leaks == []
