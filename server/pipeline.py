@@ -98,6 +98,7 @@ class Pipeline:
             content_log.warning("CONTENT %s request: %s", env.id, req.model_dump_json(exclude_none=True))
         images = check_chat(req, self.limits)
         payload = await chat_payload(req, self.settings.model_id, self.settings.default_temperature, self._image)
+        self._cap_output(payload)
         await self._fit(req, payload)
         ticket = await self._admit(principal, payload)
         meta = {
@@ -119,6 +120,7 @@ class Pipeline:
         env = self._envelope(req)
         check_output(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
+        self._cap_output(payload)
         ticket = await self._admit(principal, payload)
         meta = {
             "env": env,
@@ -133,6 +135,11 @@ class Pipeline:
         with _released(ticket):
             raw = await self.engine.post("/v1/completions", payload)
         return self._json(completion_response(raw, env), **meta)
+
+    def _cap_output(self, payload: dict[str, Any]) -> None:
+        """With a server-wide output cap, a request that names no limit gets the cap, not the whole context."""
+        if self.settings.max_output_tokens is not None and "max_tokens" not in payload:
+            payload["max_tokens"] = self.settings.max_output_tokens
 
     async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Ticket:
         engine = self.engine.engine

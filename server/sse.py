@@ -10,7 +10,6 @@ engine response, which makes vLLM abort the request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -100,29 +99,36 @@ class EngineStreamError(Exception):
 async def _lines_with_keepalive(
     response: httpx.Response, outcome: StreamOutcome, interval_s: float
 ) -> AsyncIterator[bytes | str]:
-    """The engine's lines; PROCESSING comments (bytes) interleaved until the first token."""
+    """The engine's lines, with PROCESSING comments (bytes) interleaved until the first token.
+
+    Until the first token a read runs as a task so comments can go out while it waits. That task is never awaited
+    directly (awaiting it from a cancelled coroutine would cancel it, and a second cancel in cleanup would cut
+    httpcore's own close short, leaving the engine connection open and the engine generating): it is watched with
+    `asyncio.wait`, and on cleanup cancelled once and waited for. After the first token, lines are read directly.
+    """
     lines = response.aiter_lines()
     yield PROCESSING
-    pending: asyncio.Future[str] | None = None
+    pending: asyncio.Task[str] | None = None
     try:
-        while True:
+        while outcome.first_token_at is None:
             pending = pending or asyncio.ensure_future(anext(lines))
-            if outcome.first_token_at is None:
-                done, _ = await asyncio.wait({pending}, timeout=interval_s)
-                if not done:
-                    yield PROCESSING
-                    continue
+            done, _ = await asyncio.wait({pending}, timeout=interval_s)
+            if not done:
+                yield PROCESSING
+                continue
+            finished, pending = pending, None
             try:
-                line = await pending
+                line = finished.result()
             except StopAsyncIteration:
                 return
-            pending = None
+            yield line
+        async for line in lines:
             yield line
     finally:
-        if pending is not None:
+        if pending is not None and not pending.done():
             pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, httpx.HTTPError):
-                await pending
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({pending})
 
 
 async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:

@@ -42,13 +42,15 @@ class Gateway:
                 return p
         raise AssertionError("no vLLM API server under the gateway")
 
-    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, object]:
+    def wait_ready(
+        self, timeout_s: float = START_TIMEOUT_S, headers: dict[str, str] | None = None
+    ) -> dict[str, object]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gateway exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                r = httpx.get(f"{self.url}/health/ready", timeout=5)
+                r = httpx.get(f"{self.url}/health/ready", headers=headers, timeout=5)
                 if r.status_code == 200:
                     body: dict[str, object] = r.json()
                     return body

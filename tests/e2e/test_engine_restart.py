@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.e2e.test_openrouter_stream import running_requests
+from tests.e2e.test_shutdown import gateway_in_flight
 from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
@@ -33,9 +33,10 @@ def in_flight(gateway: Gateway) -> tuple[ThreadPoolExecutor, Future[httpx.Respon
     plain = pool.submit(httpx.post, f"{gateway.url}/api/v1/chat/completions", json=LONG, timeout=60)
     streamed = pool.submit(stream)
     deadline = time.monotonic() + 30
-    while running_requests(gateway) < 2:
+    while gateway_in_flight(gateway) < 2:
         assert time.monotonic() < deadline, "requests never started"
         time.sleep(0.1)
+    time.sleep(1)  # admitted at the gateway; give them time to reach the engine
     return pool, plain, streamed
 
 

@@ -44,23 +44,10 @@ def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     gw = start_gateway("gateway-guarded", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
     try:
-        _wait(gw)
+        gw.wait_ready(timeout_s=60, headers=auth("alice"))
         yield gw
     finally:
         gw.stop()
-
-
-def _wait(gw: Gateway) -> None:
-    """Readiness needs a key here: wait on it with one."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{gw.url}/health/ready", headers=auth("alice"), timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(gw.log_tail())
 
 
 def auth(label: str) -> dict[str, str]:

@@ -10,10 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.test_openrouter_stream import running_requests
+from tests.e2e.test_metrics import sample
 from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
+
+
+def gateway_in_flight(gateway: Gateway) -> float:
+    """The gateway's own gauge is live (vLLM refreshes its gauges lazily)."""
+    return sample(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
 
 
 def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
@@ -22,7 +27,7 @@ def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(httpx.post, f"{gateway.url}/api/v1/chat/completions", json=body, timeout=120)
         deadline = time.monotonic() + 30
-        while running_requests(gateway) < 1:
+        while gateway_in_flight(gateway) < 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         gateway.proc.send_signal(signal.SIGTERM)

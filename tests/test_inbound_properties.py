@@ -1,0 +1,111 @@
+"""Property-based tests of request normalization: whatever a client sends, the gateway either refuses it with a
+400 or hands the engine a payload with only engine fields, valid roles and Mistral-valid tool-call ids."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from server.errors import InvalidRequest
+from server.schemas.request import ChatRequest
+from server.shaping.inbound import chat_payload
+from server.tool_ids import is_mistral_id, to_mistral_id
+
+OPENROUTER_ONLY = {
+    "models",
+    "route",
+    "provider",
+    "plugins",
+    "transforms",
+    "usage",
+    "debug",
+    "session_id",
+    "metadata",
+    "user",
+    "prediction",
+    "reasoning",
+    "include_reasoning",
+    "verbosity",
+    "modalities",
+}
+text = st.text(max_size=40)
+ids = st.one_of(st.text(min_size=1, max_size=30), st.from_regex(r"call_[A-Za-z0-9]{24}", fullmatch=True))
+part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": text}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": text})}),
+    st.fixed_dictionaries({"type": st.sampled_from(["file", "input_audio", "video_url", "bogus"])}),
+)
+content = st.one_of(text, st.lists(part, max_size=3))
+tool_call = st.fixed_dictionaries(
+    {
+        "id": ids,
+        "type": st.just("function"),
+        "function": st.fixed_dictionaries({"name": st.from_regex(r"[a-z_]{1,10}", fullmatch=True), "arguments": text}),
+    }
+)
+message = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "developer"]), "content": content}),
+    st.fixed_dictionaries({"role": st.just("user"), "content": content}, optional={"name": text}),
+    st.fixed_dictionaries(
+        {"role": st.just("assistant")},
+        optional={"content": st.one_of(st.none(), text), "tool_calls": st.lists(tool_call, max_size=2)},
+    ),
+    st.fixed_dictionaries({"role": st.just("tool"), "content": content, "tool_call_id": ids}),
+    st.fixed_dictionaries({"role": text, "content": content}),
+)
+body = st.fixed_dictionaries(
+    {"messages": st.lists(message, max_size=6)},
+    optional={
+        "stream": st.booleans(),
+        "max_tokens": st.integers(-5, 10_000),
+        "temperature": st.floats(-1, 3),
+        "top_k": st.integers(-1, 100),
+        "top_a": st.floats(0, 1),
+        "seed": st.integers(),
+        "stop": st.lists(text),
+        "provider": st.fixed_dictionaries({}, optional={"require_parameters": st.booleans(), "sort": text}),
+        "models": st.lists(text, max_size=2),
+        "transforms": st.lists(text, max_size=2),
+        "anything": text,
+        "response_format": st.fixed_dictionaries({"type": st.sampled_from(["json_object", "text", "python"])}),
+    },
+)
+
+
+async def fake_image(url: str, field: str) -> str:
+    if not url.startswith("data:"):
+        raise InvalidRequest(f"{field}: not fetched in this test")
+    return "data:image/png;base64,AAAA"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body)
+def test_any_body_is_refused_cleanly_or_normalized(raw: dict[str, Any]) -> None:
+    try:
+        req = ChatRequest.model_validate(raw)
+        payload = asyncio.run(chat_payload(req, "served", 0.15, fake_image))
+    except (ValidationError, InvalidRequest):
+        return  # the gateway turns both into 400s in OpenRouter's shape
+    assert not OPENROUTER_ONLY & payload.keys()
+    assert "anything" not in payload
+    assert payload["model"] == "served"
+    assert {m["role"] for m in payload["messages"]} <= {"system", "user", "assistant", "tool"}
+    for m in payload["messages"]:
+        for call in m.get("tool_calls", []):
+            assert is_mistral_id(call["id"])
+        if m["role"] == "tool":
+            assert is_mistral_id(m["tool_call_id"])
+    assert ("stream_options" in payload) == bool(raw.get("stream"))
+    assert payload.get("max_tokens") == raw.get("max_tokens")
+
+
+@given(ids)
+def test_tool_ids_map_deterministically_to_valid_ids(tool_call_id: str) -> None:
+    mapped = to_mistral_id(tool_call_id)
+    assert is_mistral_id(mapped)
+    assert to_mistral_id(tool_call_id) == mapped
+    assert to_mistral_id(mapped) == mapped  # already valid ids pass unchanged
