@@ -20,6 +20,7 @@ from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
+from server.errors import InvalidRequest
 from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_output
@@ -305,8 +306,8 @@ def _released(ticket: Ticket, *, on_error_only: bool = False) -> Iterator[None]:
 def _prompt_bytes(payload: dict[str, Any]) -> tuple[int, int]:
     """(UTF-8 bytes of text, including tools and template overhead; number of images) of an engine payload."""
     if "prompt" in payload:
-        return len(orjson.dumps(payload["prompt"])), 0
-    total, images = 32 + len(orjson.dumps(payload.get("tools") or [])), 0
+        return _json_len(payload["prompt"]), 0
+    total, images = 32 + _json_len(payload.get("tools") or []), 0
     for message in payload["messages"]:
         total += TEMPLATE_TOKENS_PER_MESSAGE
         content = message.get("content")
@@ -319,8 +320,15 @@ def _prompt_bytes(payload: dict[str, Any]) -> tuple[int, int]:
                 else:
                     images += 1
         for call in message.get("tool_calls") or []:
-            total += len(orjson.dumps(call))
+            total += _json_len(call)
     return total, images
+
+
+def _json_len(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits in a tool's JSON schema
+        raise InvalidRequest(f"The request cannot be encoded for the engine: {exc}") from exc
 
 
 def _prompt_upper_bound(payload: dict[str, Any]) -> int:

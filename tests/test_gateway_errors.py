@@ -78,3 +78,12 @@ def test_malformed_json_and_wrong_types_are_400_not_422() -> None:
         )
         assert r.status_code == 400
         assert "provider.bogus" in r.json()["error"]["message"]
+
+
+def test_integers_past_64_bits_are_400s() -> None:
+    """Found by fuzzing: the engine's JSON encoder takes 64-bit integers; bigger ones were a 500."""
+    with nowhere_app() as client:
+        for body in ({"prompt": [2**70], "max_tokens": 1}, {"prompt": "x", "seed": 2**64}):
+            r = client.post("/api/v1/completions", json=body)
+            assert r.status_code == 400, body
+            assert r.json()["error"]["code"] == 400

@@ -32,10 +32,14 @@ class EngineClient:
 
     def _request(self, path: str, payload: dict[str, Any]) -> httpx.Request:
         self._check_ready()
+        try:
+            content = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits inside a tool's JSON schema
+            raise InvalidRequest(f"The request cannot be encoded for the engine: {exc}") from exc
         return self.http.build_request(
             "POST",
             f"{self.engine.url}{path}",
-            content=orjson.dumps(payload),
+            content=content,
             headers={"authorization": f"Bearer {self.engine.api_key}", "content-type": "application/json"},
         )
 

@@ -10,7 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Number = float | int
+# JSON allows integers of any size; the engine's encoder takes 64 bits. Bound them here, as 400s.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+TokenId = Annotated[int, Field(ge=0, lt=2**31)]
+Number = float | Int64
 
 
 class Strict(BaseModel):
@@ -220,17 +223,17 @@ class SamplingFields(Lenient):
     usage: UsageOption | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=2**31)
+    max_completion_tokens: int | None = Field(None, ge=1, le=2**31)
     temperature: Number | None = Field(None, ge=0, le=2)
     top_p: Number | None = Field(None, ge=0, le=1)
-    top_k: int | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0, le=2**31)
     min_p: Number | None = Field(None, ge=0, le=1)
     top_a: Number | None = Field(None, ge=0, le=1)
     frequency_penalty: Number | None = Field(None, ge=-2, le=2)
     presence_penalty: Number | None = Field(None, ge=-2, le=2)
     repetition_penalty: Number | None = Field(None, gt=0, le=2)
-    seed: int | None = None
+    seed: Int64 | None = None
     stop: str | list[str] | None = None
     logit_bias: dict[str, Number] | None = None
     user: str | None = None
@@ -266,9 +269,9 @@ class ChatRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | list[str] | list[TokenId] | list[list[TokenId]]
     logprobs: int | None = Field(None, ge=0, le=5)
     echo: bool | None = None
     suffix: str | None = None
-    best_of: int | None = None
-    n: int | None = None
+    best_of: int | None = Field(None, ge=1, le=16)
+    n: int | None = Field(None, ge=1, le=16)

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from server.auth import hash_key
 from tests.conftest import ENGINE_KEY
@@ -44,24 +45,34 @@ def fuzz_gateway(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> 
         )
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzz_gateway: Gateway) -> Any:
-    spec = httpx.get(f"{fuzz_gateway.url}/openapi.json", headers=AUTH).json()
-    return schemathesis.openapi.from_dict(spec).include(path_regex=r"^/(api/v1|health)")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_5xx_and_openrouter_errors(case: Any, fuzz_gateway: Gateway) -> None:
-    response = case.call(base_url=fuzz_gateway.url, headers=AUTH, timeout=60)
-    label = f"{case.method} {case.path}"
-    CASES[label] = CASES.get(label, 0) + 1
+def check(response: Any, label: str) -> None:
     assert response.status_code < 500, f"{label}: {response.status_code} {response.text[:300]}"
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"error"}, body
         assert body["error"]["code"] == response.status_code
         assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def test_no_5xx_and_openrouter_errors(fuzz_gateway: Gateway) -> None:
+    """Every operation of /api/v1 and /health, 25 generated cases each (valid and invalid by the schema)."""
+    spec = httpx.get(f"{fuzz_gateway.url}/openapi.json", headers=AUTH).json()
+    schema = schemathesis.openapi.from_dict(spec).include(path_regex=r"^/(api/v1|health)")
+    results = list(schema.get_all_operations())
+    assert all(isinstance(r, Ok) for r in results), "the OpenAPI document has invalid operations"
+    operations = [r.ok() for r in results if isinstance(r, Ok)]
+    assert len(operations) >= 12
+    for operation in operations:
+        fuzz_operation(operation, fuzz_gateway.url)
+
+
+def fuzz_operation(operation: Any, base_url: str) -> None:
+    label = f"{operation.method.upper()} {operation.path}"
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        CASES[label] = CASES.get(label, 0) + 1
+        check(case.call(base_url=base_url, headers=AUTH, timeout=60), label)
+
+    run()

@@ -43,5 +43,6 @@ def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
         finished = in_flight.result(timeout=120)
     assert finished.status_code == 200
     assert finished.json()["usage"]["completion_tokens"] == 400
-    assert gateway.proc.wait(timeout=60) == 0
+    # uvicorn re-raises the signal after its graceful shutdown, so the exit status says "terminated by SIGTERM".
+    assert gateway.proc.wait(timeout=60) in (0, -signal.SIGTERM)
     assert not wait_gone(tree[1:], timeout_s=30)
