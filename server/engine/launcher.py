@@ -112,6 +112,8 @@ def build_command(
         "--tool-call-parser",
         "mistral",
         "--enable-auto-tool-choice",
+        # usage.prompt_tokens_details.cached_tokens: the prefix-cache hits OpenRouter's usage reports.
+        "--enable-prompt-tokens-details",
         "--served-model-name",
         *served_names,
         "--host",

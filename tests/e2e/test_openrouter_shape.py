@@ -219,3 +219,30 @@ def test_legacy_completions(gateway: Gateway) -> None:
     assert GEN_ID.match(body["id"]) and body["object"] == "text_completion"
     assert body["choices"][0]["text"] and body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 4
+
+
+def test_cached_tokens_come_from_the_engines_prefix_cache(gateway: Gateway) -> None:
+    prefix = "You are a meticulous assistant. " * 60  # several KV blocks long
+    body = {"messages": [{"role": "system", "content": prefix}, {"role": "user", "content": "hi"}], "max_tokens": 1}
+    post(gateway, body)
+    again = post(gateway, body).json()["usage"]
+    assert again["prompt_tokens_details"]["cached_tokens"] > 0
+    assert again["prompt_tokens_details"]["cached_tokens"] <= again["prompt_tokens"]
+
+
+def test_logit_bias_steers_tokens(gateway: Gateway) -> None:
+    token = httpx.post(f"{gateway.url}/api/v1/tokenize", json={"model": MODEL, "prompt": " banana"}).json()
+    target = token["tokens"][-1]
+    r = post(
+        gateway,
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 3,
+            "temperature": 0,
+            "logit_bias": {str(target): 100},
+            "logprobs": True,
+        },
+    )
+    assert [t["token"] for t in r.json()["choices"][0]["logprobs"]["content"]] == ["banana"] * 3 or r.json()["choices"][
+        0
+    ]["message"]["content"].count("banana") == 3

@@ -68,6 +68,7 @@ def test_cpu_tiny_exact_argv() -> None:
         "--tool-call-parser",
         "mistral",
         "--enable-auto-tool-choice",
+        "--enable-prompt-tokens-details",
         "--served-model-name",
         NAMES[0],
         "--host",
