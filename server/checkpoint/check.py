@@ -148,9 +148,12 @@ def check_model(directory: Path) -> ModelReport:
 
 
 def hf_refusal(directory: Path) -> str:
+    """Why HF-format directories are refused: vLLM 0.32 serves them, but not this model's tool calls
+    (docs/engine.md, "The scaled-down checkpoint")."""
     return (
         f"{directory} is in Hugging Face format (config.json + shards). mistral-local serves the Mistral-native "
-        f"format, the one Mistral and vLLM recommend for this model: {', '.join(MISTRAL_FILES)}. The official "
+        f"format, the one Mistral and vLLM recommend for this model (with HF files, vLLM's tool calls for it break): "
+        f"{', '.join(MISTRAL_FILES)}. The official "
         "repository ships both: download only those three files (`mistral-local fetch-weights` does), or point "
         "--model at a directory that holds them."
     )
