@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -20,11 +21,11 @@ from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
-from server.errors import InvalidRequest
 from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_output
 from server.metrics import Metrics
+from server.prompt_size import prompt_estimate, prompt_upper_bound
 from server.records import GenerationRecord, RecordStore
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
@@ -37,11 +38,6 @@ content_log = logging.getLogger("mistral_local.content")
 
 # Without max_tokens, compression leaves this much room for the answer (at most a quarter of the context).
 COMPRESSION_OUTPUT_RESERVE = 1024
-# Upper bounds for the cheap pre-check: Tekken tokens are at least one byte; template tokens per message; one
-# image at the model's maximum edge (1540 px: 55 rows of 55 tokens plus a break per row).
-TEMPLATE_TOKENS_PER_MESSAGE = 8
-MAX_IMAGE_TOKENS = 3080
-BYTES_PER_TOKEN = 4
 
 
 class Pipeline:
@@ -93,49 +89,38 @@ class Pipeline:
         return await to_data_url(self.fetcher, url, field, self.images)
 
     async def chat(self, req: ChatRequest, principal: Principal) -> Response:
-        started = time.monotonic()
-        env = self._envelope(req)
+        call = self._start(req)
         if self.settings.log_content:
-            content_log.warning("CONTENT %s request: %s", env.id, req.model_dump_json(exclude_none=True))
-        images = check_chat(req, self.limits)
+            content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
+        call.images = check_chat(req, self.limits)
         payload = await chat_payload(req, self.settings.model_id, self.settings.default_temperature, self._image)
         self._cap_output(payload)
         await self._fit(req, payload)
-        ticket = await self._admit(principal, payload)
-        meta = {
-            "env": env,
-            "started": started,
-            "images": images,
-            "key_label": principal.label,
-            "api_type": "completions",
-            "ticket": ticket,
-        }
-        if req.stream:
-            return await self._stream("/v1/chat/completions", payload, text_completion=False, **meta)
-        with _released(ticket):
-            raw = await self.engine.post("/v1/chat/completions", payload)
-        return self._json(chat_response(raw, env), **meta)
+        return await self._generate(call, principal, "/v1/chat/completions", payload, stream=req.stream)
 
     async def complete(self, req: CompletionRequest, principal: Principal) -> Response:
-        started = time.monotonic()
-        env = self._envelope(req)
+        call = self._start(req)
+        call.api_type = "text_completions"
         check_output(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
         self._cap_output(payload)
+        return await self._generate(call, principal, "/v1/completions", payload, stream=req.stream)
+
+    def _start(self, req: SamplingFields) -> Call:
+        return Call(env=self._envelope(req), started=time.monotonic())
+
+    async def _generate(
+        self, call: Call, principal: Principal, path: str, payload: dict[str, Any], *, stream: bool
+    ) -> Response:
+        """Admit, then call the engine and answer as JSON or SSE; the admission ticket is always released."""
+        call.key_label = principal.label
         ticket = await self._admit(principal, payload)
-        meta = {
-            "env": env,
-            "started": started,
-            "images": 0,
-            "key_label": principal.label,
-            "api_type": "text_completions",
-            "ticket": ticket,
-        }
-        if req.stream:
-            return await self._stream("/v1/completions", payload, text_completion=True, **meta)
+        if stream:
+            return await self._stream(call, ticket, path, payload)
         with _released(ticket):
-            raw = await self.engine.post("/v1/completions", payload)
-        return self._json(completion_response(raw, env), **meta)
+            raw = await self.engine.post(path, payload)
+        shape = chat_response if call.api_type == "completions" else completion_response
+        return self._json(call, shape(raw, call.env))
 
     def _cap_output(self, payload: dict[str, Any]) -> None:
         """With a server-wide output cap, a request that names no limit gets the cap, not the whole context."""
@@ -170,15 +155,15 @@ class Pipeline:
             payload["messages"] = await compress(payload["messages"], budget, count)
             if (prompt := await count(payload["messages"])) > budget:
                 raise context_error(context, prompt, limit or 0)
-        elif limit is not None and _prompt_upper_bound(payload) + limit > context:
+        elif limit is not None and prompt_upper_bound(payload) + limit > context:
             prompt = await self.engine.count_tokens(payload)
             if prompt + limit > context:
                 raise context_error(context, prompt, limit)
 
-    def _json(self, body: dict[str, Any], **meta: Any) -> Response:
+    def _json(self, call: Call, body: dict[str, Any]) -> Response:
         choice = (body.get("choices") or [{}])[0]
         self._record(
-            meta,
+            call,
             usage=body["usage"],
             first_token_at=None,
             streamed=False,
@@ -186,19 +171,16 @@ class Pipeline:
             finish=choice.get("finish_reason"),
             native=choice.get("native_finish_reason"),
         )
-        env: Envelope = meta["env"]
         encoded = orjson.dumps(body)
         if self.settings.log_content:
-            content_log.warning("CONTENT %s response: %s", env.id, encoded.decode())
-        return Response(encoded, media_type="application/json", headers={"X-Generation-Id": env.id})
+            content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())
+        return Response(encoded, media_type="application/json", headers={"X-Generation-Id": call.env.id})
 
-    async def _stream(self, path: str, payload: dict[str, Any], *, text_completion: bool, **meta: Any) -> Response:
-        env: Envelope = meta["env"]
-        ticket: Ticket = meta["ticket"]
+    async def _stream(self, call: Call, ticket: Ticket, path: str, payload: dict[str, Any]) -> Response:
         with _released(ticket, on_error_only=True):
             response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
-        outcome = StreamOutcome(started_at=meta["started"])
-        shaper = ChunkShaper(env, outcome, text_completion)
+        outcome = StreamOutcome(started_at=call.started)
+        shaper = ChunkShaper(call.env, outcome, text_completion=call.api_type == "text_completions")
         finished = False
 
         async def finish() -> None:
@@ -213,7 +195,7 @@ class Pipeline:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             self._record(
-                meta,
+                call,
                 usage=outcome.usage,
                 first_token_at=outcome.first_token_at,
                 streamed=True,
@@ -229,12 +211,12 @@ class Pipeline:
             finally:
                 await finish()
 
-        headers = {"X-Generation-Id": env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        headers = {"X-Generation-Id": call.env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return FinalizingStreamingResponse(body(), finish, media_type="text/event-stream", headers=headers)
 
     def _record(
         self,
-        meta: dict[str, Any],
+        call: Call,
         *,
         usage: dict[str, Any] | None,
         first_token_at: float | None,
@@ -243,39 +225,50 @@ class Pipeline:
         finish: str | None,
         native: str | None,
     ) -> None:
-        env: Envelope = meta["env"]
         usage = usage or {}
-        started: float = meta["started"]
         now = time.monotonic()
+        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        ttft = first_token_at - call.started if first_token_at is not None else None
         self.metrics.generation(
-            api=meta["api_type"],
-            key=meta["key_label"],
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-            latency_s=now - started,
-            ttft_s=first_token_at - started if first_token_at is not None else None,
+            api=call.api_type,
+            key=call.key_label,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            latency_s=now - call.started,
+            ttft_s=ttft,
         )
         self.records.add(
             GenerationRecord(
-                id=env.id,
-                model=env.model,
-                provider=env.provider,
-                api_type=meta["api_type"],
+                id=call.env.id,
+                model=call.env.model,
+                provider=call.env.provider,
+                api_type=call.api_type,
                 created_at=time.time(),
-                prompt_tokens=usage.get("prompt_tokens", 0),
-                completion_tokens=usage.get("completion_tokens", 0),
+                prompt_tokens=prompt,
+                completion_tokens=completion,
                 cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
-                num_images=meta["images"],
+                num_images=call.images,
                 cost=usage.get("cost", 0.0),
-                latency_ms=round((now - started) * 1000),
-                ttft_ms=round((first_token_at - started) * 1000) if first_token_at is not None else None,
+                latency_ms=round((now - call.started) * 1000),
+                ttft_ms=round(ttft * 1000) if ttft is not None else None,
                 streamed=streamed,
                 cancelled=cancelled,
                 finish_reason=finish,
                 native_finish_reason=native,
-                key_label=meta["key_label"],
+                key_label=call.key_label,
             )
         )
+
+
+@dataclass
+class Call:
+    """One generation as the pipeline follows it, from request to record."""
+
+    env: Envelope
+    started: float
+    api_type: str = "completions"  # OpenRouter's api_type: "completions" is chat, "text_completions" legacy
+    images: int = 0
+    key_label: str | None = None
 
 
 class FinalizingStreamingResponse(StreamingResponse):
@@ -301,43 +294,3 @@ def _released(ticket: Ticket, *, on_error_only: bool = False) -> Iterator[None]:
         raise
     if not on_error_only:
         ticket.release()
-
-
-def _prompt_bytes(payload: dict[str, Any]) -> tuple[int, int]:
-    """(UTF-8 bytes of text, including tools and template overhead; number of images) of an engine payload."""
-    if "prompt" in payload:
-        return _json_len(payload["prompt"]), 0
-    total, images = 32 + _json_len(payload.get("tools") or []), 0
-    for message in payload["messages"]:
-        total += TEMPLATE_TOKENS_PER_MESSAGE
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content.encode())
-        elif isinstance(content, list):
-            for part in content:
-                if part["type"] == "text":
-                    total += len(part["text"].encode())
-                else:
-                    images += 1
-        for call in message.get("tool_calls") or []:
-            total += _json_len(call)
-    return total, images
-
-
-def _json_len(value: Any) -> int:
-    try:
-        return len(orjson.dumps(value))
-    except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits in a tool's JSON schema
-        raise InvalidRequest(f"The request cannot be encoded for the engine: {exc}") from exc
-
-
-def _prompt_upper_bound(payload: dict[str, Any]) -> int:
-    """Never below the real count: a Tekken token is at least one byte."""
-    text, images = _prompt_bytes(payload)
-    return text + images * MAX_IMAGE_TOKENS
-
-
-def prompt_estimate(payload: dict[str, Any]) -> int:
-    """A typical count for admission: about four bytes per token, images at their largest."""
-    text, images = _prompt_bytes(payload)
-    return text // BYTES_PER_TOKEN + images * MAX_IMAGE_TOKENS
