@@ -55,7 +55,8 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         timeout = httpx.Timeout(settings.engine_request_timeout_s, connect=5.0)
         async with (
-            httpx.AsyncClient(limits=limits, timeout=timeout) as http,
+            # The engine is on loopback: never through a proxy from the environment (prompts would travel there).
+            httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
             httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
         ):

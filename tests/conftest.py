@@ -13,6 +13,9 @@ from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
 
 ENGINE_KEY = secrets.token_urlsafe(24)
+DEAD_PROXY = {
+    name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,11 +39,13 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
         "cpu-tiny",
         "--engine-port",
         str(engine_port),
-        # The tests' image server is on loopback, which the default image policy ("public") refuses.
+        # The tests' image server is on loopback, which the default image policy ("public") refuses. A dead proxy in
+        # the environment proves gateway-to-engine traffic never goes through a proxy.
         env={
             "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
             "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
             "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
+            **DEAD_PROXY,
         },
     )
     gw.engine_port = engine_port

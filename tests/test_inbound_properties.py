@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -109,3 +110,29 @@ def test_tool_ids_map_deterministically_to_valid_ids(tool_call_id: str) -> None:
     assert is_mistral_id(mapped)
     assert to_mistral_id(tool_call_id) == mapped
     assert to_mistral_id(mapped) == mapped  # already valid ids pass unchanged
+
+
+def test_no_image_is_fetched_for_a_request_that_fails_validation() -> None:
+    """Found by hypothesis: an invalid part after an image left the image's fetch coroutine created and never run."""
+    fetched: list[str] = []
+
+    async def resolve(url: str, field: str) -> str:
+        fetched.append(url)
+        return "data:image/png;base64,AAAA"
+
+    req = ChatRequest.model_validate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}},
+                        {"type": "file"},
+                    ],
+                }
+            ]
+        }
+    )
+    with pytest.raises(InvalidRequest, match="'file' parts are not supported"):
+        asyncio.run(chat_payload(req, "served", 0.15, resolve))
+    assert fetched == []

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.deps import require_key
-from server.errors import EngineUnavailable, error_response
+from server.errors import EngineUnavailable
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
 
@@ -17,20 +17,15 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready", response_model=None)
-async def ready(request: Request) -> JSONResponse | dict[str, object]:
+@router.get("/health/ready")
+async def ready(request: Request) -> dict[str, object]:
     engine = request.app.state.engine
+    retry = request.app.state.settings.retry_after_s
     if request.app.state.admission.draining:
-        return error_response(
-            EngineUnavailable("Server is shutting down", retry_after=request.app.state.settings.retry_after_s)
-        )
+        raise EngineUnavailable("Server is shutting down", retry_after=retry)
     if not engine.ready:
-        retry = request.app.state.settings.retry_after_s
-        return error_response(
-            EngineUnavailable(
-                f"Engine is {engine.state.value}", retry_after=retry, metadata={"engine_state": engine.state.value}
-            )
-        )
+        state = engine.state.value
+        raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata={"engine_state": state})
     return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}
 
 

@@ -67,7 +67,7 @@ class EngineBase:
         self.last_log_line = ""
         self.state_since = time.monotonic()
         self._task: asyncio.Task[None] | None = None
-        self._http = httpx.AsyncClient()
+        self._http = httpx.AsyncClient(trust_env=False)  # loopback: no proxies from the environment
 
     @property
     def ready(self) -> bool:

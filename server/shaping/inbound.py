@@ -7,7 +7,7 @@ dropped, or refused with a 400 naming them when `provider.require_parameters` is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.errors import InvalidRequest
@@ -26,7 +26,7 @@ from server.schemas.request import (
 )
 from server.tool_ids import to_mistral_id
 
-ImageResolver = Callable[[str, str], Awaitable[str]]  # (url, field name) -> data URL
+ImageResolver = Callable[[str, str], Coroutine[Any, Any, str]]  # (url, field name) -> data URL
 
 # Sampling fields the engine takes as they are.
 _PASSTHROUGH = (
@@ -105,11 +105,14 @@ def _text_of(content: Content | None, field: str) -> str:
     return "".join(texts)
 
 
-async def _parts(content: Content, field: str, resolve: ImageResolver, name: str | None) -> str | list[Any]:
+# An image part waiting for its data URL: (the URL sent, the field to name in errors, the engine part to fill in).
+ImageJob = tuple[str, str, dict[str, Any]]
+
+
+def _parts(content: Content, field: str, name: str | None, jobs: list[ImageJob]) -> str | list[Any]:
     prefix = f"{name}: " if name else ""  # OpenRouter's rendering of `name` for non-OpenAI models
     if isinstance(content, str):
         return prefix + content
-    tasks: list[Awaitable[str]] = []
     out: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         where = f"{field}[{j}]"
@@ -118,12 +121,9 @@ async def _parts(content: Content, field: str, resolve: ImageResolver, name: str
         if isinstance(part, TextPart):
             out.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            tasks.append(resolve(part.image_url.url, f"{where}.image_url.url"))
-            out.append({"type": "image_url", "image_url": {"url": len(tasks) - 1}})
-    urls = await asyncio.gather(*tasks)
-    for part_out in out:
-        if part_out["type"] == "image_url":
-            part_out["image_url"]["url"] = urls[part_out["image_url"]["url"]]
+            engine_part: dict[str, Any] = {"type": "image_url", "image_url": {"url": None}}
+            jobs.append((part.image_url.url, f"{where}.image_url.url", engine_part))
+            out.append(engine_part)
     if prefix:
         first_text = next((p for p in out if p["type"] == "text"), None)
         if first_text is None:
@@ -133,12 +133,12 @@ async def _parts(content: Content, field: str, resolve: ImageResolver, name: str
     return out
 
 
-async def _message(msg: Any, i: int, resolve: ImageResolver) -> dict[str, Any]:
+def _message(msg: Any, i: int, jobs: list[ImageJob]) -> dict[str, Any]:
     field = f"messages[{i}].content"
     if isinstance(msg, SystemMessage):  # Mistral has no developer role: it is a system prompt
         return {"role": "system", "content": _text_of(msg.content, field)}
     if isinstance(msg, UserMessage):
-        return {"role": "user", "content": await _parts(msg.content, field, resolve, msg.name)}
+        return {"role": "user", "content": _parts(msg.content, field, msg.name, jobs)}
     if isinstance(msg, ToolMessage):
         return {
             "role": "tool",
@@ -161,11 +161,25 @@ async def _message(msg: Any, i: int, resolve: ImageResolver) -> dict[str, Any]:
     return out
 
 
+async def _resolve_images(jobs: list[ImageJob], resolve: ImageResolver) -> None:
+    """Fetch and check every image concurrently, only once the whole request has validated; the first failure
+    cancels the others."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks: list[asyncio.Task[str]] = [group.create_task(resolve(url, field)) for url, field, _ in jobs]
+    except* InvalidRequest as failures:
+        raise failures.exceptions[0] from None
+    for (_, _, part), task in zip(jobs, tasks, strict=True):
+        part["image_url"]["url"] = task.result()
+
+
 async def chat_payload(
     req: ChatRequest, served_model: str, default_temperature: float, resolve: ImageResolver
 ) -> dict[str, Any]:
     check_parameters(req)
-    messages = list(await asyncio.gather(*(_message(m, i, resolve) for i, m in enumerate(req.messages))))
+    jobs: list[ImageJob] = []
+    messages = [_message(m, i, jobs) for i, m in enumerate(req.messages)]
+    await _resolve_images(jobs, resolve)
     payload: dict[str, Any] = {"model": served_model, "messages": messages, **sampling(req, default_temperature)}
     last = messages[-1]
     if last["role"] == "assistant" and not last.get("tool_calls"):
