@@ -22,8 +22,8 @@ def _fail(message: str) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
     model: Annotated[
         Path | None,
         typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
