@@ -60,7 +60,6 @@ class Admission:
         self.tokens_in_flight = 0
         self.waiting = 0
         self.draining = False
-        self.rejected = 0
         self._changed = asyncio.Condition()
         self._keys: dict[str | None, _KeyState] = {}
 
@@ -71,7 +70,6 @@ class Admission:
         return self.in_flight == 0 or self.tokens_in_flight + tokens <= self.max_tokens_in_flight
 
     def _overloaded(self, why: str, retry_after: int | None = None) -> Overloaded:
-        self.rejected += 1
         return Overloaded(
             f"Rate limit exceeded: {why}",
             retry_after=retry_after or self.retry_after_s,

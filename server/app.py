@@ -20,10 +20,10 @@ from server.catalog import Catalog
 from server.engine.client import EngineClient
 from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
-from server.metrics import Metrics, RequestCounter
+from server.metrics import Metrics
 from server.pipeline import Pipeline
 from server.records import RecordStore
-from server.request_log import RequestLog
+from server.request_log import RequestObserver
 from server.settings import Settings
 
 API_ROUTERS = (generate.router, models.router, account.router, tokenize.router)
@@ -95,8 +95,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
         engine_restarts=lambda: engine.restarts,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestCounter, metrics=metrics)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestObserver, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
     for prefix in API_PREFIXES:

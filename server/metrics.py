@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -54,6 +53,11 @@ class Metrics:
         self.engine_ready.set_function(engine_ready)
         self.engine_restarts.set_function(engine_restarts)
 
+    def request(self, route: str, status: int, key: str | None) -> None:
+        self.requests.labels(route, str(status), key or "-").inc()
+        if status in (402, 429, 503) and route.endswith("completions"):
+            self.rejections.labels(str(status)).inc()
+
     def generation(
         self,
         *,
@@ -70,32 +74,3 @@ class Metrics:
         self.latency.labels(api).observe(latency_s)
         if ttft_s is not None:
             self.ttft.observe(ttft_s)
-
-
-class RequestCounter:
-    """ASGI middleware counting responses by route template, status and key label; it never touches bodies."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            key = scope.get("state", {}).get("key_label") or "-"
-            self.metrics.requests.labels(route, str(status), key).inc()
-            if status in (402, 429, 503) and route.endswith("completions"):
-                self.metrics.rejections.labels(str(status)).inc()

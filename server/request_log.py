@@ -1,8 +1,9 @@
-"""Request ids and access logs.
+"""Request ids, access logs and request metrics, in one ASGI layer (it wraps `send`, which every streamed chunk
+passes through, so there is one such layer, not one per concern).
 
 Every request gets an id (the client's `X-Request-Id` when it is sane, else a new one), echoed in the response and
-attached to every log line written while handling it. One access line per request: method, route template,
-status, duration, key label. Never a body, a query string or a header value.
+attached to every log line written while handling it. One access line and one metrics sample per request: method,
+route template, status, duration, key label. Never a body, a query string or a header value.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.metrics import Metrics
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 key_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_label", default=None)
@@ -31,9 +34,10 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
+class RequestObserver:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,5 +63,6 @@ class RequestLog:
             label = scope.get("state", {}).get("key_label")
             key_token = key_label.set(label)
             access.info("%s %s %d %.1fms", scope["method"], route, status, (time.monotonic() - started) * 1000)
+            self.metrics.request(route, status, label)
             key_label.reset(key_token)
             request_id.reset(token)
