@@ -27,6 +27,7 @@ from server.limits import InputLimits, check_chat, check_output
 from server.metrics import Metrics
 from server.prompt_size import prompt_estimate, prompt_upper_bound
 from server.records import GenerationRecord, RecordStore
+from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
 from server.shaping.inbound import chat_payload, completion_payload
@@ -107,7 +108,9 @@ class Pipeline:
         return await self._generate(call, principal, "/v1/completions", payload, stream=req.stream)
 
     def _start(self, req: SamplingFields) -> Call:
-        return Call(env=self._envelope(req), started=time.monotonic())
+        env = self._envelope(req)
+        check_provider(req.provider, env.model, self.settings)
+        return Call(env=env, started=time.monotonic())
 
     async def _generate(
         self, call: Call, principal: Principal, path: str, payload: dict[str, Any], *, stream: bool

@@ -245,3 +245,20 @@ def test_logit_bias_steers_tokens(gateway: Gateway) -> None:
         },
     )
     assert [t["token"] for t in r.json()["choices"][0]["logprobs"]["content"]] == [text] * 3
+
+
+def test_provider_preferences_on_the_local_provider(gateway: Gateway) -> None:
+    base = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    r = post(gateway, base | {"provider": {"only": ["openai"]}})
+    assert r.status_code == 404
+    assert r.json()["error"]["message"] == (
+        f"No endpoints found for {MODEL} that match your provider preferences (provider.only)."
+    )
+    assert post(gateway, base | {"provider": {"quantizations": ["fp8"]}}).status_code == 404
+    for kept in (
+        {"only": ["local"]},
+        {"order": ["Local"], "allow_fallbacks": False},
+        {"data_collection": "deny"},
+        {"zdr": True, "max_price": {"prompt": 1, "completion": 1}},
+    ):
+        assert post(gateway, base | {"provider": kept}).status_code == 200, kept
