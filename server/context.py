@@ -151,12 +151,15 @@ async def _truncate_longest(messages: list[EngineMessage], budget: int, count: C
     return _with_text(messages, where, _cut_middle(original, lo))
 
 
-async def compress(messages: list[EngineMessage], budget: int, count: Counter) -> list[EngineMessage]:
-    """`messages` shortened from the middle until `count` of them is at most `budget` (best effort: the caller
-    checks the final count)."""
-    if await count(messages) <= budget:
-        return messages
+async def compress(messages: list[EngineMessage], budget: int, count: Counter) -> tuple[list[EngineMessage], int]:
+    """`messages` shortened from the middle until `count` of them is at most `budget`, and their count (best
+    effort: the caller compares the count with the budget)."""
+    tokens = await count(messages)
+    if tokens <= budget:
+        return messages, tokens
     messages = await _drop_turns(messages, budget, count)
-    if await count(messages) <= budget:
-        return messages
-    return await _truncate_longest(messages, budget, count)
+    tokens = await count(messages)
+    if tokens <= budget:
+        return messages, tokens
+    messages = await _truncate_longest(messages, budget, count)
+    return messages, await count(messages)

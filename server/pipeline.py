@@ -155,8 +155,8 @@ class Pipeline:
             async def count(messages: list[dict[str, Any]]) -> int:
                 return await self.engine.count_tokens({**payload, "messages": messages})
 
-            payload["messages"] = await compress(payload["messages"], budget, count)
-            if (prompt := await count(payload["messages"])) > budget:
+            payload["messages"], prompt = await compress(payload["messages"], budget, count)
+            if prompt > budget:
                 raise context_error(context, prompt, limit or 0)
         elif limit is not None and prompt_upper_bound(payload) + limit > context:
             prompt = await self.engine.count_tokens(payload)
@@ -182,7 +182,7 @@ class Pipeline:
     async def _stream(self, call: Call, ticket: Ticket, path: str, payload: dict[str, Any]) -> Response:
         with _released(ticket, on_error_only=True):
             response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
-        outcome = StreamOutcome(started_at=call.started)
+        outcome = StreamOutcome()
         shaper = ChunkShaper(call.env, outcome, text_completion=call.api_type == "text_completions")
         finished = False
 

@@ -3,8 +3,8 @@
 Before the first token the client gets `: OPENROUTER PROCESSING` comments (at once, then every keep-alive
 interval), never an empty role-only chunk. Usage arrives once, in a final chunk with `choices: []`, then
 `data: [DONE]`. A failure after the stream started is one chunk with a top-level `error` and
-`finish_reason: "error"`, and the stream ends. When the client goes away the generator is closed, which closes the
-engine response, which makes vLLM abort the request.
+`finish_reason: "error"`, and the stream ends. The caller owns the engine response and closes it when the stream
+ends or the client goes away (server/pipeline.py), which makes vLLM abort the request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -29,7 +29,6 @@ DONE = b"data: [DONE]\n\n"
 class StreamOutcome:
     """What the stream did, for the generation record."""
 
-    started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     usage: dict[str, Any] | None = None
     finish_reason: str | None = None
@@ -154,6 +153,3 @@ async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
         yield event(error_chunk(shaper.env, 502, "Engine stopped during generation"))
-    finally:
-        with anyio.CancelScope(shield=True):  # see server/pipeline.py: cleanup must survive cancellation
-            await response.aclose()

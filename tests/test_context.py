@@ -43,7 +43,8 @@ def test_middle_out_order() -> None:
 def test_drops_middle_turns_keeps_system_and_latest(count: Any) -> None:
     messages = conversation(20)
     full = asyncio.run(count(messages))
-    out = asyncio.run(compress(messages, full // 2, count))
+    out, tokens = asyncio.run(compress(messages, full // 2, count))
+    assert tokens == asyncio.run(count(out))
     assert asyncio.run(count(out)) <= full // 2
     assert out[0]["content"] == "SYSTEM-CANARY keep me"
     assert out[-1]["content"] == "LAST-CANARY latest question"
@@ -57,7 +58,8 @@ def test_drops_middle_turns_keeps_system_and_latest(count: Any) -> None:
 
 def test_truncates_the_longest_text_when_turns_are_not_enough(count: Any) -> None:
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "HEAD " + "filler " * 2000 + " TAIL"}]
-    out = asyncio.run(compress(messages, 500, count))
+    out, tokens = asyncio.run(compress(messages, 500, count))
+    assert tokens == asyncio.run(count(out))
     assert asyncio.run(count(out)) <= 500
     text = out[-1]["content"]
     assert text.startswith("HEAD") and text.endswith("TAIL") and "…" in text
@@ -66,7 +68,8 @@ def test_truncates_the_longest_text_when_turns_are_not_enough(count: Any) -> Non
 
 def test_fitting_messages_are_untouched(count: Any) -> None:
     messages = conversation(2)
-    assert asyncio.run(compress(messages, 10_000, count)) is messages
+    out, _ = asyncio.run(compress(messages, 10_000, count))
+    assert out is messages
 
 
 def test_vllm_context_messages_rewritten() -> None:
