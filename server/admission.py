@@ -62,6 +62,7 @@ class Admission:
         self.draining = False
         self._changed = asyncio.Condition()
         self._keys: dict[str | None, _KeyState] = {}
+        self._notifiers: set[asyncio.Task[None]] = set()
 
     def _fits(self, tokens: int) -> bool:
         if self.in_flight >= self.max_in_flight:
@@ -128,7 +129,10 @@ class Admission:
         self.in_flight -= 1
         self.tokens_in_flight -= ticket.tokens
         self._keys[ticket.principal.label].in_flight -= 1
-        asyncio.get_running_loop().create_task(self._notify())
+        if self.waiting:  # wake waiters only when there are some: releases are on every request's path
+            task = asyncio.get_running_loop().create_task(self._notify())
+            self._notifiers.add(task)  # asyncio keeps only weak references to tasks
+            task.add_done_callback(self._notifiers.discard)
 
     async def _notify(self) -> None:
         async with self._changed:
