@@ -3,33 +3,47 @@ stops and no process is left. Disruptive: it ends the session's gateway, so it r
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.e2e.test_metrics import sample
 from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
 
+# Long enough that the stream is still running while the drain is checked, whatever the machine's speed.
+STREAM_TOKENS = 1500
 
-def gateway_in_flight(gateway: Gateway) -> float:
-    """The gateway's own gauge is live (vLLM refreshes its gauges lazily)."""
-    return sample(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
+
+def stream_story(url: str, started: threading.Event) -> tuple[list[dict[str, object]], float]:
+    """Streams one long answer; sets `started` at the first chunk; returns the chunks and when the last arrived."""
+    body = {
+        "messages": [{"role": "user", "content": "Tell a story"}],
+        "max_tokens": STREAM_TOKENS,
+        "temperature": 1.0,
+        "stream": True,
+    }
+    chunks: list[dict[str, object]] = []
+    with httpx.stream("POST", f"{url}/api/v1/chat/completions", json=body, timeout=300) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                chunks.append(json.loads(line.removeprefix("data: ")))
+                started.set()
+    return chunks, time.monotonic()
 
 
 def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
     tree = gateway.tree()
-    body = {"messages": [{"role": "user", "content": "Tell a story"}], "max_tokens": 400, "temperature": 1.0}
+    started = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(httpx.post, f"{gateway.url}/api/v1/chat/completions", json=body, timeout=120)
-        deadline = time.monotonic() + 30
-        while gateway_in_flight(gateway) < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        in_flight = pool.submit(stream_story, gateway.url, started)
+        assert started.wait(timeout=60), in_flight.exception(timeout=0) if in_flight.done() else "no first chunk"
         gateway.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         ready = httpx.get(f"{gateway.url}/health/ready")
@@ -39,10 +53,16 @@ def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
             f"{gateway.url}/api/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
         )
+        checked_at = time.monotonic()
         assert refused.status_code == 503 and refused.headers["retry-after"].isdigit()
-        finished = in_flight.result(timeout=120)
-    assert finished.status_code == 200
-    assert finished.json()["usage"]["completion_tokens"] == 400
+        chunks, ended_at = in_flight.result(timeout=300)
+    # The stream outlived the checks above and still ended whole: a finish reason and the usage of every token.
+    assert ended_at > checked_at
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]  # type: ignore[index]
+    assert finish[-1] in ("length", "stop")
+    usage = chunks[-1]["usage"]
+    assert isinstance(usage, dict) and usage["completion_tokens"] >= 1
+    assert finish[-1] == "stop" or usage["completion_tokens"] == STREAM_TOKENS
     # uvicorn re-raises the signal after its graceful shutdown, so the exit status says "terminated by SIGTERM".
     assert gateway.proc.wait(timeout=60) in (0, -signal.SIGTERM)
     assert not wait_gone(tree[1:], timeout_s=30)
