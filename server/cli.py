@@ -28,7 +28,13 @@ def serve(
         Path | None,
         typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
     ] = None,
-    profile: Annotated[str | None, typer.Option(help="Hardware profile name (configs/profiles) or YAML path.")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Hardware profile: a name in configs/profiles, a YAML path, or auto (detect GPUs and plan; no GPU: "
+            "cpu-tiny, or cpu-24b for real weights). Default: auto."
+        ),
+    ] = None,
     engine_url: Annotated[
         str | None,
         typer.Option(
@@ -85,6 +91,55 @@ def serve(
     asyncio.run(main())
 
 
+@app.command()
+def plan(
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU to plan for: a catalog key (h100, h200, a100-80gb, l40s, l4, rtx4090, …) "
+            "or an nvidia-smi name. Default: this machine's GPUs."
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option(min=1, help="GPUs per node (with --gpu).")] = 1,
+    nodes: Annotated[int, typer.Option(min=1, help="Nodes: pipeline parallel across them, with Ray.")] = 1,
+    memory_gib: Annotated[float | None, typer.Option(help="Override the memory of each GPU (GiB).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model directory or its params.json/config.json. Default: Mistral Small 3.1 24B."),
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="bf16, fp8, int8 or int4. Default: what the checkpoint holds.")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="context (longest context) or concurrency (most sequences at --context).")
+    ] = "context",
+    context: Annotated[
+        int | None, typer.Option(help="context: an upper bound; concurrency: each sequence's context.")
+    ] = None,
+    kv_cache_dtype: Annotated[str, typer.Option(help="auto, bf16 or fp8.")] = "auto",
+    images: Annotated[int, typer.Option(min=0, help="Images per prompt (vision encoder budget).")] = 4,
+    utilization: Annotated[float, typer.Option(min=0.1, max=1.0, help="gpu_memory_utilization.")] = 0.9,
+    write: Annotated[Path | None, typer.Option(help="Write the plan as a profile YAML here.")] = None,
+) -> None:
+    """Plan vLLM's arguments for the model on a set of GPUs, showing the arithmetic (and the commands to run)."""
+    from server.planning.cli_plan import run_plan
+
+    run_plan(
+        gpu=gpu,
+        count=count,
+        nodes=nodes,
+        memory_gib=memory_gib,
+        model=model,
+        weights=weights,
+        target=target,
+        context=context,
+        kv_cache_dtype=kv_cache_dtype,
+        images=images,
+        utilization=utilization,
+        write=write,
+    )
+
+
 @app.command("new-key")
 def new_key_cmd(label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")]) -> None:
     """Make an API key: prints the key (give it to its user) and its keys-file entry (only the hash)."""
@@ -126,5 +181,6 @@ def check_model_cmd(directory: Annotated[Path, typer.Argument(help="Model direct
 def main() -> None:
     try:
         app()
-    except ConfigError as exc:
-        _fail(str(exc))
+    except ConfigError as exc:  # raised inside a command: Typer has already left, so exit here
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None

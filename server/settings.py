@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     # Model directory (Mistral-native). None: the scaled-down checkpoint, built into cache_dir on first use.
     model: Path | None = None
-    profile: str | None = None
+    # A shipped profile's name, a YAML path, or "auto": detect the GPUs and plan (no GPU: a CPU profile).
+    profile: str = "auto"
     # How the served model is named and described (OpenRouter's Model record). Mistral Small 3.2 has the same
     # architecture: serve it under its own id by changing these.
     model_id: str = OPENROUTER_MODEL_ID

@@ -56,6 +56,8 @@ def _profile_flags(p: Profile) -> list[str]:
         str(p.tensor_parallel_size),
         "--pipeline-parallel-size",
         str(p.pipeline_parallel_size),
+        "--data-parallel-size",
+        str(p.data_parallel_size),
         "--max-model-len",
         str(p.max_model_len),
         "--limit-mm-per-prompt",
@@ -67,6 +69,7 @@ def _profile_flags(p: Profile) -> list[str]:
         "--quantization": p.quantization,
         "--max-num-seqs": p.max_num_seqs,
         "--max-num-batched-tokens": p.max_num_batched_tokens,
+        "--distributed-executor-backend": p.distributed_executor_backend,
     }
     for flag, value in optional.items():
         if value is not None:

@@ -19,6 +19,22 @@ class StructuredOutputs(BaseModel):
     disable_any_whitespace: bool = False
 
 
+class PlannedFor(BaseModel):
+    """The planner's inputs that produced a profile, so a test can regenerate it (`mistral-local plan`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu: str  # a key of server/planning/gpus.py's catalog
+    count: int = Field(ge=1)
+    nodes: int = Field(1, ge=1)
+    weights: Literal["bf16", "fp8", "int8", "int4"] = "bf16"
+    target: Literal["context", "concurrency"] = "context"
+    context: int | None = Field(None, ge=256)
+    kv_cache_dtype: Literal["auto", "bf16", "fp8"] = "auto"
+    images_per_prompt: int = Field(4, ge=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+
+
 class Profile(BaseModel):
     """One hardware setup's engine arguments. Field names follow vLLM's flags."""
 
@@ -28,6 +44,9 @@ class Profile(BaseModel):
     device: Literal["cpu", "cuda"]
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    # "ray" spans nodes (pipeline parallel across machines); None: vLLM's default (multiprocessing on one node).
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
     max_model_len: int = Field(ge=256)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     kv_cache_dtype: str = "auto"
@@ -42,6 +61,7 @@ class Profile(BaseModel):
     cpu_omp_threads_bind: str | None = None
     structured_outputs: StructuredOutputs | None = None
     extra_args: tuple[str, ...] = ()
+    planned_for: PlannedFor | None = None
 
 
 def available_profiles(directory: Path = PROFILES_DIR) -> list[str]:

@@ -8,13 +8,18 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
+import psutil
+
 from server.checkpoint.check import check_model
 from server.checkpoint.tiny import write_tiny
-from server.engine.hardware import has_nvidia_gpu
+from server.engine.hardware import detect
 from server.engine.launcher import EngineCommand, build_command, free_port, new_api_key
 from server.engine.profiles import Profile, load_profile
 from server.engine.supervisor import AttachedEngine, EngineBase, EngineSupervisor
 from server.errors import ConfigError
+from server.planning.model_shape import checkpoint_weights, read_shape
+from server.planning.planner import GB, Inventory, PlanRequest, plan
+from server.planning.profile_writer import to_profile
 from server.settings import Settings
 
 log = logging.getLogger("mistral_local")
@@ -23,9 +28,12 @@ TINY_DIR_NAME = "tiny-mistral-small-3.1"
 WEIGHTS_HINT = (
     "An NVIDIA GPU is present but no model was given. Download the Mistral-native weights of "
     "mistralai/Mistral-Small-3.1-24B-Instruct-2503 (params.json, consolidated.safetensors, tekken.json; the "
-    "repository is gated: accept its terms on Hugging Face and set HF_TOKEN), then run "
-    "`mistral-local serve --model DIR --profile PROFILE`."
+    "repository is gated: accept its terms on Hugging Face and set HF_TOKEN) with `mistral-local fetch-weights`, "
+    "then run `mistral-local serve --model DIR`."
 )
+# Below this many parameters a checkpoint is a test model: the small CPU profile suits it.
+TINY_PARAMETERS = 1e9
+CPU_RUNTIME_BYTES = 8 * GB  # API server, engine core and worker processes besides weights and KV cache
 
 
 def tiny_checkpoint(cache_dir: Path) -> Path:
@@ -42,14 +50,59 @@ def tiny_checkpoint(cache_dir: Path) -> Path:
     return target
 
 
+def _cpu_profile(model: Path | None, why: str) -> Profile:
+    """No GPU: cpu-tiny for the scaled-down checkpoint, cpu-24b for real weights if this machine's memory holds them."""
+    if model is None or read_shape(model).parameters < TINY_PARAMETERS:
+        log.info("profile auto: %s; serving on CPU with profile cpu-tiny", why)
+        return load_profile("cpu-tiny")
+    profile, shape = load_profile("cpu-24b"), read_shape(model)
+    need = shape.weight_bytes(checkpoint_weights(model)) + (profile.cpu_kv_cache_space_gib or 0) * 2**30
+    need += CPU_RUNTIME_BYTES
+    have = psutil.virtual_memory().total
+    if have < need:
+        raise ConfigError(
+            f"{why}, and the CPU profile cpu-24b needs {need / GB:.0f} GB of memory for {model} (weights, KV cache, "
+            f"runtime); this machine has {have / GB:.0f} GB"
+        )
+    log.info("profile auto: %s; serving the real weights on CPU with profile cpu-24b (slow, but real)", why)
+    return profile
+
+
+def auto_profile(model: Path | None) -> Profile:
+    """Detect the GPUs and plan for them; no GPU: a CPU profile. The plan is logged with its reasons."""
+    detection = detect()
+    inventory = detection.inventory()
+    if inventory is None:
+        return _cpu_profile(model, f"no NVIDIA GPU ({detection.why_none})")
+    if model is None:
+        raise ConfigError(WEIGHTS_HINT)
+    gpu, count = inventory
+    p = plan(read_shape(model), Inventory(gpu, count), PlanRequest(weights=checkpoint_weights(model)))
+    log.info(
+        "profile auto: %d × %s (from %s): TP %d, DP %d, max_model_len %d, kv_cache_dtype %s, max_num_seqs %d",
+        count,
+        gpu.name,
+        detection.source,
+        p.tensor_parallel,
+        p.data_parallel,
+        p.max_model_len,
+        p.kv_dtype,
+        p.max_num_seqs,
+    )
+    for note in p.notes:
+        log.info("profile auto: %s", note)
+    return to_profile(p, f"auto-{count}x-{gpu.name.replace(' ', '-').lower()}")
+
+
 def choose_model(settings: Settings) -> tuple[Path, Profile]:
-    if settings.model is None:
-        if has_nvidia_gpu():
+    """The explicit profile always wins; "auto" detects and plans."""
+    model = settings.model
+    profile = auto_profile(model) if settings.profile == "auto" else load_profile(settings.profile)
+    if model is None:
+        if profile.device == "cuda":
             raise ConfigError(WEIGHTS_HINT)
-        return tiny_checkpoint(settings.cache_dir), load_profile(settings.profile or "cpu-tiny")
-    if settings.profile is None:
-        raise ConfigError("--profile is required with --model (see configs/profiles/)")
-    return settings.model, load_profile(settings.profile)
+        model = tiny_checkpoint(settings.cache_dir)
+    return model, profile
 
 
 def engine_command(settings: Settings, model_dir: Path, profile: Profile) -> EngineCommand:

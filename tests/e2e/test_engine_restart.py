@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.e2e.test_shutdown import gateway_in_flight
+from tests.e2e.test_metrics import gateway_in_flight
 from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]

@@ -18,6 +18,11 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def gateway_in_flight(gateway: Gateway) -> float:
+    """The gateway's own gauge is live (vLLM refreshes its gauges lazily)."""
+    return sample(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
+
+
 def test_metrics_count_requests_tokens_and_engine_state(gateway: Gateway) -> None:
     before = httpx.get(f"{gateway.url}/metrics").text
     with httpx.stream(

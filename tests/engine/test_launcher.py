@@ -79,6 +79,8 @@ def test_cpu_tiny_exact_argv() -> None:
         "1",
         "--pipeline-parallel-size",
         "1",
+        "--data-parallel-size",
+        "1",
         "--max-model-len",
         "4096",
         "--limit-mm-per-prompt",
@@ -121,13 +123,24 @@ def test_gpu_profile_fields_become_flags() -> None:
     assert argv[-2:] == ("--mm-encoder-tp-mode", "data")
 
 
+def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
+    profile = Profile(
+        name="x", device="cuda", max_model_len=32768, tensor_parallel_size=4, pipeline_parallel_size=2,
+        distributed_executor_backend="ray",
+    )  # fmt: skip
+    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k").argv
+    assert (flag(argv, "--tensor-parallel-size"), flag(argv, "--pipeline-parallel-size")) == ("4", "2")
+    assert flag(argv, "--distributed-executor-backend") == "ray"
+    assert flag(argv, "--data-parallel-size") == "1"
+
+
 def test_hf_format_is_refused_with_the_files_to_use() -> None:
     with pytest.raises(ConfigError, match=r"params\.json, consolidated\.safetensors, tekken\.json"):
         build_command(load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, port=1, api_key="k")
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="shipped profiles: cpu-tiny"):
+    with pytest.raises(ConfigError, match=r"shipped profiles: a100-40gb-x2, .*cpu-tiny, "):
         load_profile("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ndevice: cpu\nmax_model_len: 4096\ntensor_paralel_size: 2\n")

@@ -1,48 +1,108 @@
-"""What `serve` runs without --model: the tiny checkpoint on cpu-tiny without a GPU, a clear hint with one."""
+"""What `serve --profile auto` runs: the GPUs found decide, an explicit profile always wins, and the reasons are
+logged. This machine has no GPU; GPU machines are stood in for by their recorded `nvidia-smi` answer."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from server.engine.hardware import has_nvidia_gpu
+from server.engine.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.engine.selection import choose_model
 from server.errors import ConfigError
+from server.planning.gpus import Gpu
+from server.planning.model_shape import REFERENCE_PARAMS
 from server.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpus"
+H100_SMI = (FIXTURES / "h100-80gb-hbm3.nvidia-smi.csv").read_text()
 
 
 def fake_nvidia_smi(directory: Path, output: str, code: int = 0) -> None:
-    """Stands in for the driver's tool (this machine has no GPU): prints what `nvidia-smi -L` prints."""
+    """Stands in for the driver's tool: prints what it printed on a real machine."""
     script = directory / "nvidia-smi"
-    script.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
+    script.write_text(f"#!/bin/sh\ncat <<'END'\n{output}\nEND\nexit {code}\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
-def test_no_gpu_serves_the_tiny_checkpoint(tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi at all
-    assert not has_nvidia_gpu()
-    model, profile = choose_model(Settings(cache_dir=tiny_model.parent))
-    assert model == tiny_model
-    assert profile.name == "cpu-tiny"
-
-
-def test_gpu_without_weights_says_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake_nvidia_smi(tmp_path, "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)")
+@pytest.fixture
+def h100_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_nvidia_smi(tmp_path, H100_SMI)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert has_nvidia_gpu()
-    with pytest.raises(ConfigError, match=r"Mistral-Small-3.1-24B-Instruct-2503 \(params.json"):
-        choose_model(Settings(cache_dir=tmp_path))
+
+
+def test_recorded_nvml_inventory_gives_memory_and_bandwidth() -> None:
+    records = json.loads((FIXTURES / "h100-80gb-hbm3.nvml.json").read_text())["gpus"]
+    (gpu,) = gpus_from_nvml_records(records)
+    assert gpu.name == "NVIDIA H100 80GB HBM3"
+    assert gpu.memory_bytes == 81559 * 2**20
+    assert gpu.bandwidth_bytes_s == pytest.approx(3.35e12, rel=0.001)  # 2619 MHz × 2 × 5120 bits
+    assert gpu.fp8
+
+
+def test_recorded_nvidia_smi_inventory_is_read_with_the_catalog() -> None:
+    (gpu,) = parse_nvidia_smi(H100_SMI)
+    assert (gpu.name, gpu.memory_bytes, gpu.compute_capability) == ("NVIDIA H100 80GB HBM3", 81559 * 2**20, (9, 0))
+    assert gpu.bandwidth_bytes_s == 3.35e12
+
+
+def test_mixed_gpus_plan_for_the_largest_group_at_its_smallest_memory() -> None:
+    a, b = Gpu("NVIDIA L4", 23034 * 2**20, 3e11, (8, 9)), Gpu("NVIDIA L4", 22000 * 2**20, 3e11, (8, 9))
+    other = Gpu("NVIDIA GeForce RTX 4090", 24564 * 2**20, 1e12, (8, 9))
+    assert Detection((a, other, b), "nvml").inventory() == (b, 2)
+
+
+def test_without_nvml_nvidia_smi_answers(h100_machine: None) -> None:
+    found = detect()
+    assert found.source == "nvidia-smi"
+    assert [g.name for g in found.gpus] == ["NVIDIA H100 80GB HBM3"]
+
+
+def test_no_gpu_serves_the_tiny_checkpoint_and_says_why(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi at all
+    caplog.set_level(logging.INFO, "mistral_local")
+    model, profile = choose_model(Settings(cache_dir=tiny_model.parent))
+    assert (model, profile.name) == (tiny_model, "cpu-tiny")
+    assert "no NVIDIA GPU (NVML" in caplog.text and "nvidia-smi is not on PATH" in caplog.text
+    assert "profile cpu-tiny" in caplog.text
 
 
 def test_a_failing_driver_is_no_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_nvidia_smi(tmp_path, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver", 9)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert not has_nvidia_gpu()
+    found = detect()
+    assert not found.gpus and "nvidia-smi exited 9: NVIDIA-SMI has failed" in found.why_none
 
 
-def test_a_model_needs_a_profile(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--profile is required"):
+def test_gpu_without_weights_says_how_to_get_them(h100_machine: None, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Mistral-Small-3.1-24B-Instruct-2503 \(params.json.*fetch-weights"):
+        choose_model(Settings(cache_dir=tmp_path))
+
+
+def test_gpu_with_weights_is_planned(h100_machine: None, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "mistral_local")
+    _, profile = choose_model(Settings(model=tiny_model))
+    assert profile.device == "cuda" and profile.tensor_parallel_size == 1
+    assert profile.gpu_memory_utilization == 0.9
+    assert "1 × NVIDIA H100 80GB HBM3 (from nvidia-smi)" in caplog.text
+
+
+def test_an_explicit_profile_wins_over_detection(h100_machine: None, tiny_model: Path) -> None:
+    _, profile = choose_model(Settings(model=tiny_model, profile="cpu-tiny-tp2"))
+    assert profile.name == "cpu-tiny-tp2"
+
+
+def test_real_weights_without_gpu_need_the_memory_cpu_24b_states(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    (tmp_path / "params.json").write_bytes(REFERENCE_PARAMS.read_bytes())
+    # This machine (24 GB) cannot hold 48 GB of weights: the refusal gives both numbers.
+    with pytest.raises(ConfigError, match=r"cpu-24b needs 99 GB of memory .* this machine has \d+ GB"):
         choose_model(Settings(model=tmp_path))

@@ -1,0 +1,189 @@
+"""What the planner needs to know about a model, read from its own config (`params.json` or `config.json`).
+
+Parameter groups come from the same tensor layout `check-model` verifies, so the planner counts exactly the
+tensors vLLM loads. Quantized checkpoints keep embeddings, lm_head, norms and the vision tower in 16 bits (the
+llm-compressor default); only the decoder's linear layers shrink.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from server.checkpoint.layout import config_problems, expected_tensors
+from server.errors import ConfigError
+
+Weights = Literal["bf16", "fp8", "int8", "int4"]
+KvDtype = Literal["bf16", "fp8"]
+WEIGHTS: tuple[Weights, ...] = ("bf16", "fp8", "int8", "int4")
+# Bytes per decoder linear weight. int4 (W4A16) adds one 16-bit scale per group of 128 weights.
+LINEAR_BYTES: dict[Weights, float] = {"bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2 / 128}
+KV_BYTES: dict[KvDtype, int] = {"bf16": 2, "fp8": 1}
+# vLLM's context for a Mistral-format params.json that states none (vllm/transformers_utils/configs/mistral.py).
+VLLM_MISTRAL_DEFAULT_CONTEXT = 128_000
+LINEAR_SUFFIXES = tuple(f".{n}.weight" for n in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"))
+REFERENCE_PARAMS = Path(__file__).resolve().parents[2] / "configs" / "models" / "mistral-small-3.1-24b-params.json"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    name: str
+    layers: int
+    dim: int
+    kv_heads: int
+    heads: int
+    head_dim: int
+    max_context: int
+    decoder_linear: int  # quantizable parameters
+    embedding: int
+    lm_head: int
+    other_text: int  # norms
+    vision: int  # vision tower, pre-projector norm, patch merger, adapter
+    vision_hidden: int
+    vision_ffn: int
+    patches_per_image: int  # at the maximum image size
+    tokens_per_image: int  # [IMG] tokens plus row breaks, at the maximum image size
+
+    @property
+    def parameters(self) -> int:
+        return self.decoder_linear + self.embedding + self.lm_head + self.other_text + self.vision
+
+    def weight_bytes(self, weights: Weights) -> float:
+        return self.decoder_linear * LINEAR_BYTES[weights] + 2.0 * (self.parameters - self.decoder_linear)
+
+    def kv_bytes_per_token(self, kv: KvDtype) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * KV_BYTES[kv]  # K and V, every layer
+
+    def decode_bytes_per_step(self, weights: Weights) -> float:
+        """Weights read to decode one token: every decoder layer and lm_head (the embedding is a lookup and the
+        vision tower is idle)."""
+        return self.decoder_linear * LINEAR_BYTES[weights] + 2.0 * (self.lm_head + self.other_text)
+
+    def vision_bytes(self, images: int) -> float:
+        """The vision encoder's budget for `images` images of the maximum size: their embeddings waiting in the
+        encoder cache, plus one encoder pass's activations (attention and MLP inputs and outputs, 16-bit)."""
+        if images == 0:
+            return 0.0
+        cache = images * self.tokens_per_image * self.dim * 2
+        encoder = self.patches_per_image * (4 * self.vision_hidden + 2 * self.vision_ffn) * 2
+        return float(cache + encoder)
+
+
+def _params_from_hf(config: dict[str, Any]) -> dict[str, Any]:
+    """An HF-format Mistral3 config.json, restated as params.json keys."""
+    text, vision = config.get("text_config", config), config.get("vision_config", {})
+    heads = text["num_attention_heads"]
+    image_size = vision.get("image_size", 1540)
+    return {
+        "dim": text["hidden_size"],
+        "n_layers": text["num_hidden_layers"],
+        "head_dim": text.get("head_dim") or text["hidden_size"] // heads,
+        "hidden_dim": text["intermediate_size"],
+        "n_heads": heads,
+        "n_kv_heads": text["num_key_value_heads"],
+        "rope_theta": text.get("rope_theta", 1e9),
+        "norm_eps": text.get("rms_norm_eps", 1e-5),
+        "vocab_size": text["vocab_size"],
+        "max_position_embeddings": text.get("max_position_embeddings"),
+        "vision_encoder": {
+            "hidden_size": vision.get("hidden_size", 1024),
+            "num_channels": vision.get("num_channels", 3),
+            "max_image_size": image_size,
+            "patch_size": vision.get("patch_size", 14),
+            "rope_theta": vision.get("rope_theta", 10000.0),
+            "intermediate_size": vision.get("intermediate_size", 4096),
+            "num_hidden_layers": vision.get("num_hidden_layers", 24),
+            "num_attention_heads": vision.get("num_attention_heads", 16),
+            "adapter_bias": config.get("multimodal_projector_bias", False),
+            "mm_projector_id": "patch_merge",
+            "spatial_merge_size": config.get("spatial_merge_size", 2),
+            "add_pre_mm_projector_layer_norm": True,
+            "image_token_id": config.get("image_token_index", 10),
+            "image_break_token_id": 12,
+            "image_end_token_id": 13,
+            "image_size": image_size,
+        },
+    }
+
+
+def shape_from_params(params: dict[str, Any], name: str) -> ModelShape:
+    problems = config_problems(params)
+    if problems:
+        raise ConfigError(f"{name}: not a Mistral Small 3.1-shaped config: " + "; ".join(problems))
+    groups = {"linear": 0, "embedding": 0, "lm_head": 0, "other": 0, "vision": 0}
+    for tensor, shape in expected_tensors(params).items():
+        size = math.prod(shape)
+        if tensor.startswith("layers.") and tensor.endswith(LINEAR_SUFFIXES):
+            groups["linear"] += size
+        elif tensor == "tok_embeddings.weight":
+            groups["embedding"] += size
+        elif tensor == "output.weight":
+            groups["lm_head"] += size
+        elif tensor.startswith("layers.") or tensor == "norm.weight":
+            groups["other"] += size
+        else:
+            groups["vision"] += size
+    v = params["vision_encoder"]
+    side = math.ceil(v["max_image_size"] / v["patch_size"])
+    merged = math.ceil(side / v["spatial_merge_size"])
+    context = params.get("max_position_embeddings") or params.get("max_seq_len") or VLLM_MISTRAL_DEFAULT_CONTEXT
+    return ModelShape(
+        name=name,
+        layers=params["n_layers"],
+        dim=params["dim"],
+        kv_heads=params["n_kv_heads"],
+        heads=params["n_heads"],
+        head_dim=params["head_dim"],
+        max_context=int(context),
+        decoder_linear=groups["linear"],
+        embedding=groups["embedding"],
+        lm_head=groups["lm_head"],
+        other_text=groups["other"],
+        vision=groups["vision"],
+        vision_hidden=v["hidden_size"],
+        vision_ffn=v["intermediate_size"],
+        patches_per_image=side * side,
+        tokens_per_image=merged * merged + merged,  # a break after each row; the last one is [IMG_END]
+    )
+
+
+def read_shape(path: Path) -> ModelShape:
+    """A model directory, or its params.json / config.json."""
+    if path.is_dir():
+        candidates = [path / "params.json", path / "config.json"]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise ConfigError(f"{path} holds neither params.json nor config.json")
+        path = found
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    params = _params_from_hf(data) if path.name == "config.json" else data
+    return shape_from_params(params, path.parent.name)
+
+
+def reference_shape() -> ModelShape:
+    """Mistral Small 3.1 24B's own params.json (shipped, so plans work before the weights are downloaded)."""
+    return replace(read_shape(REFERENCE_PARAMS), name="Mistral Small 3.1 24B")
+
+
+def checkpoint_weights(path: Path) -> Weights:
+    """The precision a checkpoint's linear layers are stored in: a Mistral-format `quantization` section or an HF
+    `quantization_config` says; otherwise 16-bit."""
+    for name in ("params.json", "config.json"):
+        file = path / name if path.is_dir() else path
+        if not file.is_file() or file.name != name:
+            continue
+        data = json.loads(file.read_text(encoding="utf-8"))
+        quant = data.get("quantization") or data.get("quantization_config")
+        if not quant:
+            return "bf16"
+        text = json.dumps(quant).lower()
+        if "fp8" in text or '"float"' in text:
+            return "fp8"
+        return "int4" if '"num_bits": 4' in text or "w4" in text else "int8"
+    return "bf16"
