@@ -15,6 +15,7 @@ serve: setup
 lint: setup
 	$(BIN)/ruff check server tests scripts
 	$(BIN)/ruff format --check server tests scripts
+	$(BIN)/hadolint --failure-threshold info Dockerfile.cuda
 
 typecheck: setup
 	$(BIN)/mypy

@@ -52,6 +52,7 @@ def serve(
     import logging
 
     from server.app import create_app
+    from server.checkpoint.identity import identity_overrides
     from server.console import configure_logging, show_engine_progress
     from server.engine.selection import build_engine
     from server.serving import check_exposure, run
@@ -67,7 +68,12 @@ def serve(
         "keys_file": keys_file,
         "insecure_no_auth": insecure_no_auth or None,
     }
-    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = Settings(**given)
+    # Weights from `fetch-weights` say which model they are (3.1 or 3.2): served under that name unless overridden.
+    named = identity_overrides(settings.model, settings.model_fields_set)
+    if named:
+        settings = Settings(**given, **named)
     configure_logging(settings.log_level, settings.log_format)
     if settings.log_content:
         logging.getLogger("mistral_local").warning(
@@ -176,6 +182,24 @@ def check_model_cmd(directory: Annotated[Path, typer.Argument(help="Model direct
             typer.secho(f"✗ {problem}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"✓ {directory}: {report.format} format, {report.parameters / 1e9:.3f} B parameters")
+
+
+@app.command("fetch-weights")
+def fetch_weights_cmd(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to put the weights.")] = Path(
+        "models/mistral-small-3.1"
+    ),
+    repo: Annotated[
+        str, typer.Option(help="Hugging Face repository, or 3.1 / 3.2 (Mistral Small 3.2: same architecture).")
+    ] = "3.1",
+    revision: Annotated[str | None, typer.Option(help="A branch, tag or commit (default: main).")] = None,
+) -> None:
+    """Download the Mistral-native weights (params.json, consolidated.safetensors, tekken.json; about 48 GB),
+    resumably, then check them. The repositories are gated: accept the terms on Hugging Face and set HF_TOKEN."""
+    from server.checkpoint.fetch import fetch_weights
+
+    done = fetch_weights(repo, directory, revision)
+    typer.echo(f"✓ {done} is ready: mistral-local serve --model {done}")
 
 
 def main() -> None:

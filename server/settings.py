@@ -10,13 +10,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth import KeySpec
+from server.checkpoint.identity import DEFAULT
 
-OPENROUTER_MODEL_ID = "mistralai/mistral-small-3.1-24b-instruct"
-CANONICAL_SLUG = "mistralai/mistral-small-3.1-24b-instruct-2503"
-MODEL_DESCRIPTION = (
-    "Mistral Small 3.1 24B Instruct: 24 billion parameters, text and image input, 128k context, function calling. "
-    "Served locally by mistral-local on vLLM; nothing leaves this machine."
-)
+OPENROUTER_MODEL_ID = DEFAULT.model_id
+CANONICAL_SLUG = DEFAULT.canonical_slug
 
 
 class Settings(BaseSettings):
@@ -33,9 +30,9 @@ class Settings(BaseSettings):
     model_id: str = OPENROUTER_MODEL_ID
     canonical_slug: str = CANONICAL_SLUG
     model_aliases: tuple[str, ...] = ()
-    model_name: str = "Mistral: Mistral Small 3.1 24B"
-    model_description: str = MODEL_DESCRIPTION
-    hugging_face_id: str = "mistralai/Mistral-Small-3.1-24B-Instruct-2503"
+    model_name: str = DEFAULT.model_name
+    model_description: str = DEFAULT.model_description
+    hugging_face_id: str = DEFAULT.hugging_face_id
     default_temperature: float = 0.15  # Mistral's recommendation for this model
     # The `provider` named in responses, and this deployment's price in USD per token (OpenRouter's strings).
     provider_name: str = "Local"

@@ -57,8 +57,9 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
 
 
 @pytest.fixture(scope="session")
-def client(gateway: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120)
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=120) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +69,7 @@ def image_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def api(gateway: Gateway) -> openai.OpenAI:
+def api(gateway: Gateway) -> Iterator[openai.OpenAI]:
     """The OpenAI SDK configured as for OpenRouter: only the base URL differs."""
-    return openai.OpenAI(base_url=f"{gateway.url}/api/v1", api_key="sk-or-v1-local", max_retries=0, timeout=120)
+    with openai.OpenAI(base_url=f"{gateway.url}/api/v1", api_key="sk-or-v1-local", max_retries=0, timeout=120) as c:
+        yield c

@@ -84,7 +84,7 @@ def parse_nvidia_smi(csv_text: str) -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
-def _smi() -> tuple[tuple[Gpu, ...], str]:
+def nvidia_smi_gpus() -> tuple[tuple[Gpu, ...], str]:
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return (), "nvidia-smi is not on PATH"
@@ -107,7 +107,7 @@ def detect() -> Detection:
         nvml_why = "NVML listed no GPU"
     except Exception as exc:  # any NVML failure (no library, no driver) means: ask nvidia-smi
         nvml_why = f"NVML: {type(exc).__name__}: {exc}"
-    gpus, smi_why = _smi()
+    gpus, smi_why = nvidia_smi_gpus()
     if gpus:
         return Detection(gpus, "nvidia-smi")
     return Detection((), "", f"{nvml_why}; {smi_why}")

@@ -83,7 +83,9 @@ def run_plan(
         )
     name = profile_name(planned) if planned else write.stem if write else "planned"
     console = Console(width=140)
-    print_plan(result, to_profile(result, name, planned), str(write) if write else "PROFILE.yaml", console)
+    print_plan(result, to_profile(result, name, planned), str(write) if write else "PLAN.yaml", console)
+    if write is None:
+        console.print("# (save this plan as a profile first: the same command with --write PLAN.yaml)", style="dim")
     if write is not None:
         write.write_text(render(result, name, planned), encoding="utf-8")
         console.print(f"wrote {write}")

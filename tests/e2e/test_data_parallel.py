@@ -19,6 +19,13 @@ pytestmark = pytest.mark.engine
 REQUESTS = 8
 
 
+def served(engine_port: int, engine_key: str) -> list[float]:
+    """Requests each replica finished, from the engine's own metrics (labelled by data-parallel rank)."""
+    headers = {"Authorization": f"Bearer {engine_key}"}
+    metrics = httpx.get(f"http://127.0.0.1:{engine_port}/metrics", headers=headers).text
+    return [sample(metrics, "vllm:request_success_total", engine=str(rank)) for rank in (0, 1)]
+
+
 def test_dp2_spreads_requests_over_both_replicas(gateway: Gateway, client: openai.OpenAI) -> None:
     engine_port, engine_key = free_port(), secrets.token_urlsafe(24)
     dp2 = start_gateway(
@@ -31,6 +38,7 @@ def test_dp2_spreads_requests_over_both_replicas(gateway: Gateway, client: opena
     )
     try:
         dp2.wait_ready()
+        before = served(engine_port, engine_key)  # the readiness probe generated too
         dp2_client = openai.OpenAI(base_url=f"{dp2.url}/v1", api_key="unused", max_retries=0, timeout=120)
         body = {"messages": [{"role": "user", "content": "Count to ten"}], "max_tokens": 24}
         with ThreadPoolExecutor(REQUESTS) as pool:
@@ -40,11 +48,10 @@ def test_dp2_spreads_requests_over_both_replicas(gateway: Gateway, client: opena
                 )
             )
         assert [r.status_code for r in codes] == [200] * REQUESTS
-        metrics = httpx.get(
-            f"http://127.0.0.1:{engine_port}/metrics", headers={"Authorization": f"Bearer {engine_key}"}
-        ).text
-        served = [sample(metrics, "vllm:request_success_total", engine=str(rank)) for rank in (0, 1)]
-        assert sum(served) == REQUESTS and min(served) > 0, served
-        assert greedy(dp2_client) == greedy(client)
+        after = served(engine_port, engine_key)
+        per_replica = [a - b for a, b in zip(after, before, strict=True)]
+        assert sum(per_replica) == REQUESTS and min(per_replica) > 0, per_replica
+        with dp2_client:
+            assert greedy(dp2_client) == greedy(client)
     finally:
         dp2.stop()

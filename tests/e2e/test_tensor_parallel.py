@@ -31,7 +31,8 @@ def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway
         workers = [p for p in tree if "vllm" in " ".join(p.cmdline()).lower() or p.name().startswith("VLLM")]
         assert len(tree) >= 4, [p.cmdline()[:4] for p in tree]  # gateway, reaper, API server, engine core...
         tp2_client = openai.OpenAI(base_url=f"{tp2.url}/v1", api_key="unused", max_retries=0, timeout=120)
-        assert greedy(tp2_client) == greedy(client)
+        with tp2_client:
+            assert greedy(tp2_client) == greedy(client)
         assert workers
 
         # SIGKILL gives the gateway no chance to clean up: the engine must still go (see server/engine/reaper.py).

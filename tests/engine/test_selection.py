@@ -35,19 +35,28 @@ def h100_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_recorded_nvml_inventory_gives_memory_and_bandwidth() -> None:
-    records = json.loads((FIXTURES / "h100-80gb-hbm3.nvml.json").read_text())["gpus"]
+# Recorded on real machines (scripts/gpu_facts.py and the raw NVML / nvidia-smi answers; see docs/deploy.md).
+RECORDED = [("h100-80gb-hbm3", "NVIDIA H100 80GB HBM3", 81559, 3.35e12), ("h200", "NVIDIA H200", 143771, 4.8e12)]
+
+
+@pytest.mark.parametrize(("fixture", "name", "mib", "bandwidth"), RECORDED)
+def test_recorded_nvml_inventory_gives_memory_and_bandwidth(
+    fixture: str, name: str, mib: int, bandwidth: float
+) -> None:
+    records = json.loads((FIXTURES / f"{fixture}.nvml.json").read_text())["gpus"]
     (gpu,) = gpus_from_nvml_records(records)
-    assert gpu.name == "NVIDIA H100 80GB HBM3"
-    assert gpu.memory_bytes == 81559 * 2**20
-    assert gpu.bandwidth_bytes_s == pytest.approx(3.35e12, rel=0.001)  # 2619 MHz × 2 × 5120 bits
-    assert gpu.fp8
+    assert (gpu.name, gpu.memory_bytes, gpu.fp8) == (name, mib * 2**20, True)
+    # Memory clock × 2 (double data rate) × bus width, against NVIDIA's datasheet figure.
+    assert gpu.bandwidth_bytes_s == pytest.approx(bandwidth, rel=0.005)
 
 
-def test_recorded_nvidia_smi_inventory_is_read_with_the_catalog() -> None:
-    (gpu,) = parse_nvidia_smi(H100_SMI)
-    assert (gpu.name, gpu.memory_bytes, gpu.compute_capability) == ("NVIDIA H100 80GB HBM3", 81559 * 2**20, (9, 0))
-    assert gpu.bandwidth_bytes_s == 3.35e12
+@pytest.mark.parametrize(("fixture", "name", "mib", "bandwidth"), RECORDED)
+def test_recorded_nvidia_smi_inventory_is_read_with_the_catalog(
+    fixture: str, name: str, mib: int, bandwidth: float
+) -> None:
+    (gpu,) = parse_nvidia_smi((FIXTURES / f"{fixture}.nvidia-smi.csv").read_text())
+    assert (gpu.name, gpu.memory_bytes, gpu.compute_capability) == (name, mib * 2**20, (9, 0))
+    assert gpu.bandwidth_bytes_s == bandwidth  # nvidia-smi does not say: the catalog does
 
 
 def test_mixed_gpus_plan_for_the_largest_group_at_its_smallest_memory() -> None:

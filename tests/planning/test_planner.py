@@ -9,7 +9,7 @@ import pytest
 
 from server.errors import ConfigError
 from server.planning.gpus import Gpu, catalog_gpu
-from server.planning.model_shape import checkpoint_weights, read_shape, reference_shape
+from server.planning.model_shape import REFERENCE_PARAMS, checkpoint_weights, read_shape, reference_shape
 from server.planning.planner import GB, Inventory, PlanRequest, kv_room, kv_tokens, plan
 
 SHAPE = reference_shape()
@@ -134,3 +134,14 @@ def test_a_config_of_another_shape_is_refused(tmp_path: Path) -> None:
     (tmp_path / "params.json").write_text(json.dumps({"dim": 4096}))
     with pytest.raises(ConfigError, match="lacks 'n_layers'"):
         read_shape(tmp_path)
+
+
+def test_a_mistral_format_fp8_checkpoint_is_planned_as_fp8(tmp_path: Path) -> None:
+    params = json.loads(REFERENCE_PARAMS.read_text())
+    params["quantization"] = {"qformat_weight": "fp8_e4m3", "qscheme_act": "TENSOR"}  # as vLLM's reader expects
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    assert checkpoint_weights(tmp_path) == "fp8"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "params.json").write_bytes(REFERENCE_PARAMS.read_bytes())
+    assert checkpoint_weights(plain) == "bf16"

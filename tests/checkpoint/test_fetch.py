@@ -1,0 +1,102 @@
+"""`fetch-weights` end to end through the real CLI and huggingface_hub, against a loopback Hub (no network here):
+the right files only, the served identity recorded, and a message that says what to do for every failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.checkpoint.fetch import select_files
+from server.checkpoint.identity import IDENTITY_FILE, identity_overrides, read_identity
+from server.errors import ConfigError
+from server.settings import Settings
+from tests.fake_hub import SHA, Hub, serve_hub
+
+CLI = str(Path(sys.executable).parent / "mistral-local")
+MISTRAL_31 = "mistralai/Mistral-Small-3.1-24B-Instruct-2503"
+MISTRAL_32 = "mistralai/Mistral-Small-3.2-24B-Instruct-2506"
+# What these repositories hold: the Mistral-native checkpoint and an HF-format copy beside it.
+LISTING = [
+    "params.json", "consolidated.safetensors", "tekken.json", "SYSTEM_PROMPT.txt", "config.json",
+    "model-00001-of-00010.safetensors", "model.safetensors.index.json", "tokenizer.json", "README.md",
+]  # fmt: skip
+
+
+def fetch(tmp_path: Path, endpoint: str, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf-home"), "NO_PROXY": "127.0.0.1"}
+    if token:
+        env["HF_TOKEN"] = token
+    cmd = [CLI, "fetch-weights", "--dir", str(tmp_path / "weights"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def test_only_the_mistral_native_files_are_chosen() -> None:
+    chosen = select_files(MISTRAL_31, LISTING)
+    assert chosen == ["params.json", "consolidated.safetensors", "tekken.json", "SYSTEM_PROMPT.txt"]
+
+
+def test_an_hf_format_repository_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"missing: params.json, consolidated.safetensors.*HF-format repository"):
+        select_files("RedHatAI/x-quantized.w4a16", ["config.json", "model.safetensors", "tokenizer.json"])
+
+
+def test_download_checks_the_model_and_records_its_identity(tmp_path: Path, tiny_model: Path) -> None:
+    hub = Hub({MISTRAL_32: tiny_model}, gated={MISTRAL_32})
+    with serve_hub(hub) as endpoint:
+        out = fetch(tmp_path, endpoint, "--repo", "3.2", token=hub.allowed_token)
+    assert out.returncode == 0, out.stderr
+    weights = tmp_path / "weights"
+    assert {"params.json", "consolidated.safetensors", "tekken.json"} <= {p.name for p in weights.iterdir()}
+    assert (weights / "consolidated.safetensors").read_bytes() == (tiny_model / "consolidated.safetensors").read_bytes()
+    identity = read_identity(weights)
+    assert identity is not None and identity.model_id == "mistralai/mistral-small-3.2-24b-instruct"
+    assert json.loads((weights / IDENTITY_FILE).read_text())["revision"] == SHA
+    assert f"mistral-local serve --model {weights}" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (None, f"is gated: accept its terms at https://huggingface.co/{MISTRAL_31}, then set HF_TOKEN"),
+        ("hf_other", "HF_TOKEN's account has no access yet: accept the terms at"),
+    ],
+)
+def test_gated_repository_says_what_to_do(tmp_path: Path, token: str | None, expected: str) -> None:
+    with serve_hub(Hub({MISTRAL_31: LISTING}, gated={MISTRAL_31})) as endpoint:
+        out = fetch(tmp_path, endpoint, token=token)
+    assert out.returncode == 2
+    assert expected in out.stderr
+
+
+def test_unknown_repository(tmp_path: Path) -> None:
+    with serve_hub(Hub({}, gated=set())) as endpoint:
+        out = fetch(tmp_path, endpoint, "--repo", "someone/nothing-here")
+    assert out.returncode == 2
+    assert "someone/nothing-here does not exist on the Hub, or it is private" in out.stderr
+
+
+def test_unreachable_hub(tmp_path: Path) -> None:
+    out = fetch(tmp_path, "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert out.returncode == 2
+    assert "cannot reach the Hugging Face Hub at http://127.0.0.1:9" in out.stderr
+    assert "copy DIR over" in out.stderr
+
+
+def test_the_recorded_identity_names_the_served_model_unless_the_operator_did(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = Hub({MISTRAL_32: tiny_model}, gated=set())
+    with serve_hub(hub) as endpoint:
+        assert fetch(tmp_path, endpoint, "--repo", MISTRAL_32).returncode == 0
+    weights = tmp_path / "weights"
+    named = identity_overrides(weights, set())
+    assert named["model_id"] == "mistralai/mistral-small-3.2-24b-instruct"
+    assert named["canonical_slug"] == "mistralai/mistral-small-3.2-24b-instruct-2506"
+    monkeypatch.setenv("MISTRAL_LOCAL_MODEL_ID", "acme/small")
+    assert "model_id" not in identity_overrides(weights, Settings().model_fields_set)
