@@ -146,6 +146,94 @@ def plan(
     )
 
 
+@app.command()
+def bench(
+    base_url: Annotated[str, typer.Option(help="Target API base: this server, a vLLM engine, or OpenRouter.")] = (
+        "http://127.0.0.1:8000/api/v1"
+    ),
+    api_key: Annotated[
+        str,
+        typer.Option(envvar="MISTRAL_LOCAL_BENCH_API_KEY", help="The target's key (env MISTRAL_LOCAL_BENCH_API_KEY)."),
+    ] = "",
+    model: Annotated[str, typer.Option(help="Model id to request.")] = "mistralai/mistral-small-3.1-24b-instruct",
+    label: Annotated[str, typer.Option(help="Name of the target in tables and plots.")] = "A",
+    compare: Annotated[
+        str | None,
+        typer.Option(help="Second target's base URL: the same requests, interleaved, as ratios to the first."),
+    ] = None,
+    compare_api_key: Annotated[str, typer.Option(envvar="MISTRAL_LOCAL_BENCH_COMPARE_API_KEY")] = "",
+    compare_model: Annotated[str | None, typer.Option(help="Model id at the second target (default: --model).")] = None,
+    compare_label: Annotated[str, typer.Option()] = "B",
+    rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds per comparison (order alternates).")] = 4,
+    dataset: Annotated[str, typer.Option(help="random, image or sharegpt.")] = "random",
+    sharegpt_path: Annotated[
+        Path | None, typer.Option(help="ShareGPT-format JSON file (with --dataset sharegpt).")
+    ] = None,
+    input_len: Annotated[int, typer.Option(min=1, help="Prompt tokens (Tekken).")] = 1024,
+    output_len: Annotated[int, typer.Option(min=1, help="Output tokens (max_tokens).")] = 128,
+    range_ratio: Annotated[float, typer.Option(min=0, max=1, help="Lengths uniform in [L(1-r), L(1+r)].")] = 0.0,
+    prefix_len: Annotated[int, typer.Option(min=0, help="Tokens of a prefix every prompt shares.")] = 0,
+    image_size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of generated images (--dataset image).")] = "512x512",
+    images: Annotated[int, typer.Option(min=1, help="Images per request (--dataset image).")] = 1,
+    num_prompts: Annotated[int, typer.Option(min=1, help="Requests per run.")] = 100,
+    duration: Annotated[float | None, typer.Option(help="Stop sending after this many seconds.")] = None,
+    max_concurrency: Annotated[str, typer.Option(help="Concurrency caps to sweep, e.g. 1,4,16,64 (inf: none).")] = "1",
+    request_rate: Annotated[float, typer.Option(help="Requests per second (inf: all at once).")] = float("inf"),
+    burstiness: Annotated[float, typer.Option(help="Gamma shape of arrivals: 1 Poisson, <1 burstier.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same requests.")] = 0,
+    warmups: Annotated[int, typer.Option(min=0, help="Requests sent (and not measured) before each run.")] = 1,
+    ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --output-len tokens (vLLM targets).")] = True,
+    slo: Annotated[list[str] | None, typer.Option(help="Goodput limit, repeatable: ttft:MS, tpot:MS, e2el:MS.")] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Wait up to this many seconds for the target.")] = 0.0,
+    tokenizer: Annotated[Path | None, typer.Option(help="tekken.json (default: mistral-common's Tekken v7).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for results.json, report.md and the plots.")] = Path(
+        "bench-results"
+    ),
+) -> None:
+    """Benchmark a chat endpoint with vLLM's metric definitions (TTFT, TPOT, ITL, E2EL, throughput, goodput)."""
+    from server.bench.cli_bench import BenchOptions, parse_concurrency, run_bench
+    from server.bench.client import Target
+    from server.bench.metrics import Slo
+    from server.settings import Settings
+
+    width, _, height = image_size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError(f"--image-size: WIDTHxHEIGHT, not {image_size!r}")
+    try:
+        limits = Slo.parse(slo) if slo else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    second = Target(compare, compare_model or model, compare_api_key, compare_label) if compare else None
+    run_bench(
+        BenchOptions(
+            target=Target(base_url, model, api_key, label),
+            compare_with=second,
+            dataset=dataset,
+            sharegpt_path=sharegpt_path,
+            input_len=input_len,
+            output_len=output_len,
+            range_ratio=range_ratio,
+            prefix_len=prefix_len,
+            image_size=(int(width), int(height)),
+            images=images,
+            num_prompts=num_prompts,
+            duration_s=duration,
+            concurrencies=parse_concurrency(max_concurrency),
+            request_rate=request_rate,
+            burstiness=burstiness,
+            seed=seed,
+            warmups=warmups,
+            ignore_eos=ignore_eos,
+            slo=limits,
+            ready_timeout_s=ready_timeout,
+            tokenizer=tokenizer,
+            rounds=rounds,
+            out=out,
+            cache_dir=Settings().cache_dir,
+        )
+    )
+
+
 @app.command("new-key")
 def new_key_cmd(label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")]) -> None:
     """Make an API key: prints the key (give it to its user) and its keys-file entry (only the hash)."""

@@ -241,6 +241,9 @@ class SamplingFields(Lenient):
     session_id: str | None = Field(None, max_length=256)
     debug: Debug | None = None
     response_format: ResponseFormat | None = None
+    # Not OpenRouter's: vLLM's sampling extra, so benchmarks (`mistral-local bench`, `vllm bench serve`) get
+    # exactly the output lengths they ask for, through the gateway as from the engine.
+    ignore_eos: bool | None = None
 
     @property
     def output_limit(self) -> int | None:

@@ -30,6 +30,7 @@ ImageResolver = Callable[[str, str], Coroutine[Any, Any, str]]  # (url, field na
 
 # Sampling fields the engine takes as they are.
 _PASSTHROUGH = (
+    "ignore_eos",
     "top_p",
     "min_p",
     "frequency_penalty",

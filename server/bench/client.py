@@ -1,0 +1,114 @@
+"""One streamed chat request, timed as `vllm bench serve` times it (vllm/benchmarks/lib/endpoint_request_func.py).
+
+TTFT: send to the first `data:` message with a non-empty `choices`; ITL: the gaps between such messages; latency
+(E2EL): send to the last of them (the usage-only chunk and `[DONE]` do not count); token counts from the final
+`usage`. SSE comments (`: OPENROUTER PROCESSING`) are skipped. Clock: time.perf_counter().
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+
+@dataclass
+class Outcome:
+    start: float = 0.0  # perf_counter at send
+    ok: bool = False
+    ttft: float = 0.0
+    latency: float = 0.0
+    itls: list[float] = field(default_factory=list)
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    error: str = ""  # "HTTP 429 rate_limited", "timeout", "disconnected", …
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str  # ends with /v1 or /api/v1
+    model: str
+    api_key: str = ""
+    label: str = ""
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def _error_of(status: int, body: bytes) -> str:
+    try:
+        err = orjson.loads(body).get("error", {})
+        code = err.get("code") if isinstance(err, dict) else None
+    except (orjson.JSONDecodeError, AttributeError):
+        code = None
+    return f"HTTP {status}" + (f" {code}" if code not in (None, status) else "")
+
+
+def _messages(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete SSE messages in `buffer`, and the incomplete rest."""
+    parts = buffer.split(b"\n\n")
+    return parts[:-1], parts[-1]
+
+
+def _data_of(message: bytes) -> bytes | None:
+    for line in message.splitlines():
+        if line.startswith(b"data:"):
+            return line[5:].strip()
+    return None  # a comment or keep-alive
+
+
+def _read_chunk(data: bytes, out: Outcome, now: float, last: float) -> float:
+    """Account for one `data:` payload; returns the time of the last choice-bearing chunk."""
+    chunk: dict[str, Any] = orjson.loads(data)
+    if chunk.get("error"):
+        raise ValueError(f"stream error {chunk['error'].get('code', '')}".strip())
+    if usage := chunk.get("usage"):
+        out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        out.output_tokens = int(usage.get("completion_tokens") or 0)
+    if not chunk.get("choices"):
+        return last
+    if out.ttft == 0.0:
+        out.ttft = now - out.start
+    else:
+        out.itls.append(now - last)
+    return now
+
+
+async def send(session: aiohttp.ClientSession, target: Target, body: dict[str, Any]) -> Outcome:
+    out = Outcome(start=time.perf_counter())
+    last = out.start
+    try:
+        async with session.post(target.chat_url, data=orjson.dumps(body), headers=target.headers) as response:
+            if response.status != 200:
+                out.error = _error_of(response.status, await response.read())
+                return out
+            buffer = b""
+            async for piece in response.content.iter_any():
+                now = time.perf_counter()
+                messages, buffer = _messages(buffer + piece)
+                for message in messages:
+                    data = _data_of(message)
+                    if data is None:
+                        continue
+                    if data == b"[DONE]":
+                        break
+                    last = _read_chunk(data, out, now, last)
+        out.latency = last - out.start
+        out.ok = out.ttft > 0 and out.output_tokens > 0
+        if not out.ok:
+            out.error = "no tokens"
+    except TimeoutError:
+        out.error = "timeout"
+    except aiohttp.ClientError as exc:
+        out.error = type(exc).__name__
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        out.error = str(exc)[:80]
+    return out

@@ -1,0 +1,66 @@
+"""`mistral-local bench` end to end against the real engine: a concurrency sweep through the gateway, a gateway vs
+engine-direct comparison, failures counted by code, and the cross-check against `vllm bench serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ENGINE_KEY
+from tests.gateway_process import Gateway
+
+pytestmark = pytest.mark.engine
+CLI = str(Path(sys.executable).parent / "mistral-local")
+SMALL = ["--input-len", "64", "--output-len", "16", "--num-prompts", "8", "--warmups", "1"]
+
+
+def bench(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [CLI, "bench", "--out", str(out), *args]
+    env = os.environ | {"COLUMNS": "200"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_sweep_through_the_gateway_writes_results_plots_and_report(gateway: Gateway, tmp_path: Path) -> None:
+    done = bench(tmp_path, "--base-url", f"{gateway.url}/api/v1", "--max-concurrency", "1,4", *SMALL)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["max_concurrency"] for r in results] == [1, 4]
+    for r in results:
+        assert (r["completed"], r["failed"]) == (8, 0)
+        assert r["total_output_tokens"] == 8 * 16  # ignore_eos reaches the engine through the gateway
+        assert r["total_input_tokens"] >= 8 * 64  # the chat template adds a few tokens
+        for key in ("request_throughput", "output_throughput", "median_ttft_ms", "p99_tpot_ms", "median_itl_ms"):
+            assert r[key] > 0, key
+    for png in ("throughput_vs_latency.png", "ttft_cdf.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"![{png}]({png})" in (tmp_path / "report.md").read_text()
+    assert "output throughput (tok/s)" in done.stdout
+
+
+def test_unreachable_target_is_counted_not_fatal(tmp_path: Path) -> None:
+    bench(tmp_path, "--base-url", "http://127.0.0.1:9/v1", "--warmups", "0", "--num-prompts", "3")
+    (r,) = [json.loads((tmp_path / "results.json").read_text())]
+    assert (r["completed"], r["failed"]) == (0, 3)
+    assert r["errors_by_code"] == {"ClientConnectorError": 3}
+
+
+def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) -> None:
+    assert gateway.engine_port is not None
+    done = bench(
+        tmp_path, "--base-url", f"http://127.0.0.1:{gateway.engine_port}/v1", "--api-key", ENGINE_KEY,
+        "--label", "engine", "--compare", f"{gateway.url}/api/v1", "--compare-label", "gateway",
+        "--rounds", "2", "--max-concurrency", "2", *SMALL,
+    )  # fmt: skip
+    engine, through = json.loads((tmp_path / "results.json").read_text())
+    assert (engine["label"], through["label"]) == ("engine", "gateway")
+    assert engine["completed"] == through["completed"] == 8
+    assert engine["total_output_tokens"] == through["total_output_tokens"] == 8 * 16
+    ratio = through["ratios_to_a"]["output_throughput"]
+    assert ratio["min"] <= ratio["median"] <= ratio["max"] and ratio["pooled"] > 0
+    assert "gateway / engine" in done.stdout
