@@ -1,7 +1,12 @@
 """Relay an engine's SSE stream to the client in OpenRouter's shape.
 
-Before the first token the client gets `: OPENROUTER PROCESSING` comments (at once, then every keep-alive
-interval), never an empty role-only chunk. Usage arrives once, in a final chunk with `choices: []`, then
+Before the first token the client gets `: OPENROUTER PROCESSING` comments, as from OpenRouter, never an empty
+role-only chunk. The first comment waits for the first token and goes out in the same write, unless a keep-alive
+interval passes first; then one goes every interval. A comment alone in a read makes `vllm bench serve` (0.32)
+drop the whole response (its reader strips the blank line that ends the comment and never finds another message
+boundary), so it is sent alone only when a client would otherwise wait in silence.
+
+Usage arrives once, in a final chunk with `choices: []`, then
 `data: [DONE]`. A failure after the stream started is one chunk with a top-level `error` and
 `finish_reason: "error"`, and the stream ends. The caller owns the engine response and closes it when the stream
 ends or the client goes away (server/pipeline.py), which makes vLLM abort the request.
@@ -106,7 +111,6 @@ async def _lines_with_keepalive(
     `asyncio.wait`, and on cleanup cancelled once and waited for. After the first token, lines are read directly.
     """
     lines = response.aiter_lines()
-    yield PROCESSING
     pending: asyncio.Task[str] | None = None
     try:
         while outcome.first_token_at is None:
@@ -132,9 +136,11 @@ async def _lines_with_keepalive(
 
 async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
     outcome = shaper.outcome
+    greeting = PROCESSING  # sent with the first event, or alone by the keep-alive
     try:
         async for line in _lines_with_keepalive(response, outcome, interval_s):
             if isinstance(line, bytes):
+                greeting = b""
                 yield line
                 continue
             if not line.startswith("data:"):
@@ -144,7 +150,8 @@ async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float
                 break
             shaped = shaper.shape(orjson.loads(data))
             if shaped is not None:
-                yield event(shaped)
+                yield greeting + event(shaped)
+                greeting = b""
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True

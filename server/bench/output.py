@@ -64,7 +64,8 @@ def plot_sweep(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("output throughput (tok/s)")
         ax.set_ylabel(f"{metric} (ms)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -80,7 +81,8 @@ def plot_ttft_cdf(results: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("TTFT (ms)")
     ax.set_ylabel("fraction of requests")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing completed: no curve to name
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
