@@ -4,10 +4,14 @@ BIN := $(VENV)/bin
 # The scaled-down checkpoint and other build products live here (git-ignored).
 export MISTRAL_LOCAL_CACHE_DIR ?= $(CURDIR)/.cache
 
-.PHONY: setup serve test lint typecheck pytest
+.PHONY: setup browser serve test lint typecheck pytest
 
 setup:
 	@bash scripts/setup.sh
+
+# Debian's chromium, for the playground's browser tests.
+browser:
+	@bash scripts/browser.sh
 
 serve: setup
 	$(BIN)/mistral-local serve $(ARGS)
@@ -21,7 +25,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests; make treats that as the failure it is.
-pytest: setup
+pytest: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -22,6 +22,7 @@ from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.pipeline import Pipeline
+from server.playground import routes as playground
 from server.records import RecordStore
 from server.request_log import RequestObserver
 from server.settings import Settings
@@ -98,6 +99,7 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
     app.add_middleware(RequestObserver, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
+    app.include_router(playground.router)
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix)

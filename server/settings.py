@@ -76,7 +76,15 @@ class Settings(BaseSettings):
     # SIGTERM: how long requests in flight may finish before the engine stops.
     drain_timeout_s: float = Field(30.0, ge=0)
     # Routes reachable without a key: "PATH" or "METHOD PATH" (route templates).
-    public_routes: tuple[str, ...] = ("/health/live", "GET /api/v1/models", "GET /v1/models")
+    public_routes: tuple[str, ...] = (
+        "/health/live",
+        "GET /api/v1/models",
+        "GET /v1/models",
+        # The playground's page and assets (no data in them; the page calls the API with the user's key).
+        "GET /",
+        "GET /playground",
+        "GET /playground/static/{name:path}",
+    )
     # Admission: bounds on what is in flight, and on what may wait for a slot (and for how long).
     max_in_flight: int = Field(64, ge=1)
     max_waiting: int = Field(64, ge=0)

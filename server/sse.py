@@ -152,6 +152,9 @@ async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float
             if shaped is not None:
                 yield greeting + event(shaped)
                 greeting = b""
+            # When the engine's lines are already buffered, neither reading them nor sending to the client
+            # suspends: without this, one stream that fell behind would hold the event loop until it ends.
+            await asyncio.sleep(0)
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True

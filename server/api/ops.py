@@ -1,4 +1,4 @@
-"""Operational routes: liveness (the gateway answers) and readiness (the engine can generate)."""
+"""Operational routes: liveness (the gateway answers), readiness (the engine can generate), status, metrics."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ async def ready(request: Request) -> dict[str, object]:
         state = engine.state.value
         raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata={"engine_state": state})
     return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}
+
+
+@router.get("/status")
+async def status(request: Request) -> dict[str, object]:
+    """A small live summary for people (the playground's status line): engine state and the admission queue."""
+    engine, admission = request.app.state.engine, request.app.state.admission
+    return {
+        "engine": {"state": engine.state.value, "ready": engine.ready, "restarts": engine.restarts},
+        "in_flight": admission.in_flight,
+        "waiting": admission.waiting,
+        "draining": admission.draining,
+        "model": request.app.state.settings.model_id,
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -1,0 +1,1 @@
+"""The private chat playground: one page and its assets, served by the gateway, talking only to this origin."""
