@@ -20,12 +20,14 @@ from server.catalog import Catalog
 from server.engine.client import EngineClient
 from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
+from server.fallback import Dispatcher
 from server.metrics import Metrics
 from server.pipeline import Pipeline
 from server.playground import routes as playground
 from server.records import RecordStore
 from server.request_log import RequestObserver
 from server.settings import Settings
+from server.upstream import Upstream
 
 API_ROUTERS = (generate.router, models.router, account.router, tokenize.router)
 # OpenRouter's base is /api/v1; plain OpenAI clients use /v1. Both serve the same routes.
@@ -60,10 +62,15 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
             httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
             httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
+            # The hosted upstream is on the internet: the environment's proxy settings apply (a corporate proxy).
+            httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0)) as hosted,
         ):
             client = EngineClient(http, engine, settings.retry_after_s)
             app.state.engine_client = client
-            app.state.pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics)
+            pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics)
+            app.state.pipeline = pipeline
+            upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
+            app.state.dispatcher = Dispatcher(settings, pipeline, catalog, records, upstream)
             await records.open()
             await engine.start()
             try:

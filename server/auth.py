@@ -37,6 +37,8 @@ class KeySpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     limits: KeyLimits = KeyLimits()
     disabled: bool = False
+    # Never routed to the hosted upstream, whatever the server allows (server/fallback.py).
+    local_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Principal:
 
     label: str | None
     limits: KeyLimits
+    local_only: bool = False
 
 
 ANONYMOUS = Principal(label=None, limits=KeyLimits())
@@ -92,4 +95,4 @@ class KeyRing:
             raise Unauthorized("Invalid API key")
         if found.disabled:
             raise Forbidden(f"API key '{found.label}' is disabled")
-        return Principal(label=found.label, limits=found.limits)
+        return Principal(label=found.label, limits=found.limits, local_only=found.local_only)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -89,8 +89,12 @@ class Pipeline:
     async def _image(self, url: str, field: str) -> str:
         return await to_data_url(self.fetcher, url, field, self.images)
 
-    async def chat(self, req: ChatRequest, principal: Principal) -> Response:
+    async def chat(
+        self, req: ChatRequest, principal: Principal, attempts: list[dict[str, Any]] | None = None
+    ) -> Response:
+        """`attempts`: the earlier tries of this request (server/fallback.py), recorded with this generation."""
         call = self._start(req)
+        call.attempts = attempts or []
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
@@ -259,6 +263,9 @@ class Pipeline:
                 finish_reason=finish,
                 native_finish_reason=native,
                 key_label=call.key_label,
+                attempts=orjson.dumps(
+                    [*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}]
+                ).decode(),
             )
         )
 
@@ -272,6 +279,7 @@ class Call:
     api_type: str = "completions"  # OpenRouter's api_type: "completions" is chat, "text_completions" legacy
     images: int = 0
     key_label: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FinalizingStreamingResponse(StreamingResponse):

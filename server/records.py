@@ -44,6 +44,8 @@ class GenerationRecord:
     finish_reason: str | None
     native_finish_reason: str | None
     key_label: str | None
+    # Every attempt of the request, in order, as JSON (OpenRouter's provider_responses): model, provider, status.
+    attempts: str = "[]"
 
 
 _COLUMNS = [f.name for f in fields(GenerationRecord)]
@@ -53,7 +55,7 @@ CREATE TABLE IF NOT EXISTS generations (
     created_at REAL NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, cost REAL NOT NULL, latency_ms INTEGER NOT NULL,
     ttft_ms INTEGER, streamed INTEGER NOT NULL, cancelled INTEGER NOT NULL, finish_reason TEXT,
-    native_finish_reason TEXT, key_label TEXT
+    native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
 """
@@ -79,6 +81,9 @@ class RecordStore:
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(generations)")}
+        if "attempts" not in columns:  # a database from before attempts were recorded
+            self._conn.execute("ALTER TABLE generations ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'")
 
     def _load_totals(self) -> dict[str | None, tuple[int, float]]:
         assert self._conn is not None

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
         "GET /playground",
         "GET /playground/static/{name:path}",
     )
+    # Hosted upstream (off unless upstream_url is set): an OpenRouter-compatible API that takes the models this
+    # server does not serve, and the requests it cannot serve now (engine down, full, failing before the first
+    # token), under the privacy rules of server/fallback.py. Its key comes from MISTRAL_LOCAL_UPSTREAM_API_KEY.
+    upstream_url: str | None = None
+    upstream_api_key: SecretStr | None = None
+    # Models that may go upstream ("*": any); keys (labels) that may use it (empty: every key not local-only).
+    upstream_models: tuple[str, ...] = ()
+    upstream_keys: tuple[str, ...] = ()
+    # The operator's switch: nothing ever goes upstream, whatever else is configured.
+    local_only: bool = False
+    upstream_timeout_s: float = Field(120.0, gt=0)
     # Admission: bounds on what is in flight, and on what may wait for a slot (and for how long).
     max_in_flight: int = Field(64, ge=1)
     max_waiting: int = Field(64, ge=0)

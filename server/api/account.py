@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,7 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
         "api_type": r.api_type,
         "preset_id": None,
         "router": None,
-        "provider_responses": None,
+        "provider_responses": json.loads(r.attempts) or None,
         "user_agent": None,
         "http_referer": None,
         "data_region": "local",

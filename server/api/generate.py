@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -14,7 +15,10 @@ router = APIRouter(dependencies=[Depends(require_key)], tags=["generation"], res
 
 @router.post("/chat/completions", response_model=ChatResponse, summary="Chat completion (streaming or not)")
 async def chat_completions(body: ChatRequest, request: Request, principal: KeyDep) -> Response:
-    return await request.app.state.pipeline.chat(body, principal)  # type: ignore[no-any-return]
+    dispatcher = request.app.state.dispatcher
+    # The client's own body, for a hosted upstream (its fields go there as they came); parsed only if one exists.
+    raw = orjson.loads(await request.body()) if dispatcher.upstream is not None else {}
+    return await dispatcher.chat(body, raw, request.headers, principal)  # type: ignore[no-any-return]
 
 
 @router.post("/completions", response_model=CompletionResponse, summary="Legacy text completion")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -68,12 +69,13 @@ def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) ->
 
 # Cross-check against `vllm bench serve` on the same gateway and workload. Both tools time the same points (send;
 # first chunk with choices; last such chunk) with perf_counter over aiohttp and take token counts from `usage`, so
-# what remains is: prompts of the same lengths but different tokens, and run-to-run noise. At concurrency 1 on the
-# CPU engine, repeated runs of one tool differ by about 1% in throughput and TPOT and 1-3% in median TTFT; the runs
-# alternate (ours, vLLM's, ours, vLLM's) so drift hits both, and each tool's two runs are averaged. 5% is the
-# issue's bound and leaves room for that noise; a definition mismatch (e.g. TPOT including the first token, or
-# TTFT from the keep-alive comment) moves these figures by 10% or more at these lengths.
+# what remains is: prompts of the same lengths but different tokens, and run-to-run noise. On this shared 2-core
+# machine one tool's runs differ by up to 20% when something else takes a core for a few seconds, so the tools run
+# in pairs back to back (order alternating), each pair gives a ratio, and the median of PAIRS ratios must be within
+# 5% of 1 (the bound): a slow moment moves one pair, not the median. A definition mismatch (TPOT including
+# the first token, TTFT from the keep-alive comment, counting tokens by chunks) moves every pair by 10% or more here.
 AGREE = 0.05
+PAIRS = 4
 CROSS = {"input": 128, "output": 32, "prompts": 12, "warmups": 2}
 COMPARED = ("request_throughput", "output_throughput", "median_ttft_ms", "median_tpot_ms")
 
@@ -108,11 +110,13 @@ def vllms(gateway: Gateway, tiny_model: Path, out: Path) -> dict[str, float]:
 
 
 def test_agrees_with_vllm_bench_serve(gateway: Gateway, tiny_model: Path, tmp_path: Path) -> None:
-    runs: dict[str, list[dict[str, float]]] = {"ours": [], "vllm": []}
-    for i in range(2):
-        runs["ours"].append(ours(gateway, tmp_path / f"ours{i}"))
-        runs["vllm"].append(vllms(gateway, tiny_model, tmp_path / f"vllm{i}"))
-    for key in COMPARED:
-        mine = sum(r[key] for r in runs["ours"]) / 2
-        theirs = sum(r[key] for r in runs["vllm"]) / 2
-        assert abs(mine / theirs - 1) <= AGREE, f"{key}: ours {mine:.2f}, vllm bench serve {theirs:.2f}"
+    ratios: dict[str, list[float]] = {key: [] for key in COMPARED}
+    for i in range(PAIRS):
+        first_ours = i % 2 == 0
+        a = ours(gateway, tmp_path / f"ours{i}") if first_ours else vllms(gateway, tiny_model, tmp_path / f"vllm{i}")
+        b = vllms(gateway, tiny_model, tmp_path / f"vllm{i}") if first_ours else ours(gateway, tmp_path / f"ours{i}")
+        mine, theirs = (a, b) if first_ours else (b, a)
+        for key in COMPARED:
+            ratios[key].append(mine[key] / theirs[key])
+    for key, values in ratios.items():
+        assert abs(statistics.median(values) - 1) <= AGREE, f"{key}: ours / vllm bench serve per pair {values}"

@@ -1,0 +1,175 @@
+"""Where a chat request is served: OpenRouter's `model` + `models` order, local first, then the hosted upstream
+when every privacy rule allows it.
+
+For each model in turn: the local engine if it serves that model and the `provider` preferences keep the local
+provider; then the upstream, only if the operator configured one and did not set local-only, the key is not
+local-only (and is among the upstream's keys, when those are listed), the model is among the upstream's models,
+and the request did not say `provider.allow_fallbacks: false`, `provider.data_collection: "deny"` or
+`provider.zdr: true`. A local failure OpenRouter would fall back on (engine down or restarting 503, admission 429,
+timeout 408, engine error 502, before anything was streamed) moves on; any other error is the answer. When no
+attempt succeeds, the client gets the first model's local error (or the last upstream error), so a refused
+upstream looks exactly like no upstream. Every attempt is recorded with the generation that answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse, Response
+
+from server.auth import Principal
+from server.catalog import Catalog
+from server.errors import GatewayError, PaymentRequired
+from server.pipeline import Pipeline
+from server.records import GenerationRecord, RecordStore
+from server.schemas.request import ChatRequest
+from server.settings import Settings
+from server.upstream import Answer, PassThrough, Upstream, UpstreamFailed
+
+log = logging.getLogger("mistral_local")
+LOCAL_FALLBACK_STATUSES = frozenset({404, 408, 429, 502, 503})
+
+
+def upstream_refusal(settings: Settings, req: ChatRequest, principal: Principal, model: str) -> str | None:
+    """Why this request may not leave the machine for `model` (None: it may)."""
+    prefs = req.provider
+    reasons = [
+        (settings.upstream_url is None, "no upstream is configured"),
+        (settings.local_only, "the server is local-only"),
+        (principal.local_only, "the key is local-only"),
+        (bool(settings.upstream_keys) and principal.label not in settings.upstream_keys, "the key may not use it"),
+        ("*" not in settings.upstream_models and model not in settings.upstream_models, "the model is not allowed"),
+        (prefs is not None and prefs.allow_fallbacks is False, "provider.allow_fallbacks is false"),
+        (prefs is not None and prefs.data_collection == "deny", "provider.data_collection is deny"),
+        (prefs is not None and prefs.zdr is True, "provider.zdr is true"),
+    ]
+    return next((why for refused, why in reasons if refused), None)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        catalog: Catalog,
+        records: RecordStore,
+        upstream: Upstream | None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.catalog = catalog
+        self.records = records
+        self.upstream = upstream
+
+    async def chat(
+        self, req: ChatRequest, raw: dict[str, Any], headers: Mapping[str, str], principal: Principal
+    ) -> Response:
+        candidates = [m for m in [req.model, *(req.models or [])] if m is not None]
+        if self.upstream is None or not candidates:  # local only: the pipeline applies OpenRouter's model order
+            return await self.pipeline.chat(req, principal)
+        attempts: list[dict[str, Any]] = []
+        first_error: GatewayError | None = None
+        for i, model in enumerate(candidates):
+            last = i == len(candidates) - 1
+            if self.catalog.serves(model):
+                try:
+                    one = req.model_copy(update={"model": model, "models": None})
+                    return await self.pipeline.chat(one, principal, attempts)
+                except GatewayError as exc:
+                    attempts.append(
+                        {"model": model, "provider_name": self.settings.provider_name, "status": exc.status}
+                    )
+                    first_error = first_error or exc
+                    if exc.status not in LOCAL_FALLBACK_STATUSES:
+                        raise
+            why = upstream_refusal(self.settings, req, principal, model)
+            if why is not None:
+                log.info("not sending %s upstream: %s", model, why)
+                continue
+            try:
+                return await self._upstream(req, raw, headers, principal, model, attempts)
+            except UpstreamFailed as exc:
+                attempts.append({"model": model, "provider_name": "upstream", "status": exc.status})
+                if last and first_error is None:
+                    return JSONResponse(exc.body, status_code=exc.status)
+            except PassThrough as exc:
+                attempts.append({"model": model, "provider_name": "upstream", "status": exc.status})
+                if last or exc.status != 404:
+                    return JSONResponse(exc.body, status_code=exc.status)
+        if first_error is not None:
+            raise first_error
+        return await self.pipeline.chat(req, principal)  # nothing served or allowed: the local answer (404)
+
+    async def _upstream(
+        self,
+        req: ChatRequest,
+        raw: dict[str, Any],
+        headers: Mapping[str, str],
+        principal: Principal,
+        model: str,
+        attempts: list[dict[str, Any]],
+    ) -> Response:
+        assert self.upstream is not None
+        self._check_budget(principal)
+        body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
+        started = time.monotonic()
+
+        def record(answer: Answer) -> None:
+            self._record(answer, principal, model, attempts, started, streamed=req.stream)
+
+        if req.stream:
+            return await self.upstream.stream(body, headers, record)
+        response, answer = await self.upstream.complete(body, headers)
+        record(answer)
+        return response
+
+    def _check_budget(self, principal: Principal) -> None:
+        """Upstream calls cost money: a key's budgets hold for them too (they do not use local capacity)."""
+        tokens, cost = self.records.spent(principal.label)
+        limits = principal.limits
+        if (limits.token_budget is not None and tokens >= limits.token_budget) or (
+            limits.cost_budget is not None and cost >= limits.cost_budget
+        ):
+            raise PaymentRequired("This key's budget is spent", metadata={"key": principal.label})
+
+    def _record(
+        self,
+        answer: Answer,
+        principal: Principal,
+        model: str,
+        attempts: list[dict[str, Any]],
+        started: float,
+        *,
+        streamed: bool,
+    ) -> None:
+        usage = answer.usage or {}
+        now = time.monotonic()
+        status = 200 if answer.error is None else 502
+        provider = answer.provider or "upstream"
+        tried = [*attempts, {"model": answer.model or model, "provider_name": provider, "status": status}]
+        self.records.add(
+            GenerationRecord(
+                id=answer.id or f"upstream-{int(time.time() * 1000)}",
+                model=answer.model or model,
+                provider=provider,
+                api_type="completions",
+                created_at=time.time(),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+                num_images=0,
+                cost=float(usage.get("cost") or 0.0),
+                latency_ms=round((now - started) * 1000),
+                ttft_ms=round((answer.first_token_at - started) * 1000) if answer.first_token_at else None,
+                streamed=streamed,
+                cancelled=answer.finish_reason is None and answer.error is None and streamed,
+                finish_reason=answer.finish_reason if answer.error is None else "error",
+                native_finish_reason=answer.finish_reason,
+                key_label=principal.label,
+                attempts=orjson.dumps(tried).decode(),
+            )
+        )

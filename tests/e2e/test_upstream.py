@@ -1,0 +1,201 @@
+"""Routing to a hosted upstream under the privacy guard, against an OpenRouter stand-in on loopback that records
+what it receives, with the real engine (or a dead one) behind the gateway."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.auth import KeySpec, hash_key
+from server.engine.launcher import free_port
+from server.engine.supervisor import AttachedEngine
+from server.settings import OPENROUTER_MODEL_ID, Settings
+from tests.conftest import ENGINE_KEY
+from tests.fake_upstream import PROVIDER, SLOW_S, USAGE, Hosted, serve_hosted
+from tests.gateway_process import Gateway
+
+pytestmark = pytest.mark.engine
+
+KEYS = {"alice": "sk-ml-alice-upstream-01", "private": "sk-ml-private-upstream-01", "bob": "sk-ml-bob-upstream-01"}
+SPECS = (
+    KeySpec(label="alice", sha256=hash_key(KEYS["alice"])),
+    KeySpec(label="private", sha256=hash_key(KEYS["private"]), local_only=True),
+    KeySpec(label="bob", sha256=hash_key(KEYS["bob"])),
+)
+UPSTREAM_KEY = "sk-or-v1-upstream-secret"
+ATTRIBUTION = {"HTTP-Referer": "https://example.org/app", "X-Title": "Example App"}
+
+
+@pytest.fixture
+def hosted() -> Iterator[Hosted]:
+    with serve_hosted() as h:
+        yield h
+
+
+@pytest.fixture
+def gateway_for(gateway: Gateway, hosted: Hosted) -> Iterator[Any]:
+    """Build an in-process gateway attached to the session's engine (or to nothing), with upstream settings."""
+    clients: list[TestClient] = []
+
+    def build(*, engine_alive: bool = True, **overrides: Any) -> TestClient:
+        values: dict[str, Any] = {
+            "cache_dir": Path(tempfile.mkdtemp(prefix="up-")),
+            "api_keys": SPECS,
+            "upstream_url": hosted.url,
+            "upstream_api_key": UPSTREAM_KEY,
+            "upstream_models": ("*",),
+        } | overrides
+        settings = Settings(**values)
+        port = gateway.engine_port if engine_alive else free_port()
+        engine = AttachedEngine(f"http://127.0.0.1:{port}", ENGINE_KEY, settings.model_id, start_timeout_s=60)
+        client = TestClient(create_app(settings, engine)).__enter__()
+        clients.append(client)
+        if engine_alive:
+            deadline = time.monotonic() + 60
+            while client.get("/health/ready", headers=auth("alice")).status_code != 200:
+                assert time.monotonic() < deadline, "the attached engine did not become ready"
+                time.sleep(0.2)
+        return client
+
+    yield build
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def auth(label: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[label]}"}
+
+
+def chat(client: TestClient, model: str, label: str = "alice", **body: Any) -> Any:
+    payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4} | body
+    return client.post("/api/v1/chat/completions", json=payload, headers=auth(label) | ATTRIBUTION)
+
+
+def test_local_only_by_default(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for(upstream_url=None)
+    r = chat(client, "hosted/ok")
+    assert r.json() == {"error": {"code": 400, "message": "hosted/ok is not a valid model ID"}}
+    assert chat(client, OPENROUTER_MODEL_ID).status_code == 200
+    assert hosted.received == []
+
+
+def test_unserved_model_goes_upstream_with_the_clients_fields_and_not_its_key(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for()
+    extra: dict[str, Any] = {
+        "provider": {"sort": "price"},
+        "transforms": ["middle-out"],
+        "user": "u-1",
+        "x_custom": [1],
+    }
+    r = chat(client, "hosted/ok", models=["hosted/ok"], temperature=0.3, **extra)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert (answer["provider"], answer["model"]) == (PROVIDER, "hosted/ok")
+    (got,) = hosted.received
+    assert got.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert KEYS["alice"] not in json.dumps(got.headers) + json.dumps(got.body)
+    assert (got.headers["http-referer"], got.headers["x-title"]) == (
+        ATTRIBUTION["HTTP-Referer"],
+        ATTRIBUTION["X-Title"],
+    )
+    sent = {"model": "hosted/ok", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0.3}
+    assert got.body == sent | extra  # as the client sent it; `models` is walked by the gateway
+    record = client.get(f"/api/v1/generation?id={answer['id']}", headers=auth("alice")).json()["data"]
+    assert (record["provider_name"], record["tokens_prompt"], record["total_cost"]) == (PROVIDER, 7, USAGE["cost"])
+
+
+@pytest.mark.parametrize(
+    ("label", "settings", "body"),
+    [
+        ("alice", {"local_only": True}, {}),
+        ("private", {}, {}),
+        ("bob", {"upstream_keys": ("alice",)}, {}),
+        ("alice", {"upstream_models": ("hosted/other",)}, {}),
+        ("alice", {}, {"provider": {"allow_fallbacks": False}}),
+        ("alice", {}, {"provider": {"data_collection": "deny"}}),
+        ("alice", {}, {"provider": {"zdr": True}}),
+    ],
+    ids=[
+        "operator-local-only",
+        "key-local-only",
+        "key-not-allowed",
+        "model-not-allowed",
+        "no-fallbacks",
+        "deny",
+        "zdr",
+    ],
+)
+def test_privacy_rules_keep_everything_local(
+    gateway_for: Any, hosted: Hosted, label: str, settings: dict[str, Any], body: dict[str, Any]
+) -> None:
+    client = gateway_for(**settings)
+    r = chat(client, "hosted/ok", label=label, **body)
+    assert r.json()["error"]["message"] == "hosted/ok is not a valid model ID"  # as with no upstream at all
+    # The engine being down is no exception: the local 503 stays local.
+    down = gateway_for(engine_alive=False, **settings)
+    assert chat(down, OPENROUTER_MODEL_ID, label=label, **body).status_code == 503
+    assert hosted.received == []
+
+
+def test_a_local_failure_spills_upstream_and_every_attempt_is_recorded(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for(engine_alive=False)
+    r = chat(client, OPENROUTER_MODEL_ID)
+    assert r.status_code == 200 and r.json()["provider"] == PROVIDER
+    assert [g.body["model"] for g in hosted.received] == [OPENROUTER_MODEL_ID]
+    record = client.get(f"/api/v1/generation?id={r.json()['id']}", headers=auth("alice")).json()["data"]
+    assert [(a["provider_name"], a["status"]) for a in record["provider_responses"]] == [
+        ("Local", 503),
+        (PROVIDER, 200),
+    ]
+
+
+def test_models_fallback_in_order(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for()
+    r = chat(client, "hosted/missing", models=["hosted/down", OPENROUTER_MODEL_ID, "hosted/ok"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["model"], r.json()["provider"]) == (OPENROUTER_MODEL_ID, "Local")
+    assert [g.body["model"] for g in hosted.received] == ["hosted/missing", "hosted/down"]
+    record = client.get(f"/api/v1/generation?id={r.json()['id']}", headers=auth("alice")).json()["data"]
+    tried = [(a["model"], a["status"]) for a in record["provider_responses"]]
+    assert tried == [("hosted/missing", 404), ("hosted/down", 503), (OPENROUTER_MODEL_ID, 200)]
+    busy_then_ok = chat(client, "hosted/busy", models=["hosted/ok"])
+    assert busy_then_ok.json()["model"] == "hosted/ok"
+
+
+def test_upstream_errors_pass_through_bounded(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for(upstream_timeout_s=SLOW_S / 3)
+    pay = chat(client, "hosted/pay")
+    assert (pay.status_code, pay.json()) == (402, {"error": {"code": 402, "message": "Insufficient credits"}})
+    started = time.monotonic()
+    slow = chat(client, "hosted/slow")
+    assert slow.status_code == 408 and time.monotonic() - started < SLOW_S
+    unreachable = gateway_for(upstream_url=f"http://127.0.0.1:{free_port()}/api/v1")
+    gone = chat(unreachable, "hosted/ok")
+    assert gone.status_code == 502 and gone.json()["error"]["message"].startswith("Upstream unreachable")
+
+
+def sse_data(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def test_streams_pass_through_and_a_broken_one_ends_with_an_error_never_a_retry(
+    gateway_for: Any, hosted: Hosted
+) -> None:
+    client = gateway_for()
+    ok = chat(client, "hosted/ok", stream=True)
+    events = sse_data(ok.text)
+    assert "".join(e["choices"][0]["delta"]["content"] for e in events if e["choices"]) == "Hello from hosted"
+    assert events[-1]["usage"] == USAGE and ok.text.rstrip().endswith("data: [DONE]")
+    broken = chat(client, "hosted/broken", stream=True, models=["hosted/ok"])
+    events = sse_data(broken.text)
+    assert "".join(e["choices"][0]["delta"]["content"] for e in events if e["choices"]) == "Hello from"
+    assert events[-1]["error"]["code"] == 502 and broken.text.rstrip().endswith("data: [DONE]")
+    assert [g.body["model"] for g in hosted.received] == ["hosted/ok", "hosted/broken"]  # no second try
