@@ -81,7 +81,7 @@ def serve(
             "Use it for debugging only; never in production."
         )
     try:
-        engine = build_engine(settings)
+        engine, settings = build_engine(settings)
         app_ = create_app(settings, engine)
         check_exposure(settings, app_.state.keyring.enabled)
     except ConfigError as exc:

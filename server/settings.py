@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     default_temperature: float = 0.15  # Mistral's recommendation for this model
     # The `provider` named in responses, and this deployment's price in USD per token (OpenRouter's strings).
     provider_name: str = "Local"
+    # The local provider's quantization as OpenRouter names it; default: the profile's, else the checkpoint's.
     quantization: str = "bf16"
     price_prompt: str = "0"
     price_completion: str = "0"

@@ -60,6 +60,9 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 repo = self._repo(parts[2:4])
                 if repo is None:
                     return
+                if parts[4:5] == ["revision"] and parts[5] not in ("main", SHA):
+                    self._error(404, "RevisionNotFound")
+                    return
                 if parts[4:5] == ["tree"]:
                     body = json.dumps([hub.tree_entry(repo, f) for f in hub.files(repo)])
                 else:

@@ -120,18 +120,29 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile) -> Eng
     )
 
 
-def build_engine(settings: Settings) -> EngineBase:
-    """An attached engine for --engine-url, else a supervisor for the chosen model and profile."""
+def served_quantization(model_dir: Path, profile: Profile) -> str:
+    """What the local provider reports as its quantization: the profile's (vLLM quantizing while loading) or the
+    checkpoint's own precision."""
+    return profile.quantization or checkpoint_weights(model_dir)
+
+
+def build_engine(settings: Settings) -> tuple[EngineBase, Settings]:
+    """An attached engine for --engine-url, else a supervisor for the chosen model and profile; and the settings
+    completed with what the profile decides (the quantization the local provider reports, unless configured)."""
     if settings.engine_url is not None:
         key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else ""
-        return AttachedEngine(
+        engine = AttachedEngine(
             settings.engine_url, key, settings.model_id, start_timeout_s=settings.engine_start_timeout_s
         )
+        return engine, settings
     model_dir, profile = choose_model(settings)
     engine_command(settings, model_dir, profile)  # fail fast, before the gateway starts
     log.info("serving %s with profile %s", model_dir, profile.name)
-    return EngineSupervisor(
+    if "quantization" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"quantization": served_quantization(model_dir, profile)})
+    supervisor = EngineSupervisor(
         partial(engine_command, settings, model_dir, profile),
         settings.model_id,
         start_timeout_s=settings.engine_start_timeout_s,
     )
+    return supervisor, settings

@@ -100,3 +100,26 @@ def test_the_recorded_identity_names_the_served_model_unless_the_operator_did(
     assert named["canonical_slug"] == "mistralai/mistral-small-3.2-24b-instruct-2506"
     monkeypatch.setenv("MISTRAL_LOCAL_MODEL_ID", "acme/small")
     assert "model_id" not in identity_overrides(weights, Settings().model_fields_set)
+
+
+def test_unknown_revision(tmp_path: Path) -> None:
+    with serve_hub(Hub({MISTRAL_31: LISTING}, gated=set())) as endpoint:
+        out = fetch(tmp_path, endpoint, "--revision", "v9")
+    assert out.returncode == 2
+    assert f"{MISTRAL_31} has no such revision" in out.stderr
+
+
+def test_offline_mode_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HUB_OFFLINE": "1"}
+    cmd = [CLI, "fetch-weights", "--dir", str(tmp_path / "w")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert out.returncode == 2
+    assert "HF_HUB_OFFLINE is set: unset it to download" in out.stderr
+
+
+def test_an_unwritable_directory_says_so(tmp_path: Path, tiny_model: Path) -> None:
+    (tmp_path / "weights").write_text("a file where the directory should be")
+    with serve_hub(Hub({MISTRAL_31: tiny_model}, gated=set())) as endpoint:
+        out = fetch(tmp_path, endpoint)
+    assert out.returncode == 2
+    assert "writing" in out.stderr and "failed" in out.stderr and "about 48 GB" in out.stderr

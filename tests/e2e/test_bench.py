@@ -44,6 +44,17 @@ def test_sweep_through_the_gateway_writes_results_plots_and_report(gateway: Gate
     assert "output throughput (tok/s)" in done.stdout
 
 
+def test_image_workload_through_the_gateway(gateway: Gateway, tmp_path: Path) -> None:
+    bench(
+        tmp_path, "--base-url", f"{gateway.url}/api/v1", "--dataset", "image", "--images", "1",
+        "--image-size", "112x112", "--input-len", "16", "--output-len", "8", "--num-prompts", "2", "--warmups", "0",
+    )  # fmt: skip
+    (r,) = [json.loads((tmp_path / "results.json").read_text())]
+    assert (r["completed"], r["failed"]) == (2, 0)
+    # 112 px: 8 x 8 patches, merged 2 x 2 into 4 rows of 4 tokens plus a break each = 20 image tokens per prompt.
+    assert r["total_input_tokens"] >= 2 * (16 + 20)
+
+
 def test_unreachable_target_is_counted_not_fatal(tmp_path: Path) -> None:
     bench(tmp_path, "--base-url", "http://127.0.0.1:9/v1", "--warmups", "0", "--num-prompts", "3")
     (r,) = [json.loads((tmp_path / "results.json").read_text())]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.engine.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
-from server.engine.selection import choose_model
+from server.engine.selection import build_engine, choose_model
 from server.errors import ConfigError
 from server.planning.gpus import Gpu
 from server.planning.model_shape import REFERENCE_PARAMS
@@ -115,3 +115,12 @@ def test_real_weights_without_gpu_need_the_memory_cpu_24b_states(
     # This machine (24 GB) cannot hold 48 GB of weights: the refusal gives both numbers.
     with pytest.raises(ConfigError, match=r"cpu-24b needs 99 GB of memory .* this machine has \d+ GB"):
         choose_model(Settings(model=tmp_path))
+
+
+def test_the_local_provider_reports_the_profiles_quantization(tiny_model: Path) -> None:
+    _, plain = build_engine(Settings(model=tiny_model, profile="cpu-tiny"))
+    assert plain.quantization == "bf16"  # the checkpoint's own precision
+    _, fp8 = build_engine(Settings(model=tiny_model, profile="l40s-x1-fp8"))
+    assert fp8.quantization == "fp8"  # vLLM quantizes while loading
+    _, chosen = build_engine(Settings(model=tiny_model, profile="l40s-x1-fp8", quantization="fp8-dynamic"))
+    assert chosen.quantization == "fp8-dynamic"  # the operator's word wins
