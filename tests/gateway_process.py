@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +89,17 @@ def wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Proc
     """The processes still alive after `timeout_s`."""
     _, alive = psutil.wait_procs(procs, timeout=timeout_s)
     return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@contextmanager
+def attached_gateway(
+    name: str, session: Gateway, engine_key: str, env: dict[str, str], headers: dict[str, str] | None = None
+) -> Iterator[Gateway]:
+    """A second gateway, with its own settings, attached to the session gateway's engine (no engine start)."""
+    url = f"http://127.0.0.1:{session.engine_port}"
+    gw = start_gateway(name, "--engine-url", url, env={"MISTRAL_LOCAL_ENGINE_API_KEY": engine_key, **env})
+    try:
+        gw.wait_ready(timeout_s=60, headers=headers)
+        yield gw
+    finally:
+        gw.stop()

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import ENGINE_KEY
-from tests.gateway_process import Gateway, start_gateway
+from tests.gateway_process import Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -16,17 +16,10 @@ pytestmark = pytest.mark.engine
 @pytest.fixture(scope="module")
 def impatient(gateway: Gateway) -> Iterator[Gateway]:
     """A gateway attached to the session's engine (attach mode), giving the engine one second per request."""
-    gw = start_gateway(
-        "gateway-impatient",
-        "--engine-url",
-        f"http://127.0.0.1:{gateway.engine_port}",
-        env={"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, "MISTRAL_LOCAL_ENGINE_REQUEST_TIMEOUT_S": "1"},
-    )
-    try:
-        gw.wait_ready(timeout_s=60)
+    with attached_gateway(
+        "gateway-impatient", gateway, ENGINE_KEY, {"MISTRAL_LOCAL_ENGINE_REQUEST_TIMEOUT_S": "1"}
+    ) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def test_attached_gateway_serves_and_engine_timeout_is_408(impatient: Gateway) -> None:

@@ -15,7 +15,7 @@ from schemathesis.core.result import Ok
 
 from server.auth import hash_key
 from tests.conftest import ENGINE_KEY
-from tests.gateway_process import OUTPUT_DIR, Gateway, start_gateway
+from tests.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -27,19 +27,16 @@ CASES: dict[str, int] = {}
 @pytest.fixture(scope="module")
 def fuzz_gateway(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     env = {
-        "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
         "MISTRAL_LOCAL_API_KEYS": json.dumps([{"label": "fuzz", "sha256": hash_key(KEY)}]),
         # Generated requests stay cheap, and no generated URL makes the gateway reach out.
         "MISTRAL_LOCAL_MAX_OUTPUT_TOKENS": "16",
         "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "deny",
         "MISTRAL_LOCAL_DB_PATH": str(tmp_path_factory.mktemp("fuzz") / "g.sqlite3"),
     }
-    gw = start_gateway("gateway-fuzz", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
     try:
-        gw.wait_ready(timeout_s=60, headers=AUTH)
-        yield gw
+        with attached_gateway("gateway-fuzz", gateway, ENGINE_KEY, env, headers=AUTH) as gw:
+            yield gw
     finally:
-        gw.stop()
         (OUTPUT_DIR / "fuzz-cases.json").write_text(
             json.dumps({"cases": sum(CASES.values()), "by_operation": CASES}, indent=2)
         )

@@ -12,7 +12,7 @@ import pytest
 
 from server.auth import hash_key
 from tests.conftest import ENGINE_KEY
-from tests.gateway_process import Gateway, start_gateway
+from tests.gateway_process import Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -35,19 +35,14 @@ QUEUE_TIMEOUT_S = 3
 @pytest.fixture(scope="module")
 def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     env = {
-        "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
         "MISTRAL_LOCAL_API_KEYS": json.dumps(SPECS),
         "MISTRAL_LOCAL_MAX_IN_FLIGHT": "2",
         "MISTRAL_LOCAL_MAX_WAITING": "2",
         "MISTRAL_LOCAL_QUEUE_TIMEOUT_S": str(QUEUE_TIMEOUT_S),
         "MISTRAL_LOCAL_DB_PATH": str(tmp_path_factory.mktemp("records") / "g.sqlite3"),
     }
-    gw = start_gateway("gateway-guarded", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
-    try:
-        gw.wait_ready(timeout_s=60, headers=auth("alice"))
+    with attached_gateway("gateway-guarded", gateway, ENGINE_KEY, env, headers=auth("alice")) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def auth(label: str) -> dict[str, str]:

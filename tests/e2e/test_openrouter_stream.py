@@ -13,7 +13,7 @@ import pytest
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL
-from tests.gateway_process import Gateway, start_gateway
+from tests.gateway_process import Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -112,18 +112,10 @@ def test_client_disconnect_aborts_the_engine_request(gateway: Gateway) -> None:
 def test_keepalive_comments_while_the_first_token_is_slow(gateway: Gateway) -> None:
     """With a keep-alive interval shorter than the engine's first token, comments come alone, every interval;
     with the default one the single comment arrives together with the first token (test_sse_wire_format)."""
-    eager = start_gateway(
-        "gateway-keepalive",
-        "--engine-url",
-        f"http://127.0.0.1:{gateway.engine_port}",
-        env={"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, "MISTRAL_LOCAL_KEEPALIVE_INTERVAL_S": "0.005"},
-    )
-    try:
-        eager.wait_ready(timeout_s=60)
+    env = {"MISTRAL_LOCAL_KEEPALIVE_INTERVAL_S": "0.005"}
+    with attached_gateway("gateway-keepalive", gateway, ENGINE_KEY, env) as eager:
         long_prompt = "word " * 1500  # prefill takes many keep-alive intervals on CPU
         _, lines = sse_lines(eager, {"messages": [{"role": "user", "content": long_prompt}], "max_tokens": 2})
-    finally:
-        eager.stop()
     first_data = next(i for i, line in enumerate(lines) if line.startswith("data:"))
     assert first_data >= 2 and all(line == ": OPENROUTER PROCESSING" for line in lines[:first_data])
     assert lines[-1] == "data: [DONE]"

@@ -29,7 +29,7 @@ from server.auth import hash_key
 from server.playground.routes import CSP
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL
-from tests.gateway_process import OUTPUT_DIR, Gateway, start_gateway
+from tests.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -46,16 +46,11 @@ KEY = "sk-ml-playground-0123456789"
 def keyed(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway with keys, attached to the session's engine: the page must work the way it is deployed."""
     env = {
-        "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
         "MISTRAL_LOCAL_API_KEYS": json.dumps([{"label": "people", "sha256": hash_key(KEY)}]),
         "MISTRAL_LOCAL_DB_PATH": str(tmp_path_factory.mktemp("records") / "p.sqlite3"),
     }
-    gw = start_gateway("gateway-playground", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
-    try:
-        gw.wait_ready(timeout_s=60, headers={"Authorization": f"Bearer {KEY}"})
+    with attached_gateway("gateway-playground", gateway, ENGINE_KEY, env, {"Authorization": f"Bearer {KEY}"}) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")
