@@ -128,6 +128,8 @@ def _layout(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> tu
     best_kv = _kv_options(gpu, request)[-1]
     if inventory.nodes > 1:
         tp, pp = inventory.count, inventory.nodes
+        if shape.heads % tp or shape.kv_heads % tp:
+            raise ConfigError(f"{tp} GPUs per node: tensor parallel must divide the {shape.kv_heads} KV heads")
         if kv_tokens(shape, kv_room(shape, gpu, request, tp * pp), tp * pp, best_kv) < need:
             raise ConfigError(f"{inventory.nodes} nodes × {inventory.count} {gpu.name}: the model does not fit")
         return tp, pp

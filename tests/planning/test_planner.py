@@ -104,6 +104,8 @@ def test_several_nodes_use_tp_per_node_and_pp_across() -> None:
     p = plan(SHAPE, Inventory(catalog_gpu("l4"), 2, nodes=2), PlanRequest(weights="fp8"))
     assert (p.tensor_parallel, p.pipeline_parallel, p.data_parallel) == (2, 2, 1)
     assert p.weights_per_gpu == pytest.approx(SHAPE.weight_bytes("fp8") / 4)
+    with pytest.raises(ConfigError, match="must divide the 8 KV heads"):
+        plan(SHAPE, Inventory(catalog_gpu("l4"), 3, nodes=2), PlanRequest(weights="fp8"))
 
 
 def test_hf_config_reads_as_the_same_model(tmp_path: Path) -> None:
