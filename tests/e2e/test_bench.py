@@ -87,7 +87,7 @@ def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) ->
 # the first token, TTFT from the keep-alive comment, counting tokens by chunks) moves every pair by 10% or more here.
 AGREE = 0.05
 PAIRS = 4
-CROSS = {"input": 128, "output": 32, "prompts": 12, "warmups": 2}
+CROSS = {"input": 128, "output": 32, "prompts": 24, "warmups": 2}  # runs of ~10 s: a hiccup of a second moves ~10%
 COMPARED = ("request_throughput", "output_throughput", "median_ttft_ms", "median_tpot_ms")
 
 
