@@ -21,6 +21,15 @@ from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 WINDOW_S = 60.0
 
 
+def check_budget(principal: Principal, spent_tokens: int, spent_cost: float) -> None:
+    """402 once a key's token or cost budget is spent (hosted upstream calls are held to it too)."""
+    limits = principal.limits
+    if limits.token_budget is not None and spent_tokens >= limits.token_budget:
+        raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
+    if limits.cost_budget is not None and spent_cost >= limits.cost_budget:
+        raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
+
+
 @dataclass
 class _KeyState:
     requests: deque[float] = field(default_factory=deque)
@@ -79,10 +88,7 @@ class Admission:
 
     def _check_key(self, principal: Principal, tokens: int, spent_tokens: int, spent_cost: float) -> _KeyState:
         limits, now = principal.limits, time.monotonic()
-        if limits.token_budget is not None and spent_tokens >= limits.token_budget:
-            raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
-        if limits.cost_budget is not None and spent_cost >= limits.cost_budget:
-            raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
+        check_budget(principal, spent_tokens, spent_cost)
         state = self._keys.setdefault(principal.label, _KeyState())
         while state.requests and state.requests[0] < now - WINDOW_S:
             state.requests.popleft()

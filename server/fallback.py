@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 from fastapi.responses import JSONResponse, Response
 
+from server.admission import check_budget
 from server.auth import Principal
 from server.catalog import Catalog
-from server.errors import GatewayError, PaymentRequired
+from server.errors import GatewayError
 from server.pipeline import Pipeline
 from server.records import GenerationRecord, RecordStore
 from server.schemas.request import ChatRequest
@@ -114,7 +115,8 @@ class Dispatcher:
         attempts: list[dict[str, Any]],
     ) -> Response:
         assert self.upstream is not None
-        self._check_budget(principal)
+        # Upstream calls cost money: a key's budgets hold for them (they take no local capacity).
+        check_budget(principal, *self.records.spent(principal.label))
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         started = time.monotonic()
 
@@ -126,15 +128,6 @@ class Dispatcher:
         response, answer = await self.upstream.complete(body, headers)
         record(answer)
         return response
-
-    def _check_budget(self, principal: Principal) -> None:
-        """Upstream calls cost money: a key's budgets hold for them too (they do not use local capacity)."""
-        tokens, cost = self.records.spent(principal.label)
-        limits = principal.limits
-        if (limits.token_budget is not None and tokens >= limits.token_budget) or (
-            limits.cost_budget is not None and cost >= limits.cost_budget
-        ):
-            raise PaymentRequired("This key's budget is spent", metadata={"key": principal.label})
 
     def _record(
         self,

@@ -149,9 +149,11 @@ async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float
             if data == "[DONE]":
                 break
             shaped = shaper.shape(orjson.loads(data))
-            if shaped is not None:
+            if shaped is not None and greeting:
                 yield greeting + event(shaped)
                 greeting = b""
+            elif shaped is not None:
+                yield event(shaped)
             # When the engine's lines are already buffered, neither reading them nor sending to the client
             # suspends: without this, one stream that fell behind would hold the event loop until it ends.
             await asyncio.sleep(0)

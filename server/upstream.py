@@ -134,7 +134,11 @@ class Upstream:
                     buffer += piece
                     *events, buffer = buffer.split(b"\n\n")
                     for event in events:
-                        if event.startswith(b"data: {"):
+                        # The record needs the first chunk (id, model, provider), the finish and the usage:
+                        # the content chunks in between pass through unparsed.
+                        pending = b'"finish_reason":null' in event or b'"finish_reason": null' in event
+                        needed = not answer.id or not pending or b'"usage"' in event
+                        if event.startswith(b"data: {") and needed:
                             _read_chunk(event[6:], answer)
             except httpx.HTTPError as exc:
                 # Tokens already went out: no retry (it would repeat them); end the stream as OpenRouter does.
