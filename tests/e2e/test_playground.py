@@ -142,7 +142,7 @@ def test_page_is_local_strict_and_needs_the_key(visit: Visit) -> None:
 def test_answer_streams_with_its_figures(visit: Visit) -> None:
     page = visit.open()
     page.get_by_text("Settings").click()
-    page.get_by_label("Max tokens").fill("48")
+    page.get_by_label("Max tokens").fill("200")  # long enough to be seen growing on a loaded machine
     visit.say("Tell me about the sea")
     answer = page.locator("article.message.assistant").last
     seen: set[int] = set()
