@@ -45,6 +45,9 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
             "MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY,
             "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
             "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
+            # The shutdown test drains a stream of nearly the whole context, which a slow machine takes over 30 s to
+            # finish.
+            "MISTRAL_LOCAL_DRAIN_TIMEOUT_S": "180",
             **DEAD_PROXY,
         },
     )

@@ -16,8 +16,9 @@ from tests.gateway_process import Gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
 
-# Long enough that the stream is still running while the drain is checked, whatever the machine's speed.
-STREAM_TOKENS = 1500
+# Nearly the whole 4096-token context: the stream must outlive the drain checks even on a fast machine whose two cores
+# are so busy decoding that the gateway answers those checks slowly (CI once needed longer than 1500 tokens took).
+STREAM_TOKENS = 4000
 
 
 def stream_story(url: str, started: threading.Event) -> tuple[list[dict[str, object]], float]:
@@ -39,6 +40,15 @@ def stream_story(url: str, started: threading.Event) -> tuple[list[dict[str, obj
     return chunks, time.monotonic()
 
 
+def wait_for_drain(url: str) -> httpx.Response:
+    """Readiness once it reports the drain: the signal reaches the gateway's event loop a moment after it is sent."""
+    deadline = time.monotonic() + 30
+    while (ready := httpx.get(f"{url}/health/ready")).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ready.status_code == 503, ready.text
+    return ready
+
+
 def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
     tree = gateway.tree()
     started = threading.Event()
@@ -46,9 +56,7 @@ def test_sigterm_drains_then_stops_everything(gateway: Gateway) -> None:
         in_flight = pool.submit(stream_story, gateway.url, started)
         assert started.wait(timeout=60), in_flight.exception(timeout=0) if in_flight.done() else "no first chunk"
         gateway.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        ready = httpx.get(f"{gateway.url}/health/ready")
-        assert ready.status_code == 503
+        ready = wait_for_drain(gateway.url)
         assert ready.json()["error"]["message"] == "Server is shutting down"
         refused = httpx.post(
             f"{gateway.url}/api/v1/chat/completions",
