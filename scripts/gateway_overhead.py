@@ -1,9 +1,13 @@
-"""What the gateway costs, with the gateway as the bottleneck: a synthetic OpenAI-compatible engine on loopback
-streams pre-rendered chunks at a set rate, and the same load goes to it directly and through the gateway,
-interleaved (`mistral-local bench --compare` underneath). Reports added TTFT p50/p99, the throughput ratio, and the
-gateway's CPU time per streamed chunk and per request, read from the OS for the gateway process.
+"""What the gateway costs. The same load goes to an engine directly and through a front (this gateway, or LiteLLM's
+proxy as the peer), interleaved (`mistral-local bench --compare` underneath). Reports added TTFT p50/p99, the
+throughput ratio, and the front's CPU time per streamed chunk and per request, read from the OS for the front's
+processes (robust on a noisy machine, where wall-clock figures are not).
 
-    python scripts/gateway_overhead.py --concurrency 1,64 --prompts 256 --tokens 128 --interval-ms 5
+Engines: `synthetic`, an OpenAI-compatible stand-in on loopback that streams vLLM's own chunk bytes at a set rate,
+so the front is the bottleneck; `cpu`, the real vLLM engine on the scaled-down checkpoint, supervised by the gateway.
+
+    python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peer litellm
+    python scripts/gateway_overhead.py --engine cpu --concurrency 32 --tokens 64 --prompts 128
 """
 
 from __future__ import annotations
@@ -15,154 +19,210 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from aiohttp import web
 
 from server.bench.client import Target
 from server.bench.compare import compare
 from server.bench.load import LoadShape, Run, run_load
 from server.bench.workload import BenchRequest, Tokenizer, random_requests
 from server.engine.launcher import free_port
+from server.settings import OPENROUTER_MODEL_ID
 
-MODEL = "mistralai/mistral-small-3.1-24b-instruct"
-KEY = "synthetic-engine-key"
+KEY = "overhead-engine-key"
 REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "overhead"
+LITELLM = "litellm[proxy]==1.110.2"  # the release current when this benchmark was written
 
 
-def synthetic_engine(port: int, tokens: int, interval_s: float) -> None:
-    """vLLM's routes the gateway uses, answering at once; streams `tokens` chunks, one every `interval_s`."""
+@dataclass
+class Front:
+    """Something between the client and the engine, with the processes whose CPU time is its cost."""
 
-    def chunk(i: int, finish: str | None) -> bytes:
-        body = {
-            "id": "chatcmpl-synthetic", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": f" tok{i}"}, "logprobs": None,
-                         "finish_reason": finish}],
-        }  # fmt: skip
-        return b"data: " + json.dumps(body).encode() + b"\n\n"
+    label: str
+    target: Target
+    pid: int
+    children: bool  # LiteLLM's worker processes count; the gateway's children are the engine, which does not
 
-    rendered = [chunk(i, "length" if i == tokens - 1 else None) for i in range(tokens)]
-    usage = {"prompt_tokens": 40, "completion_tokens": tokens, "total_tokens": 40 + tokens}
-    tail = b"data: " + json.dumps({"id": "chatcmpl-synthetic", "choices": [], "usage": usage}).encode() + b"\n\n"
-
-    async def health(_: web.Request) -> web.Response:
-        return web.Response()
-
-    async def models(_: web.Request) -> web.Response:
-        return web.json_response({"data": [{"id": MODEL, "max_model_len": 131072, "root": MODEL}]})
-
-    async def completions(_: web.Request) -> web.Response:
-        return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": usage})
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": "x"}
-            return web.json_response({"id": "c", "choices": [{"message": message, "finish_reason": "length"}],
-                                      "usage": usage, "model": MODEL})  # fmt: skip
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for piece in rendered:
-            await asyncio.sleep(interval_s)
-            await response.write(piece)
-        await response.write(tail + b"data: [DONE]\n\n")
-        return response
-
-    app = web.Application()
-    app.add_routes([web.get("/health", health), web.get("/v1/models", models),
-                    web.post("/v1/completions", completions), web.post("/v1/chat/completions", chat)])  # fmt: skip
-    web.run_app(app, host="127.0.0.1", port=port, print=None)
+    def cpu_seconds(self) -> float:
+        root = psutil.Process(self.pid)
+        procs = [root, *(root.children(recursive=True) if self.children else [])]
+        return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
 
 
-async def measured(
-    gateway: psutil.Process, target: Target, requests: list[BenchRequest], shape: LoadShape, cpu: dict[str, float]
-) -> Run:
-    """A run; when it goes through the gateway, the gateway's CPU seconds during it are added to `cpu`."""
-    before = gateway.cpu_times()
-    run = await run_load(target, requests, shape)
-    if target.label == "gateway":
-        after = gateway.cpu_times()
-        cpu["seconds"] += (after.user - before.user) + (after.system - before.system)
+def wait_until(url: str, what: str, log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited ({proc.returncode}); see {log}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not become ready; see {log}")
+
+
+@contextmanager
+def process(cmd: list[str], name: str, ready_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    log = CACHE / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=os.environ | (env or {}), stdout=out, stderr=out, start_new_session=True)
+    try:
+        wait_until(ready_url, name, log, proc)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def gateway_env(engine_url: str | None) -> dict[str, str]:
+    env = {
+        "MISTRAL_LOCAL_ENGINE_API_KEY": KEY, "MISTRAL_LOCAL_MAX_IN_FLIGHT": "4096", "MISTRAL_LOCAL_MAX_WAITING": "4096",
+        "MISTRAL_LOCAL_MAX_TOKENS_IN_FLIGHT": "100000000", "MISTRAL_LOCAL_LOG_FORMAT": "json",
+        "MISTRAL_LOCAL_CACHE_DIR": str(CACHE),
+    }  # fmt: skip
+    return env | ({"MISTRAL_LOCAL_ENGINE_URL": engine_url} if engine_url else {})
+
+
+@contextmanager
+def litellm_proxy(engine: Target) -> Iterator[Front]:
+    """LiteLLM's proxy from PyPI, in a virtual environment of its own, routing the model to the same engine."""
+    venv = CACHE / "litellm-venv"
+    if not (venv / "bin" / "litellm").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "-q", LITELLM], check=True)
+    config = CACHE / "litellm.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": engine.model,
+                        "litellm_params": {"model": f"openai/{engine.model}", "api_base": engine.base_url,
+                                           "api_key": KEY},
+                    }
+                ],
+                "litellm_settings": {"telemetry": False, "drop_params": True},
+            }
+        )
+    )  # fmt: skip
+    port = free_port()
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    cmd = [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port), "--num_workers", "1"]
+    with process(cmd, "litellm", f"http://127.0.0.1:{port}/health/liveliness", env) as pid:
+        yield Front("litellm", Target(f"http://127.0.0.1:{port}/v1", engine.model, "", "litellm"), pid, children=True)
+
+
+async def measured(front: Front | None, target: Target, reqs: list[BenchRequest], shape: LoadShape,
+                   cpu: dict[str, float]) -> Run:  # fmt: skip
+    """A run; when it goes through the front, the front's CPU seconds during it are added to `cpu`."""
+    before = front.cpu_seconds() if front and target is front.target else None
+    run = await run_load(target, reqs, shape)
+    if front and before is not None:
+        cpu["seconds"] += front.cpu_seconds() - before
         cpu["requests"] += sum(1 for o in run.outcomes if o.ok)
         cpu["chunks"] += sum(o.output_tokens for o in run.outcomes if o.ok)
     return run
 
 
-def start(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
+async def side_by_side(engine: Target, front: Front, args: argparse.Namespace, tok: Tokenizer) -> dict[str, Any]:
+    make = {"n": args.prompts, "input_len": 32, "output_len": args.tokens, "range_ratio": 0.0, "prefix_len": 0}
+    loads = (random_requests(tok, seed=0, **make), random_requests(tok, seed=0, content_seed=1, **make))
+    report: dict[str, Any] = {}
+    for concurrency in [int(c) for c in args.concurrency.split(",")]:
+        cpu = {"seconds": 0.0, "requests": 0.0, "chunks": 0.0}
+
+        async def runner(t: Target, reqs: list[BenchRequest], s: LoadShape, cpu: dict[str, float] = cpu) -> Run:
+            return await measured(front, t, reqs, s, cpu)
+
+        done = await compare((engine, front.target), loads, LoadShape(max_concurrency=concurrency), args.rounds,
+                             runner=runner)  # fmt: skip
+        report[f"c{concurrency}"] = row = {
+            "added_ttft_p50_ms": done.b["median_ttft_ms"] - done.a["median_ttft_ms"],
+            "added_ttft_p99_ms": done.b["p99_ttft_ms"] - done.a["p99_ttft_ms"],
+            "throughput_ratio": done.ratios["output_throughput"]["pooled"],
+            "throughput_ratio_rounds": done.ratios["output_throughput"],
+            "cpu_us_per_chunk": 1e6 * cpu["seconds"] / max(cpu["chunks"], 1),
+            "cpu_us_per_request": 1e6 * cpu["seconds"] / max(cpu["requests"], 1),
+            "direct_output_throughput": done.a["output_throughput"],
+            "failed": done.a["failed"] + done.b["failed"],
+        }
+        print(f"{front.label} c={concurrency}: {json.dumps(row)}", flush=True)
+    return report
+
+
+@contextmanager
+def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
+    port, gateway_port = free_port(), free_port()
+    engine_cmd = [sys.executable, str(REPO / "scripts" / "synthetic_engine.py"), "--port", str(port), "--tokens",
+                  str(args.tokens), "--interval-ms", str(args.interval_ms), "--model", OPENROUTER_MODEL_ID]  # fmt: skip
+    gateway_cmd = [sys.executable, "-m", "server", "serve", "--port", str(gateway_port)]
+    with ExitStack() as stack:
+        stack.enter_context(process(engine_cmd, "synthetic-engine", f"http://127.0.0.1:{port}/health"))
+        url = f"http://127.0.0.1:{port}"
+        ready = f"http://127.0.0.1:{gateway_port}/health/ready"
+        pid = stack.enter_context(process(gateway_cmd, "gateway", ready, gateway_env(url)))
+        engine = Target(f"{url}/v1", OPENROUTER_MODEL_ID, KEY, "engine")
+        through = Target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
+        yield engine, Front("gateway", through, pid, children=False)
+
+
+@contextmanager
+def cpu_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
+    """The gateway supervising the real engine; only the gateway's own process is counted, not the engine's."""
     engine_port, gateway_port = free_port(), free_port()
-    me = [sys.executable, __file__, "--serve-engine", str(engine_port), "--tokens", str(args.tokens)]
-    engine = subprocess.Popen([*me, "--interval-ms", str(args.interval_ms)])
-    env = os.environ | {
-        "MISTRAL_LOCAL_ENGINE_API_KEY": KEY, "MISTRAL_LOCAL_MAX_IN_FLIGHT": "4096", "MISTRAL_LOCAL_MAX_WAITING": "4096",
-        "MISTRAL_LOCAL_MAX_TOKENS_IN_FLIGHT": "100000000", "MISTRAL_LOCAL_LOG_FORMAT": "json",
-        "MISTRAL_LOCAL_CACHE_DIR": str(REPO / ".cache" / "overhead"),
-    }  # fmt: skip
-    cmd = [sys.executable, "-m", "server", "serve", "--engine-url", f"http://127.0.0.1:{engine_port}"]
-    with (REPO / ".cache" / "gateway-overhead.log").open("wb") as log:
-        gateway = subprocess.Popen([*cmd, "--port", str(gateway_port)], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{gateway_port}/health/ready", timeout=2).status_code == 200:
-                return engine, gateway, engine_port, gateway_port
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the gateway did not become ready (.cache/gateway-overhead.log)")
-        time.sleep(0.3)
+    cmd = [sys.executable, "-m", "server", "serve", "--profile", "cpu-tiny", "--port", str(gateway_port),
+           "--engine-port", str(engine_port)]  # fmt: skip
+    with process(cmd, "gateway-cpu", f"http://127.0.0.1:{gateway_port}/health/ready", gateway_env(None)) as pid:
+        served = httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+        engine = Target(f"http://127.0.0.1:{engine_port}/v1", served.json()["data"][0]["id"], KEY, "engine")
+        through = Target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
+        yield engine, Front("gateway", through, pid, children=False)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    engine, gateway, engine_port, gateway_port = start(args)
-    try:
-        tok = Tokenizer.default(REPO / ".cache")
-        make = {"n": args.prompts, "input_len": 32, "output_len": args.tokens, "range_ratio": 0.0, "prefix_len": 0}
-        loads = (random_requests(tok, seed=0, **make), random_requests(tok, seed=0, content_seed=1, **make))
-        direct = Target(f"http://127.0.0.1:{engine_port}/v1", MODEL, KEY, "engine")
-        through = Target(f"http://127.0.0.1:{gateway_port}/api/v1", MODEL, "", "gateway")
-        proc = psutil.Process(gateway.pid)
-        report: dict[str, Any] = {"tokens": args.tokens, "interval_ms": args.interval_ms, "prompts": args.prompts}
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            cpu = {"seconds": 0.0, "requests": 0.0, "chunks": 0.0}
-            shape = LoadShape(max_concurrency=concurrency)
+    tok = Tokenizer.default(REPO / ".cache")
+    report: dict[str, Any] = {"engine": args.engine, "tokens": args.tokens, "prompts": args.prompts,
+                              "rounds": args.rounds, "machine": machine()}  # fmt: skip
+    if args.engine == "synthetic":
+        report["interval_ms"] = args.interval_ms
+    stack = synthetic_stack if args.engine == "synthetic" else cpu_stack
+    with stack(args) as (engine, gateway):
+        report["gateway"] = await side_by_side(engine, gateway, args, tok)
+        if args.peer == "litellm":
+            with litellm_proxy(engine) as peer:
+                report["litellm"] = await side_by_side(engine, peer, args, tok)
+    return report
 
-            async def runner(t: Target, reqs: list[BenchRequest], s: LoadShape, cpu: dict[str, float] = cpu) -> Run:
-                return await measured(proc, t, reqs, s, cpu)
 
-            done = await compare((direct, through), loads, shape, args.rounds, runner=runner)
-            report[f"c{concurrency}"] = {
-                "added_ttft_p50_ms": done.b["median_ttft_ms"] - done.a["median_ttft_ms"],
-                "added_ttft_p99_ms": done.b["p99_ttft_ms"] - done.a["p99_ttft_ms"],
-                "throughput_ratio": done.ratios["output_throughput"],
-                "gateway_cpu_us_per_chunk": 1e6 * cpu["seconds"] / max(cpu["chunks"], 1),
-                "gateway_cpu_us_per_request": 1e6 * cpu["seconds"] / max(cpu["requests"], 1),
-                "failed": done.a["failed"] + done.b["failed"],
-            }
-            print(f"concurrency {concurrency}: {json.dumps(report[f'c{concurrency}'], indent=1)}", flush=True)
-        return report
-    finally:
-        gateway.terminate()
-        engine.terminate()
-        gateway.wait(30)
-        engine.wait(30)
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d")}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", choices=("synthetic", "cpu"), default="synthetic")
+    parser.add_argument("--peer", choices=("none", "litellm"), default="none")
     parser.add_argument("--concurrency", default="1,64")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--serve-engine", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.serve_engine:
-        synthetic_engine(options.serve_engine, options.tokens, options.interval_ms / 1000)
-    else:
-        result = asyncio.run(main(options))
-        if options.out:
-            options.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = asyncio.run(main(options))
+    if options.out:
+        options.out.write_text(json.dumps(result, indent=2) + "\n")

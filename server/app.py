@@ -17,7 +17,7 @@ from server.api.deps import require_key
 from server.auth import KeyRing, load_keys_file
 from server.body_limit import BodyLimit
 from server.catalog import Catalog
-from server.engine.client import EngineClient
+from server.engine.client import EngineClient, engine_session
 from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
 from server.fallback import Dispatcher
@@ -55,11 +55,8 @@ def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        timeout = httpx.Timeout(settings.engine_request_timeout_s, connect=5.0)
         async with (
-            # The engine is on loopback: never through a proxy from the environment (prompts would travel there).
-            httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as http,
+            engine_session(settings.engine_request_timeout_s) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
             httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
             # The hosted upstream is on the internet: the environment's proxy settings apply (a corporate proxy).

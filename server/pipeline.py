@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx
 import orjson
 from fastapi.responses import Response, StreamingResponse
@@ -32,7 +31,7 @@ from server.schemas.request import ChatRequest, CompletionRequest, SamplingField
 from server.settings import Settings
 from server.shaping.inbound import chat_payload, completion_payload
 from server.shaping.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
-from server.sse import ChunkShaper, StreamOutcome, relay
+from server.sse import StreamOutcome, relay, shaper_for
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
@@ -187,7 +186,8 @@ class Pipeline:
         with _released(ticket, on_error_only=True):
             response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
         outcome = StreamOutcome()
-        shaper = ChunkShaper(call.env, outcome, text_completion=call.api_type == "text_completions")
+        text_completion = call.api_type == "text_completions"
+        shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
         finished = False
 
         async def finish() -> None:
@@ -197,10 +197,7 @@ class Pipeline:
                 return
             finished = True
             ticket.release()
-            # Shielded: in a cancelled task (the client left) anyio cancels every await, and an engine response
-            # left open keeps the engine generating for nobody.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            response.close()  # unread to the end, the connection is dropped, so the engine stops generating
             self._record(
                 call,
                 usage=outcome.usage,
@@ -213,7 +210,7 @@ class Pipeline:
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                async for part in relay(response, shaper, self.settings.keepalive_interval_s):
+                async for part in relay(response.reads(), shaper, self.settings.keepalive_interval_s):
                     yield part
             finally:
                 await finish()

@@ -76,5 +76,14 @@ class DrainingServer(uvicorn.Server):
 
 
 async def run(app: FastAPI, settings: Settings) -> None:
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5)
+    # uvloop and httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every chunk.
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
     await DrainingServer(config, app.state.admission, settings.drain_timeout_s).serve()

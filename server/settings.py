@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     image_max_edge: int = Field(1540, ge=28)
     # Seconds between `: OPENROUTER PROCESSING` comments while a stream waits for its first token.
     keepalive_interval_s: float = Field(2.0, gt=0)
+    # Plain text-delta chunks rewritten at the byte level; off, every chunk is parsed and re-encoded. The client
+    # gets the same bytes either way (tests/e2e/test_fast_path.py); only the gateway's CPU time differs.
+    fast_path: bool = True
     cache_dir: Path = Path.home() / ".cache" / "mistral-local"
     # Attach to an engine someone else runs instead of launching one.
     engine_url: str | None = None

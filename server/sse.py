@@ -6,28 +6,34 @@ interval passes first; then one goes every interval. A comment alone in a read m
 drop the whole response (its reader strips the blank line that ends the comment and never finds another message
 boundary), so it is sent alone only when a client would otherwise wait in silence.
 
-Usage arrives once, in a final chunk with `choices: []`, then
-`data: [DONE]`. A failure after the stream started is one chunk with a top-level `error` and
-`finish_reason: "error"`, and the stream ends. The caller owns the engine response and closes it when the stream
-ends or the client goes away (server/pipeline.py), which makes vLLM abort the request.
+Usage arrives once, in a final chunk with `choices: []`, then `data: [DONE]`. A failure after the stream started is
+one chunk with a top-level `error` and `finish_reason: "error"`, and the stream ends. The caller owns the engine
+stream and closes it when the stream ends or the client goes away (server/pipeline.py), which makes vLLM abort the
+request.
+
+The fast path: most chunks are one choice's plain text delta, which `FastChunks` rewrites at the byte level into
+exactly the bytes the parse-and-re-encode path (`ChunkShaper`) gives; every other chunk (tool calls, finish reasons,
+logprobs, usage, errors) takes that path. Events that arrived in one read leave in one write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 
+from server.engine.client import STREAM_ERRORS
 from server.shaping.outbound import Envelope, chunk, error_chunk, finish_reason, usage
 
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
+ENGINE_DONE = b"[DONE]"
 
 
 @dataclass
@@ -46,12 +52,21 @@ def event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+class EngineStreamError(Exception):
+    """The engine reported an error inside its stream."""
+
+
 class ChunkShaper:
     """Engine chunk -> OpenRouter chunk (or None to drop it), remembering what the record needs."""
 
     def __init__(self, env: Envelope, outcome: StreamOutcome, text_completion: bool) -> None:
         self.env, self.outcome, self.text_completion = env, outcome, text_completion
         self.saw_tool_calls = False
+
+    def render(self, data: bytes) -> bytes:
+        """One engine event's payload as the client's SSE event (b"" when it carries nothing for the client)."""
+        shaped = self.shape(orjson.loads(data))
+        return event(shaped) if shaped is not None else b""
 
     def shape(self, raw: dict[str, Any]) -> dict[str, Any] | None:
         if "error" in raw:
@@ -82,8 +97,7 @@ class ChunkShaper:
                 body["delta"]["tool_calls"] = tool_calls
         if not has_output and native is None:
             return None  # vLLM's role-only opening chunk and empty deltas carry nothing for the client
-        if self.outcome.first_token_at is None:
-            self.outcome.first_token_at = time.monotonic()
+        self.token_seen()
         normalized = finish_reason(native, self.saw_tool_calls)
         if native is not None:
             self.outcome.finish_reason, self.outcome.native_finish_reason = normalized, native
@@ -95,38 +109,72 @@ class ChunkShaper:
             "logprobs": c.get("logprobs"),
         }
 
+    def token_seen(self) -> None:
+        if self.outcome.first_token_at is None:
+            self.outcome.first_token_at = time.monotonic()
 
-class EngineStreamError(Exception):
-    """The engine reported an error inside its stream."""
+
+# vLLM 0.32's chunk for one choice's text delta and nothing else (pydantic, exclude_unset), as on the wire. The
+# content's JSON string is taken as it is: the unrolled loop accepts any escape, which is re-encoded below.
+PLAIN_DELTA = re.compile(
+    rb'\{"id":"[^"\\]*","object":"chat\.completion\.chunk","created":\d+,"model":"[^"\\]*",'
+    rb'"choices":\[\{"index":(\d+),"delta":\{"content":"([^"\\]*(?:\\.[^"\\]*)*)"\},'
+    rb'"logprobs":null,"finish_reason":null(?:,"token_ids":null)?\}\]\}'
+)
 
 
-async def _lines_with_keepalive(
-    response: httpx.Response, outcome: StreamOutcome, interval_s: float
-) -> AsyncIterator[bytes | str]:
-    """The engine's lines, with PROCESSING comments (bytes) interleaved until the first token.
+class FastChunks(ChunkShaper):
+    """`ChunkShaper` with a byte-level rewrite of plain text deltas: the envelope is rendered once per stream."""
+
+    def __init__(self, env: Envelope, outcome: StreamOutcome, text_completion: bool) -> None:
+        super().__init__(env, outcome, text_completion)
+        head, _, tail = event(chunk(env, [])).rpartition(b'"choices":[]')
+        self._head = head + b'"choices":[{"index":'
+        self._tail = b'"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]' + tail
+
+    def render(self, data: bytes) -> bytes:
+        match = None if self.text_completion else PLAIN_DELTA.fullmatch(data)
+        if match is None:
+            return super().render(data)
+        index, content = match.groups()
+        if not content:
+            return b""  # an empty delta carries nothing, as in `_choice`
+        if b"\\" in content:  # the escapes the parse-and-re-encode path would write
+            content = orjson.dumps(orjson.loads(b'"' + content + b'"'))[1:-1]
+        self.token_seen()
+        return b"".join((self._head, index, b',"delta":{"role":"assistant","content":"', content, self._tail))
+
+
+def shaper_for(env: Envelope, outcome: StreamOutcome, *, text_completion: bool, fast: bool) -> ChunkShaper:
+    return (FastChunks if fast else ChunkShaper)(env, outcome, text_completion)
+
+
+async def _with_keepalive(
+    reads: AsyncIterator[bytes], outcome: StreamOutcome, interval_s: float
+) -> AsyncIterator[bytes]:
+    """The engine's reads, with PROCESSING itself (that object) yielded each interval before the first token.
 
     Until the first token a read runs as a task so comments can go out while it waits. That task is never awaited
-    directly (awaiting it from a cancelled coroutine would cancel it, and a second cancel in cleanup would cut
-    httpcore's own close short, leaving the engine connection open and the engine generating): it is watched with
-    `asyncio.wait`, and on cleanup cancelled once and waited for. After the first token, lines are read directly.
+    directly (awaiting it from a cancelled coroutine would cancel it, and a second cancel in cleanup would cut the
+    transport's own close short, leaving the engine connection open and the engine generating): it is watched with
+    `asyncio.wait`, and on cleanup cancelled once and waited for. After the first token, reads are direct.
     """
-    lines = response.aiter_lines()
-    pending: asyncio.Task[str] | None = None
+    pending: asyncio.Task[bytes] | None = None
     try:
         while outcome.first_token_at is None:
-            pending = pending or asyncio.ensure_future(anext(lines))
+            pending = pending or asyncio.ensure_future(anext(reads))
             done, _ = await asyncio.wait({pending}, timeout=interval_s)
             if not done:
                 yield PROCESSING
                 continue
             finished, pending = pending, None
             try:
-                line = finished.result()
+                data = finished.result()
             except StopAsyncIteration:
                 return
-            yield line
-        async for line in lines:
-            yield line
+            yield data
+        async for data in reads:
+            yield data
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
@@ -134,34 +182,62 @@ async def _lines_with_keepalive(
                 await asyncio.wait({pending})
 
 
-async def relay(response: httpx.Response, shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
+STREAM_FAILURES = (*STREAM_ERRORS, EngineStreamError, orjson.JSONDecodeError)
+
+
+@dataclass
+class Batch:
+    """What one read of the engine stream gives the client."""
+
+    out: bytes = b""
+    ended: bool = False  # the engine's [DONE] came
+    failure: Exception | None = None  # after the events before it, which still go out
+
+
+def render(shaper: ChunkShaper, events: list[bytes]) -> Batch:
+    """Complete SSE events (vLLM writes one `data:` line each) rendered for the client, in one piece."""
+    parts: list[bytes] = []
+    batch = Batch()
+    try:
+        for line in (line for e in events for line in e.split(b"\n") if line.startswith(b"data:")):
+            payload = line[5:].strip()
+            if payload == ENGINE_DONE:
+                batch.ended = True
+                break
+            parts.append(shaper.render(payload))
+    except STREAM_FAILURES as exc:
+        batch.failure = exc
+    batch.out = b"".join(parts)
+    return batch
+
+
+async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
     outcome = shaper.outcome
     greeting = PROCESSING  # sent with the first event, or alone by the keep-alive
+    pending = b""
     try:
-        async for line in _lines_with_keepalive(response, outcome, interval_s):
-            if isinstance(line, bytes):
+        async for data in _with_keepalive(reads, outcome, interval_s):
+            if data is PROCESSING:
                 greeting = b""
-                yield line
+                yield data
                 continue
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+            *events, pending = (pending + data).split(b"\n\n")
+            batch = render(shaper, events)
+            if batch.out:
+                yield greeting + batch.out
+                greeting = b""
+            if batch.failure is not None:
+                raise batch.failure
+            if batch.ended:
                 break
-            shaped = shaper.shape(orjson.loads(data))
-            if shaped is not None and greeting:
-                yield greeting + event(shaped)
-                greeting = b""
-            elif shaped is not None:
-                yield event(shaped)
-            # When the engine's lines are already buffered, neither reading them nor sending to the client
+            # When the engine's bytes are already buffered, neither reading them nor sending to the client
             # suspends: without this, one stream that fell behind would hold the event loop until it ends.
             await asyncio.sleep(0)
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True
         raise
-    except (httpx.HTTPError, EngineStreamError, orjson.JSONDecodeError) as exc:
+    except STREAM_FAILURES as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
         yield event(error_chunk(shaper.env, 502, "Engine stopped during generation"))

@@ -1,11 +1,13 @@
-"""The gateway's one way to reach the engine over loopback. httpx errors and engine error bodies are translated
-into the gateway's error tree here and nowhere else."""
+"""The gateway's one way to reach the engine over loopback: one shared aiohttp session whose pool is as large as
+the engine's concurrency (httpx's pool costs far more per request and per chunk; see docs/performance.md).
+Transport errors and engine error bodies are translated into the gateway's error tree here and nowhere else."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from server.context import rewrite_context_error
@@ -19,56 +21,87 @@ from server.errors import (
     UpstreamError,
 )
 
+# What a stream read can raise once the engine has answered 200 (server/sse.py turns it into an error chunk).
+STREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+def engine_session(request_timeout_s: float) -> aiohttp.ClientSession:
+    """The engine is on loopback: never through a proxy from the environment (prompts would travel there). The pool
+    has no cap of its own (aiohttp's default of 100 queues requests past it): admission bounds what is in flight."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=request_timeout_s)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False, auto_decompress=False)
+
+
+class EngineStream:
+    """An open 200 streaming response from the engine. `close` before the end drops the connection, which makes
+    vLLM abort the request."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    def reads(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, one socket read at a time."""
+        return self._response.content.iter_any()
+
+    def close(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()  # read to the end: the connection goes back to the pool
+        else:
+            self._response.close()
+
 
 class EngineClient:
-    def __init__(self, http: httpx.AsyncClient, engine: EngineBase, retry_after_s: int) -> None:
+    def __init__(self, http: aiohttp.ClientSession, engine: EngineBase, retry_after_s: int) -> None:
         self.http = http
         self.engine = engine
         self.retry_after_s = retry_after_s
 
-    def _check_ready(self) -> None:
+    def _body(self, payload: dict[str, Any]) -> bytes:
         if not self.engine.ready:
             raise EngineUnavailable(f"Engine is {self.engine.state.value}", retry_after=self.retry_after_s)
-
-    def _request(self, path: str, payload: dict[str, Any]) -> httpx.Request:
-        self._check_ready()
         try:
-            content = orjson.dumps(payload)
+            return orjson.dumps(payload)
         except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits inside a tool's JSON schema
             raise InvalidRequest(f"The request cannot be encoded for the engine: {exc}") from exc
-        return self.http.build_request(
-            "POST",
-            f"{self.engine.url}{path}",
-            content=content,
-            headers={"authorization": f"Bearer {self.engine.api_key}", "content-type": "application/json"},
-        )
 
-    async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+    async def _send(self, path: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+        body = self._body(payload)
+        headers = {"authorization": f"Bearer {self.engine.api_key}", "content-type": "application/json"}
         try:
-            response = await self.http.send(request, stream=stream)
-        except httpx.TimeoutException as exc:
+            response = await self.http.post(f"{self.engine.url}{path}", data=body, headers=headers)
+        except TimeoutError as exc:
             raise RequestTimeout("Operation timed out. Please try again later.") from exc
-        except httpx.ConnectError as exc:  # nothing listens: the engine is down or restarting
+        except aiohttp.ClientConnectorError as exc:  # nothing listens: the engine is down or restarting
             raise EngineUnavailable("Engine is restarting", retry_after=self.retry_after_s) from exc
-        except httpx.HTTPError as exc:  # the engine took the request and then failed it
+        except aiohttp.ClientError as exc:  # the engine took the request and then failed it
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
-        if response.status_code != 200:
-            body = await response.aread()
-            await response.aclose()
-            raise engine_error(response.status_code, body)
+        if response.status != 200:
+            async with response:
+                error_body = await self._read(response)
+            raise engine_error(response.status, error_body)
         return response
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        response = await self._send(self._request(path, payload), stream=False)
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            data: dict[str, Any] = orjson.loads(response.content)
+            return await response.read()
+        except TimeoutError as exc:
+            raise RequestTimeout("Operation timed out. Please try again later.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
+
+    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        async with await self._send(path, payload) as response:
+            content = await self._read(response)
+        try:
+            data: dict[str, Any] = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError("Engine returned invalid JSON") from exc
         return data
 
-    async def stream(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+    async def stream(self, path: str, payload: dict[str, Any]) -> EngineStream:
         """An open 200 streaming response; errors the engine reports before streaming are raised here."""
-        return await self._send(self._request(path, payload), stream=True)
+        return EngineStream(await self._send(path, payload))
 
     async def count_tokens(self, payload: dict[str, Any]) -> int:
         """Prompt tokens for a chat payload, counted by the engine's own tokenizer (images and tools included)."""

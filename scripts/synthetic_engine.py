@@ -1,0 +1,83 @@
+"""A stand-in for vLLM's OpenAI server on loopback, for overhead benchmarks: it answers at once and streams
+pre-rendered chunks, byte for byte as vLLM 0.32 writes them (pydantic, exclude_unset), one every `--interval-ms`.
+
+    python scripts/synthetic_engine.py --port 8100 --tokens 128 --interval-ms 5 --model some/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import orjson
+from aiohttp import web
+
+
+def rendered_stream(model: str, tokens: int) -> tuple[bytes, list[bytes], bytes]:
+    """vLLM's opening role chunk, one chunk per token (the last with its finish reason), and usage with [DONE]."""
+    head = {"id": "chatcmpl-synthetic", "object": "chat.completion.chunk", "created": 1764100000, "model": model}
+
+    def data(payload: dict[str, object]) -> bytes:
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    def choice(delta: dict[str, str], finish: str | None) -> dict[str, object]:
+        extra = {"stop_reason": None} if finish else {}
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **extra, "token_ids": None}
+
+    role = data({**head, "choices": [choice({"role": "assistant", "content": ""}, None)]})
+    pieces = [
+        data({**head, "choices": [choice({"content": f" tok{i}"}, "length" if i == tokens - 1 else None)]})
+        for i in range(tokens)
+    ]
+    usage = {"prompt_tokens": 40, "total_tokens": 40 + tokens, "completion_tokens": tokens}
+    return role, pieces, data({**head, "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
+
+
+def app(model: str, tokens: int, interval_s: float) -> web.Application:
+    role, pieces, tail = rendered_stream(model, tokens)
+    usage = {"prompt_tokens": 40, "completion_tokens": tokens, "total_tokens": 40 + tokens}
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response()
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": model, "max_model_len": 131072, "root": model}]})
+
+    async def completions(_: web.Request) -> web.Response:
+        return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": usage})
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        if not (await request.json()).get("stream"):
+            message = {"role": "assistant", "content": "x"}
+            body = {"id": "c", "choices": [{"message": message, "finish_reason": "length"}], "usage": usage}
+            return web.json_response({**body, "model": model})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(role)
+        for piece in pieces:
+            await asyncio.sleep(interval_s)
+            await response.write(piece)
+        await response.write(tail)
+        return response
+
+    application = web.Application()
+    application.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/v1/models", models),
+            web.post("/v1/completions", completions),
+            web.post("/v1/chat/completions", chat),
+        ]
+    )
+    return application
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--interval-ms", type=float, default=5.0)
+    parser.add_argument("--model", required=True)
+    options = parser.parse_args()
+    web.run_app(app(options.model, options.tokens, options.interval_ms / 1000), host="127.0.0.1", port=options.port,
+                print=None)  # fmt: skip
