@@ -16,6 +16,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -200,12 +202,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.engine == "synthetic":
         report["interval_ms"] = args.interval_ms
     stack = synthetic_stack if args.engine == "synthetic" else cpu_stack
-    with stack(args) as (engine, gateway):
+    with stack(args) as (engine, gateway), sampled(gateway.pid, args.py_spy):
         report["gateway"] = await side_by_side(engine, gateway, args, tok)
         if args.peer == "litellm":
             with litellm_proxy(engine) as peer:
                 report["litellm"] = await side_by_side(engine, peer, args, tok)
     return report
+
+
+@contextmanager
+def sampled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy samples the gateway while it runs (collapsed stacks: one line per stack, with its sample count)."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or "py-spy"
+    cmd = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
 
 
 def machine() -> dict[str, Any]:
@@ -222,6 +240,7 @@ if __name__ == "__main__":
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--py-spy", type=Path, help="write py-spy's samples of the gateway here (py-spy on PATH)")
     options = parser.parse_args()
     result = asyncio.run(main(options))
     if options.out:

@@ -53,10 +53,11 @@ def app(model: str, tokens: int, interval_s: float) -> web.Application:
             return web.json_response({**body, "model": model})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        await response.write(role)
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             await asyncio.sleep(interval_s)
-            await response.write(piece)
+            # As vLLM: the role chunk goes out with the first token, not before it (a client timing the first
+            # chunk with choices, as vLLM's benchmark does, would otherwise see no time to first token at all).
+            await response.write(role + piece if i == 0 else piece)
         await response.write(tail)
         return response
 

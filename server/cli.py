@@ -51,6 +51,8 @@ def serve(
     import asyncio
     import logging
 
+    import uvloop
+
     from server.app import create_app
     from server.checkpoint.identity import identity_overrides
     from server.console import configure_logging, show_engine_progress
@@ -94,7 +96,7 @@ def serve(
         finally:
             progress.cancel()
 
-    asyncio.run(main())
+    uvloop.run(main())  # uvloop's event loop: every streamed chunk costs less on it than on asyncio's
 
 
 @app.command()

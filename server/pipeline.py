@@ -208,15 +208,13 @@ class Pipeline:
                 native=outcome.native_finish_reason,
             )
 
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for part in relay(response.reads(), shaper, self.settings.keepalive_interval_s):
-                    yield part
-            finally:
-                await finish()
-
         headers = {"X-Generation-Id": call.env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return FinalizingStreamingResponse(body(), finish, media_type="text/event-stream", headers=headers)
+        return FinalizingStreamingResponse(
+            relay(response.reads(), shaper, self.settings.keepalive_interval_s),
+            finish,
+            media_type="text/event-stream",
+            headers=headers,
+        )
 
     def _record(
         self,
@@ -280,11 +278,19 @@ class Call:
 
 
 class FinalizingStreamingResponse(StreamingResponse):
-    """A StreamingResponse that runs `finish` even when its body never started (the client left first)."""
+    """A StreamingResponse that runs `finish` before the end of the body, so the generation is recorded when the
+    client sees the stream end, and also when the body never started or broke off (the client left first)."""
 
     def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._finish = finish
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for part in self.body_iterator:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await self._finish()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

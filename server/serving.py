@@ -76,12 +76,12 @@ class DrainingServer(uvicorn.Server):
 
 
 async def run(app: FastAPI, settings: Settings) -> None:
-    # uvloop and httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every chunk.
+    # httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every request; the
+    # event loop is uvloop's, from the caller (server/cli.py).
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
         http="httptools",
         log_config=None,
         timeout_graceful_shutdown=5,

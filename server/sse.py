@@ -149,15 +149,15 @@ def shaper_for(env: Envelope, outcome: StreamOutcome, *, text_completion: bool, 
     return (FastChunks if fast else ChunkShaper)(env, outcome, text_completion)
 
 
-async def _with_keepalive(
+async def _until_first_token(
     reads: AsyncIterator[bytes], outcome: StreamOutcome, interval_s: float
 ) -> AsyncIterator[bytes]:
-    """The engine's reads, with PROCESSING itself (that object) yielded each interval before the first token.
+    """The engine's reads until the first token, with PROCESSING itself (that object) each interval that passes.
 
-    Until the first token a read runs as a task so comments can go out while it waits. That task is never awaited
-    directly (awaiting it from a cancelled coroutine would cancel it, and a second cancel in cleanup would cut the
-    transport's own close short, leaving the engine connection open and the engine generating): it is watched with
-    `asyncio.wait`, and on cleanup cancelled once and waited for. After the first token, reads are direct.
+    A read runs as a task so comments can go out while it waits. That task is never awaited directly (awaiting it
+    from a cancelled coroutine would cancel it, and a second cancel in cleanup would cut the transport's own close
+    short, leaving the engine connection open and the engine generating): it is watched with `asyncio.wait`, and on
+    cleanup cancelled once and waited for.
     """
     pending: asyncio.Task[bytes] | None = None
     try:
@@ -173,8 +173,6 @@ async def _with_keepalive(
             except StopAsyncIteration:
                 return
             yield data
-        async for data in reads:
-            yield data
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
@@ -185,54 +183,55 @@ async def _with_keepalive(
 STREAM_FAILURES = (*STREAM_ERRORS, EngineStreamError, orjson.JSONDecodeError)
 
 
-@dataclass
-class Batch:
-    """What one read of the engine stream gives the client."""
+class Events:
+    """Engine reads -> the client's bytes: complete SSE events (vLLM writes one `data:` line each) rendered in one
+    piece, an event cut between reads kept for the next."""
 
-    out: bytes = b""
-    ended: bool = False  # the engine's [DONE] came
-    failure: Exception | None = None  # after the events before it, which still go out
+    def __init__(self, shaper: ChunkShaper) -> None:
+        self.shaper = shaper
+        self.rest = b""
+        self.ended = False  # the engine's [DONE] came
+        self.failed_after = b""  # what the events before a failure gave
 
-
-def render(shaper: ChunkShaper, events: list[bytes]) -> Batch:
-    """Complete SSE events (vLLM writes one `data:` line each) rendered for the client, in one piece."""
-    parts: list[bytes] = []
-    batch = Batch()
-    try:
-        for line in (line for e in events for line in e.split(b"\n") if line.startswith(b"data:")):
-            payload = line[5:].strip()
-            if payload == ENGINE_DONE:
-                batch.ended = True
-                break
-            parts.append(shaper.render(payload))
-    except STREAM_FAILURES as exc:
-        batch.failure = exc
-    batch.out = b"".join(parts)
-    return batch
+    def feed(self, data: bytes) -> bytes:
+        """The rendered events; on a failure, raises it once `failed_after` holds what the events before gave."""
+        *events, self.rest = (self.rest + data).split(b"\n\n")
+        parts: list[bytes] = []
+        try:
+            for line in (line for e in events for line in e.split(b"\n") if line.startswith(b"data:")):
+                payload = line[5:].strip()
+                if payload == ENGINE_DONE:
+                    self.ended = True
+                    break
+                parts.append(self.shaper.render(payload))
+        except STREAM_FAILURES:
+            self.failed_after = b"".join(parts)
+            raise
+        return b"".join(parts)
 
 
 async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
+    """The client's stream. Reads come straight from the engine connection (aiohttp's `iter_any`): each takes all
+    that is buffered, so the next one waits for the socket, and one fast stream cannot hold the event loop."""
     outcome = shaper.outcome
+    events = Events(shaper)
     greeting = PROCESSING  # sent with the first event, or alone by the keep-alive
-    pending = b""
     try:
-        async for data in _with_keepalive(reads, outcome, interval_s):
+        async for data in _until_first_token(reads, outcome, interval_s):
             if data is PROCESSING:
                 greeting = b""
                 yield data
-                continue
-            *events, pending = (pending + data).split(b"\n\n")
-            batch = render(shaper, events)
-            if batch.out:
-                yield greeting + batch.out
+            elif out := events.feed(data):
+                yield greeting + out
                 greeting = b""
-            if batch.failure is not None:
-                raise batch.failure
-            if batch.ended:
+            if events.ended:
                 break
-            # When the engine's bytes are already buffered, neither reading them nor sending to the client
-            # suspends: without this, one stream that fell behind would hold the event loop until it ends.
-            await asyncio.sleep(0)
+        if not events.ended:
+            async for data in reads:
+                if out := events.feed(data):
+                    yield out
+                if events.ended:
+                    break
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True
@@ -240,4 +239,4 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
     except STREAM_FAILURES as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
-        yield event(error_chunk(shaper.env, 502, "Engine stopped during generation"))
+        yield events.failed_after + event(error_chunk(shaper.env, 502, "Engine stopped during generation"))

@@ -86,19 +86,24 @@ class Tokenizer:
         return length([TextChunk(text="x"), ImageChunk(image=image)]) - length([TextChunk(text="x")])
 
 
+DRAWS = 20
+
+
 def exact_text(tok: Tokenizer, rng: np.random.Generator, length: int) -> str:
-    """Text of exactly `length` tokens: random ids, decoded, re-encoded and trimmed until the round trip holds."""
-    ids = rng.integers(tok.first_normal_id, tok.vocab_size, size=length).tolist()
-    for _ in range(10):
-        text = tok.decode(ids)
-        again = tok.encode(text)
-        if len(again) == length:
-            return text
-        # Merges shorten the text, splits lengthen it: top up or cut, then check again.
-        ids = (
-            again[:length]
-            + rng.integers(tok.first_normal_id, tok.vocab_size, size=max(0, length - len(again))).tolist()
-        )
+    """Text of exactly `length` tokens: random ids, decoded, re-encoded and trimmed until the round trip holds.
+    Some draws never settle (a merge and a split that undo each other); those start again from a new draw."""
+    for _ in range(DRAWS):
+        ids = rng.integers(tok.first_normal_id, tok.vocab_size, size=length).tolist()
+        for _ in range(10):
+            text = tok.decode(ids)
+            again = tok.encode(text)
+            if len(again) == length:
+                return text
+            # Merges shorten the text, splits lengthen it: top up or cut, then check again.
+            ids = (
+                again[:length]
+                + rng.integers(tok.first_normal_id, tok.vocab_size, size=max(0, length - len(again))).tolist()
+            )
     raise ConfigError(f"could not build a prompt of exactly {length} tokens")
 
 
