@@ -1,12 +1,13 @@
 """What the gateway costs. The same load goes to an engine directly and through a front (this gateway, or LiteLLM's
 proxy as the peer), interleaved (`mistral-local bench --compare` underneath). Reports added TTFT p50/p99, the
 throughput ratio, and the front's CPU time per streamed chunk and per request, read from the OS for the front's
-processes (robust on a noisy machine, where wall-clock figures are not).
+processes (robust on a noisy machine, where wall-clock figures are not). The first token is the first chunk with
+text on every side (vLLM's role-only opening chunk, which the gateway does not send, would flatter the engine).
 
 Engines: `synthetic`, an OpenAI-compatible stand-in on loopback that streams vLLM's own chunk bytes at a set rate,
 so the front is the bottleneck; `cpu`, the real vLLM engine on the scaled-down checkpoint, supervised by the gateway.
 
-    python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peer litellm
+    python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peers litellm,tcp-relay
     python scripts/gateway_overhead.py --engine cpu --concurrency 32 --tokens 64 --prompts 128
 """
 
@@ -40,7 +41,19 @@ from server.settings import OPENROUTER_MODEL_ID
 KEY = "overhead-engine-key"
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "overhead"
-LITELLM = "litellm[proxy]==1.110.2"  # the release current when this benchmark was written
+# LiteLLM's release current when this benchmark was written, with its `proxy` extra spelled out: the extra also pins
+# litellm-proxy and litellm-enterprise builds that not every package index carries, and the proxy runs without them.
+LITELLM = ["litellm==1.110.2", "gunicorn>=23.0.0,<24.0", "uvicorn>=0.33.0,<1.0", "uvloop>=0.22.1,<1.0",
+           "fastapi>=0.136.3,<1.0", "starlette>=1.0.1,<2.0", "backoff>=2.2.1,<3.0", "rq>=2.7.0,<3.0",
+           "orjson>=3.12.0,<4.0", "apscheduler>=3.11.2,<4.0", "fastapi-sso>=0.19.0,<1.0", "pyjwt>=2.13.0,<3.0",
+           "python-multipart>=0.0.27,<1.0", "cryptography>=49.0.0,<51.0", "pynacl>=1.6.2,<2.0",
+           "websockets>=15.0.1,<16.0", "rich>=13.9.4,<14.0", "semver>=3.0.4,<4", "expression>=5.6.0,<6.0",
+           "mcp>=2.3.0,<3", "soundfile>=0.12.1,<1.0"]  # fmt: skip
+
+
+def target(base_url: str, model: str, key: str, label: str) -> Target:
+    """Every side marks its first token at the first chunk with text (see the module's docstring)."""
+    return Target(base_url, model, key, label, first_token="content")
 
 
 @dataclass
@@ -105,7 +118,7 @@ def litellm_proxy(engine: Target) -> Iterator[Front]:
     venv = CACHE / "litellm-venv"
     if not (venv / "bin" / "litellm").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([venv / "bin" / "pip", "install", "-q", LITELLM], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "-q", *LITELLM], check=True)
     config = CACHE / "litellm.yaml"
     config.write_text(
         json.dumps(
@@ -122,10 +135,38 @@ def litellm_proxy(engine: Target) -> Iterator[Front]:
         )
     )  # fmt: skip
     port = free_port()
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    # No keys on either front (the gateway here has none either), so neither pays for authentication; loopback only.
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+           "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}  # fmt: skip
     cmd = [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port), "--num_workers", "1"]
     with process(cmd, "litellm", f"http://127.0.0.1:{port}/health/liveliness", env) as pid:
-        yield Front("litellm", Target(f"http://127.0.0.1:{port}/v1", engine.model, "", "litellm"), pid, children=True)
+        yield Front(
+            "litellm",
+            target(f"http://127.0.0.1:{port}/v1", engine.model, "", "litellm"),
+            pid,
+            children=True,
+        )
+
+
+@contextmanager
+def tcp_relay(engine: Target) -> Iterator[Front]:
+    """The floor: a byte relay with no HTTP (scripts/tcp_relay.py); the engine's key goes through it untouched."""
+    port, engine_port = free_port(), engine.base_url.split(":")[-1].split("/")[0]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "tcp_relay.py"),
+        "--port",
+        str(port),
+        "--to",
+        f"127.0.0.1:{engine_port}",
+    ]
+    with process(cmd, "tcp-relay", f"http://127.0.0.1:{port}/health") as pid:
+        yield Front(
+            "tcp-relay",
+            target(f"http://127.0.0.1:{port}/v1", engine.model, KEY, "tcp-relay"),
+            pid,
+            children=False,
+        )
 
 
 async def measured(front: Front | None, target: Target, reqs: list[BenchRequest], shape: LoadShape,
@@ -177,8 +218,8 @@ def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
         url = f"http://127.0.0.1:{port}"
         ready = f"http://127.0.0.1:{gateway_port}/health/ready"
         pid = stack.enter_context(process(gateway_cmd, "gateway", ready, gateway_env(url)))
-        engine = Target(f"{url}/v1", OPENROUTER_MODEL_ID, KEY, "engine")
-        through = Target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
+        engine = target(f"{url}/v1", OPENROUTER_MODEL_ID, KEY, "engine")
+        through = target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
         yield engine, Front("gateway", through, pid, children=False)
 
 
@@ -190,8 +231,8 @@ def cpu_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
            "--engine-port", str(engine_port)]  # fmt: skip
     with process(cmd, "gateway-cpu", f"http://127.0.0.1:{gateway_port}/health/ready", gateway_env(None)) as pid:
         served = httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
-        engine = Target(f"http://127.0.0.1:{engine_port}/v1", served.json()["data"][0]["id"], KEY, "engine")
-        through = Target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
+        engine = target(f"http://127.0.0.1:{engine_port}/v1", served.json()["data"][0]["id"], KEY, "engine")
+        through = target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
         yield engine, Front("gateway", through, pid, children=False)
 
 
@@ -204,9 +245,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack = synthetic_stack if args.engine == "synthetic" else cpu_stack
     with stack(args) as (engine, gateway), sampled(gateway.pid, args.py_spy):
         report["gateway"] = await side_by_side(engine, gateway, args, tok)
-        if args.peer == "litellm":
-            with litellm_proxy(engine) as peer:
-                report["litellm"] = await side_by_side(engine, peer, args, tok)
+        for name in args.peers.split(",") if args.peers else []:
+            with PEERS[name](engine) as peer:
+                report[name] = await side_by_side(engine, peer, args, tok)
     return report
 
 
@@ -226,6 +267,9 @@ def sampled(pid: int, out: Path | None) -> Iterator[None]:
         proc.wait(60)
 
 
+PEERS = {"litellm": litellm_proxy, "tcp-relay": tcp_relay}
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d")}
 
@@ -233,7 +277,9 @@ def machine() -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("synthetic", "cpu"), default="synthetic")
-    parser.add_argument("--peer", choices=("none", "litellm"), default="none")
+    parser.add_argument(
+        "--peers", default="", help="fronts measured after the gateway: litellm, tcp-relay (comma list)"
+    )
     parser.add_argument("--concurrency", default="1,64")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--tokens", type=int, default=128)

@@ -34,7 +34,14 @@ def check_budget(principal: Principal, spent_tokens: int, spent_cost: float) -> 
 class _KeyState:
     requests: deque[float] = field(default_factory=deque)
     tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    tokens_in_window: int = 0  # the sum over `tokens`, kept as it changes: summing it per request grew with the rate
     in_flight: int = 0
+
+    def forget_before(self, cutoff: float) -> None:
+        while self.requests and self.requests[0] < cutoff:
+            self.requests.popleft()
+        while self.tokens and self.tokens[0][0] < cutoff:
+            self.tokens_in_window -= self.tokens.popleft()[1]
 
 
 class Ticket:
@@ -90,14 +97,11 @@ class Admission:
         limits, now = principal.limits, time.monotonic()
         check_budget(principal, spent_tokens, spent_cost)
         state = self._keys.setdefault(principal.label, _KeyState())
-        while state.requests and state.requests[0] < now - WINDOW_S:
-            state.requests.popleft()
-        while state.tokens and state.tokens[0][0] < now - WINDOW_S:
-            state.tokens.popleft()
+        state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
             wait = math.ceil(state.requests[0] + WINDOW_S - now)
             raise self._overloaded(f"{limits.requests_per_minute} requests per minute for this key", wait)
-        used = sum(t for _, t in state.tokens)
+        used = state.tokens_in_window
         if limits.tokens_per_minute is not None and used + tokens > limits.tokens_per_minute and state.tokens:
             wait = math.ceil(state.tokens[0][0] + WINDOW_S - now)
             raise self._overloaded(f"{limits.tokens_per_minute} tokens per minute for this key", wait)
@@ -126,6 +130,7 @@ class Admission:
         now = time.monotonic()
         state.requests.append(now)
         state.tokens.append((now, tokens))
+        state.tokens_in_window += tokens
         state.in_flight += 1
         self.in_flight += 1
         self.tokens_in_flight += tokens

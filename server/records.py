@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class RecordStore:
         with self._conn:
             self._conn.executemany(
                 f"INSERT OR REPLACE INTO generations ({', '.join(_COLUMNS)}) VALUES ({marks})",
-                [tuple(asdict(r).values()) for r in batch],
+                [tuple(getattr(r, c) for c in _COLUMNS) for r in batch],
             )
 
     def _prune(self) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from server import admission as admission_module
 from server.admission import Admission
 from server.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
@@ -99,6 +101,28 @@ def test_per_key_limits_and_budgets() -> None:
             await a.admit(budget, 1, engine_state="ready", spent_tokens=100)
         with pytest.raises(PaymentRequired):
             await a.admit(budget, 1, engine_state="ready", spent_cost=1.0)
+
+    asyncio.run(run())
+
+
+def test_token_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens older than a minute stop counting against tokens per minute, however many requests came since."""
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(admission_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+
+    async def run() -> None:
+        a = admission(max_in_flight=10_000)
+        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
+        for _ in range(900):
+            (await a.admit(tpm, 1, engine_state="ready")).release()
+        clock.now += 30
+        (await a.admit(tpm, 100, engine_state="ready")).release()
+        with pytest.raises(Overloaded):
+            await a.admit(tpm, 1, engine_state="ready")
+        clock.now += 31  # the 900 small ones are past the window; the 100 are not
+        (await a.admit(tpm, 900, engine_state="ready")).release()
+        with pytest.raises(Overloaded):
+            await a.admit(tpm, 1, engine_state="ready")
 
     asyncio.run(run())
 

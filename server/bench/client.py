@@ -3,6 +3,11 @@
 TTFT: send to the first `data:` message with a non-empty `choices`; ITL: the gaps between such messages; latency
 (E2EL): send to the last of them (the usage-only chunk and `[DONE]` do not count); token counts from the final
 `usage`. SSE comments (`: OPENROUTER PROCESSING`) are skipped. Clock: time.perf_counter().
+
+`Target.first_token = "content"` times the first token at the first chunk that carries text or a tool call instead:
+vLLM opens with a role-only chunk, which OpenRouter's shape (and so the gateway) does not send, and on a model whose
+first tokens decode to nothing yet that chunk comes tokens before any text, so comparing a front with the engine
+needs the same mark on both sides (scripts/gateway_overhead.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Target:
     model: str
     api_key: str = ""
     label: str = ""
+    first_token: str = "choices"  # or "content": see the module's docstring
 
     @property
     def chat_url(self) -> str:
@@ -66,7 +72,15 @@ def _data_of(message: bytes) -> bytes | None:
     return None  # a comment or keep-alive
 
 
-def _read_chunk(data: bytes, out: Outcome, now: float, last: float) -> float:
+def _has_content(choices: list[dict[str, Any]]) -> bool:
+    for c in choices:
+        delta = c.get("delta") or {}
+        if c.get("text") or delta.get("content") or delta.get("tool_calls"):
+            return True
+    return False
+
+
+def _read_chunk(data: bytes, out: Outcome, now: float, last: float, on_content: bool) -> float:
     """Account for one `data:` payload; returns the time of the last choice-bearing chunk."""
     chunk: dict[str, Any] = orjson.loads(data)
     if chunk.get("error"):
@@ -74,7 +88,7 @@ def _read_chunk(data: bytes, out: Outcome, now: float, last: float) -> float:
     if usage := chunk.get("usage"):
         out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
         out.output_tokens = int(usage.get("completion_tokens") or 0)
-    if not chunk.get("choices"):
+    if not chunk.get("choices") or (out.ttft == 0.0 and on_content and not _has_content(chunk["choices"])):
         return last
     if out.ttft == 0.0:
         out.ttft = now - out.start
@@ -101,7 +115,7 @@ async def send(session: aiohttp.ClientSession, target: Target, body: dict[str, A
                         continue
                     if data == b"[DONE]":
                         break
-                    last = _read_chunk(data, out, now, last)
+                    last = _read_chunk(data, out, now, last, target.first_token == "content")
         out.latency = last - out.start
         out.ok = out.ttft > 0 and out.output_tokens > 0
         if not out.ok:
