@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from fastapi.responses import JSONResponse, Response
 
 from server.admission import check_budget
@@ -139,30 +138,23 @@ class Dispatcher:
         *,
         streamed: bool,
     ) -> None:
-        usage = answer.usage or {}
-        now = time.monotonic()
         status = 200 if answer.error is None else 502
         provider = answer.provider or "upstream"
-        tried = [*attempts, {"model": answer.model or model, "provider_name": provider, "status": status}]
         self.records.add(
-            GenerationRecord(
+            GenerationRecord.ended_now(
+                usage=answer.usage,
+                started=started,
+                first_token_at=answer.first_token_at,
+                attempts=[*attempts, {"model": answer.model or model, "provider_name": provider, "status": status}],
                 id=answer.id or f"upstream-{int(time.time() * 1000)}",
                 model=answer.model or model,
                 provider=provider,
                 api_type="completions",
-                created_at=time.time(),
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-                cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
                 num_images=0,
-                cost=float(usage.get("cost") or 0.0),
-                latency_ms=round((now - started) * 1000),
-                ttft_ms=round((answer.first_token_at - started) * 1000) if answer.first_token_at else None,
                 streamed=streamed,
                 cancelled=answer.finish_reason is None and answer.error is None and streamed,
                 finish_reason=answer.finish_reason if answer.error is None else "error",
                 native_finish_reason=answer.finish_reason,
                 key_label=principal.label,
-                attempts=orjson.dumps(tried).decode(),
             )
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,7 @@ class Pipeline:
         shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
         finished = False
 
-        async def finish() -> None:
+        def finish() -> None:
             """Release, close and record exactly once, whether the stream ran, broke or never started."""
             nonlocal finished
             if finished:
@@ -227,42 +227,31 @@ class Pipeline:
         finish: str | None,
         native: str | None,
     ) -> None:
-        usage = usage or {}
-        now = time.monotonic()
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        ttft = first_token_at - call.started if first_token_at is not None else None
+        record = GenerationRecord.ended_now(
+            usage=usage,
+            started=call.started,
+            first_token_at=first_token_at,
+            attempts=[*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}],
+            id=call.env.id,
+            model=call.env.model,
+            provider=call.env.provider,
+            api_type=call.api_type,
+            num_images=call.images,
+            streamed=streamed,
+            cancelled=cancelled,
+            finish_reason=finish,
+            native_finish_reason=native,
+            key_label=call.key_label,
+        )
         self.metrics.generation(
             api=call.api_type,
             key=call.key_label,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            latency_s=now - call.started,
-            ttft_s=ttft,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            latency_s=time.monotonic() - call.started,
+            ttft_s=first_token_at - call.started if first_token_at is not None else None,
         )
-        self.records.add(
-            GenerationRecord(
-                id=call.env.id,
-                model=call.env.model,
-                provider=call.env.provider,
-                api_type=call.api_type,
-                created_at=time.time(),
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
-                num_images=call.images,
-                cost=usage.get("cost", 0.0),
-                latency_ms=round((now - call.started) * 1000),
-                ttft_ms=round(ttft * 1000) if ttft is not None else None,
-                streamed=streamed,
-                cancelled=cancelled,
-                finish_reason=finish,
-                native_finish_reason=native,
-                key_label=call.key_label,
-                attempts=orjson.dumps(
-                    [*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}]
-                ).decode(),
-            )
-        )
+        self.records.add(record)
 
 
 @dataclass
@@ -281,7 +270,7 @@ class FinalizingStreamingResponse(StreamingResponse):
     """A StreamingResponse that runs `finish` before the end of the body, so the generation is recorded when the
     client sees the stream end, and also when the body never started or broke off (the client left first)."""
 
-    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._finish = finish
 
@@ -289,14 +278,14 @@ class FinalizingStreamingResponse(StreamingResponse):
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         async for part in self.body_iterator:
             await send({"type": "http.response.body", "body": part, "more_body": True})
-        await self._finish()
+        self._finish()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._finish()
+            self._finish()
 
 
 @contextlib.contextmanager

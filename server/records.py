@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 log = logging.getLogger("mistral_local.records")
 
 FLUSH_INTERVAL_S = 0.5
@@ -46,6 +48,31 @@ class GenerationRecord:
     key_label: str | None
     # Every attempt of the request, in order, as JSON (OpenRouter's provider_responses): model, provider, status.
     attempts: str = "[]"
+
+    @classmethod
+    def ended_now(
+        cls,
+        *,
+        usage: dict[str, Any] | None,
+        started: float,
+        first_token_at: float | None,
+        attempts: list[dict[str, Any]],
+        **rest: Any,
+    ) -> GenerationRecord:
+        """The record of a generation that ends now: tokens and cost from its OpenRouter `usage`, timings from
+        `time.monotonic()` marks, `rest` the other fields. Local and hosted answers are recorded through this."""
+        usage = usage or {}
+        return cls(
+            created_at=time.time(),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+            cost=float(usage.get("cost") or 0.0),
+            latency_ms=round((time.monotonic() - started) * 1000),
+            ttft_ms=round((first_token_at - started) * 1000) if first_token_at is not None else None,
+            attempts=orjson.dumps(attempts).decode(),
+            **rest,
+        )
 
 
 _COLUMNS = [f.name for f in fields(GenerationRecord)]

@@ -133,7 +133,7 @@ class FastChunks(ChunkShaper):
         self._tail = b'"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]' + tail
 
     def render(self, data: bytes) -> bytes:
-        match = None if self.text_completion else PLAIN_DELTA.fullmatch(data)
+        match = PLAIN_DELTA.fullmatch(data)
         if match is None:
             return super().render(data)
         index, content = match.groups()
@@ -146,7 +146,8 @@ class FastChunks(ChunkShaper):
 
 
 def shaper_for(env: Envelope, outcome: StreamOutcome, *, text_completion: bool, fast: bool) -> ChunkShaper:
-    return (FastChunks if fast else ChunkShaper)(env, outcome, text_completion)
+    """Legacy completions' chunks never have the chat shape the byte path matches: they are always parsed."""
+    return (FastChunks if fast and not text_completion else ChunkShaper)(env, outcome, text_completion)
 
 
 async def _until_first_token(
