@@ -143,15 +143,21 @@ def test_answer_streams_with_its_figures(visit: Visit) -> None:
     page = visit.open()
     page.get_by_text("Settings").click()
     page.get_by_label("Max tokens").fill("200")  # long enough to be seen growing on a loaded machine
+    # Every length the answer's text takes, recorded in the page as the DOM changes: polling from here can miss a
+    # fast stream entirely on a loaded machine.
+    page.evaluate("""() => {
+        window.lengths = new Set();
+        new MutationObserver(() => {
+            const bodies = document.querySelectorAll("article.message.assistant .body");
+            if (bodies.length) window.lengths.add(bodies[bodies.length - 1].innerText.length);
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    }""")
     visit.say("Tell me about the sea")
     answer = page.locator("article.message.assistant").last
-    seen: set[int] = set()
-    deadline = time.monotonic() + 60
-    while "finish:" not in answer.inner_text() and time.monotonic() < deadline:
-        seen.add(len(answer.locator(".body").inner_text()))
-        time.sleep(0.01)
+    expect(answer.locator(".figures")).to_contain_text("finish:", timeout=60_000)
     figures = answer.locator(".figures").inner_text()
     assert "TTFT" in figures and "tok/s" in figures and "out" in figures and "finish: length" in figures
+    seen: list[int] = page.evaluate("[...window.lengths]")
     assert len({n for n in seen if n > 0}) >= 2, "the answer appeared at once, not streamed"
     expect(page.locator("article.message.user .body")).to_have_text("Tell me about the sea")
     assert all(r.url.startswith(visit.url + "/") for r in visit.requests)
