@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.auth import Principal
@@ -66,12 +67,16 @@ class Admission:
         max_tokens_in_flight: int,
         queue_timeout_s: float,
         retry_after_s: int,
+        engine_state: Callable[[], str],
+        spent: Callable[[str | None], tuple[int, float]],
     ) -> None:
+        """`engine_state`: the engine's state now ("ready" admits); `spent`: a key's (tokens, cost) so far."""
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
         self.max_tokens_in_flight = max_tokens_in_flight
         self.queue_timeout_s = queue_timeout_s
         self.retry_after_s = retry_after_s
+        self._engine_state, self._spent = engine_state, spent
         self.in_flight = 0
         self.tokens_in_flight = 0
         self.waiting = 0
@@ -93,9 +98,9 @@ class Admission:
             metadata={"limit_source": "mistral-local"},
         )
 
-    def _check_key(self, principal: Principal, tokens: int, spent_tokens: int, spent_cost: float) -> _KeyState:
+    def _check_key(self, principal: Principal, tokens: int) -> _KeyState:
         limits, now = principal.limits, time.monotonic()
-        check_budget(principal, spent_tokens, spent_cost)
+        check_budget(principal, *self._spent(principal.label))
         state = self._keys.setdefault(principal.label, _KeyState())
         state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
@@ -109,13 +114,12 @@ class Admission:
             raise self._overloaded(f"{limits.concurrent_requests} concurrent requests for this key")
         return state
 
-    async def admit(
-        self, principal: Principal, tokens: int, *, engine_state: str, spent_tokens: int = 0, spent_cost: float = 0.0
-    ) -> Ticket:
+    async def admit(self, principal: Principal, tokens: int) -> Ticket:
+        engine_state = self._engine_state()
         if self.draining or engine_state != "ready":
             why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
             raise EngineUnavailable(why, retry_after=self.retry_after_s)
-        state = self._check_key(principal, tokens, spent_tokens, spent_cost)
+        state = self._check_key(principal, tokens)
         if not self._fits(tokens):
             if self.waiting >= self.max_waiting:
                 raise self._overloaded("server at capacity")

@@ -1,5 +1,6 @@
-"""`create_app(settings, engine)`: the FastAPI gateway. The lifespan starts and stops the engine, opens the
-generation records and owns the HTTP clients (one to the engine, one for fetching remote images)."""
+"""`create_app(settings, engine, state)`: the FastAPI gateway. The lifespan starts and stops the engine, opens the
+generation records and owns the HTTP clients (one to the engine, one for fetching remote images, one upstream).
+`state` is the admission, records and metrics it shares with other gateway workers; by default its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.admission import Admission
 from server.api import account, generate, models, ops, tokenize
 from server.api.deps import require_key
 from server.auth import KeyRing, load_keys_file
@@ -21,10 +21,9 @@ from server.engine.client import EngineClient, engine_session
 from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
 from server.fallback import Dispatcher
-from server.metrics import Metrics
+from server.gateway_state import GatewayState, local_state
 from server.pipeline import Pipeline
 from server.playground import routes as playground
-from server.records import RecordStore
 from server.request_log import RequestObserver
 from server.settings import Settings
 from server.upstream import Upstream
@@ -41,17 +40,10 @@ def keyring_for(settings: Settings) -> KeyRing:
     return KeyRing(keys)
 
 
-def create_app(settings: Settings, engine: EngineBase) -> FastAPI:
-    records = RecordStore(settings.records_path, settings.records_retention_days)
+def create_app(settings: Settings, engine: EngineBase, state: GatewayState | None = None) -> FastAPI:
+    state = state or local_state(settings, engine)
+    admission, records, metrics = state.admission, state.records, state.metrics
     catalog = Catalog(settings, lambda: engine.max_model_len)
-    metrics = Metrics()
-    admission = Admission(
-        max_in_flight=settings.max_in_flight,
-        max_waiting=settings.max_waiting,
-        max_tokens_in_flight=settings.max_tokens_in_flight,
-        queue_timeout_s=settings.queue_timeout_s,
-        retry_after_s=settings.retry_after_s,
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,15 @@ def _fail(message: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Gateway processes sharing the port, with one set of limits and records (default 1). More when "
+            "one core cannot relay the engine's output: see docs/performance.md.",
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
@@ -53,16 +62,18 @@ def serve(
 
     import uvloop
 
-    from server.app import create_app
+    from server.app import create_app, keyring_for
     from server.checkpoint.identity import identity_overrides
     from server.console import configure_logging, show_engine_progress
     from server.engine.selection import build_engine
-    from server.serving import check_exposure, run
+    from server.serving import check_exposure, check_port_free, run
     from server.settings import Settings
+    from server.workers.control import run_control
 
     flags: dict[str, Any] = {
         "host": host,
         "port": port,
+        "workers": workers,
         "model": model,
         "profile": profile,
         "engine_url": engine_url,
@@ -83,16 +94,17 @@ def serve(
             "Use it for debugging only; never in production."
         )
     try:
+        check_exposure(settings, keyring_for(settings).enabled)
+        check_port_free(settings.host, settings.port)
         engine, settings = build_engine(settings)
-        app_ = create_app(settings, engine)
-        check_exposure(settings, app_.state.keyring.enabled)
+        app_ = create_app(settings, engine) if settings.workers == 1 else None
     except ConfigError as exc:
         _fail(str(exc))
 
     async def main() -> None:
         progress = asyncio.create_task(show_engine_progress(engine))
         try:
-            await run(app_, settings)
+            await (run(app_, settings) if app_ is not None else run_control(settings, engine))
         finally:
             progress.cancel()
 

@@ -89,6 +89,19 @@ class EngineUnavailable(GatewayError):
     status = 503
 
 
+def error_for_status(
+    status: int, message: str, *, metadata: dict[str, Any] | None = None, retry_after: int | None = None
+) -> GatewayError:
+    """The error of the tree with this status: errors cross process boundaries as plain data (server/workers/)."""
+    kind = next((c for c in GatewayError.__subclasses__() if c.status == status), GatewayError)
+    return kind(message, metadata=metadata, retry_after=retry_after)
+
+
+def error_fields(exc: GatewayError) -> dict[str, Any]:
+    """`error_for_status`'s arguments for `exc`."""
+    return {"status": exc.status, "message": exc.message, "metadata": exc.metadata, "retry_after": exc.retry_after}
+
+
 def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": status, "message": message}
     if metadata:

@@ -24,8 +24,9 @@ from server.admission import check_budget
 from server.auth import Principal
 from server.catalog import Catalog
 from server.errors import GatewayError
+from server.gateway_state import Records
 from server.pipeline import Pipeline
-from server.records import GenerationRecord, RecordStore
+from server.records import GenerationRecord
 from server.schemas.request import ChatRequest
 from server.settings import Settings
 from server.upstream import Answer, PassThrough, Upstream, UpstreamFailed
@@ -56,7 +57,7 @@ class Dispatcher:
         settings: Settings,
         pipeline: Pipeline,
         catalog: Catalog,
-        records: RecordStore,
+        records: Records,
         upstream: Upstream | None,
     ) -> None:
         self.settings = settings
@@ -115,7 +116,7 @@ class Dispatcher:
     ) -> Response:
         assert self.upstream is not None
         # Upstream calls cost money: a key's budgets hold for them (they take no local capacity).
-        check_budget(principal, *self.records.spent(principal.label))
+        check_budget(principal, *await self.records.usage(principal.label))
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         started = time.monotonic()
 

@@ -1,21 +1,44 @@
 """Every Prometheus metric of the gateway, in one registry per app (no globals: tests run several apps).
 
-Labels never carry content: route templates, status codes and key labels only.
+Labels never carry content: route templates, status codes and key labels only. Gateway workers (server/workers/)
+count in prometheus_client's multiprocess mode, so any worker's /metrics shows the sums over all of them; gauges are
+read live from the shared state when scraped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
+class LiveGauges(Collector):
+    """Gauges computed when scraped, so nothing has to remember to update them."""
+
+    def __init__(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, (doc, read) in self.gauges.items():
+            yield GaugeMetricFamily(name, doc, value=read())
+
+
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        """`multiprocess_dir`: where every worker's counters live (PROMETHEUS_MULTIPROC_DIR, which must be set in
+        the environment before prometheus_client is imported: it picks its storage then)."""
+        r = CollectorRegistry()
+        # What /metrics shows: this process's metrics, or every worker's.
+        self.registry = r
+        if multiprocess_dir is not None:
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
         self.requests = Counter("mistral_local_requests", "HTTP requests", ["route", "status", "key"], registry=r)
         self.rejections = Counter(
             "mistral_local_admission_rejections", "Requests refused by admission", ["status"], registry=r
@@ -34,10 +57,6 @@ class Metrics:
             registry=r,
         )
         self.tokens = Counter("mistral_local_tokens", "Tokens processed", ["direction", "key"], registry=r)
-        self.in_flight = Gauge("mistral_local_in_flight", "Generations in flight", registry=r)
-        self.queue_depth = Gauge("mistral_local_queue_depth", "Requests waiting for admission", registry=r)
-        self.engine_ready = Gauge("mistral_local_engine_ready", "1 when the engine is ready", registry=r)
-        self.engine_restarts = Gauge("mistral_local_engine_restarts", "Engine restarts since start", registry=r)
 
     def bind(
         self,
@@ -47,11 +66,14 @@ class Metrics:
         engine_ready: Callable[[], float],
         engine_restarts: Callable[[], float],
     ) -> None:
-        """Gauges read live state when scraped, so nothing has to remember to update them."""
-        self.in_flight.set_function(in_flight)
-        self.queue_depth.set_function(queue_depth)
-        self.engine_ready.set_function(engine_ready)
-        self.engine_restarts.set_function(engine_restarts)
+        """The gauges, read from live state when scraped."""
+        gauges = {
+            "mistral_local_in_flight": ("Generations in flight", in_flight),
+            "mistral_local_queue_depth": ("Requests waiting for admission", queue_depth),
+            "mistral_local_engine_ready": ("1 when the engine is ready", engine_ready),
+            "mistral_local_engine_restarts": ("Engine restarts since start", engine_restarts),
+        }
+        self.registry.register(LiveGauges(gauges))
 
     def request(self, route: str, status: int, key: str | None) -> None:
         self.requests.labels(route, str(status), key or "-").inc()

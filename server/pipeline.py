@@ -15,17 +15,17 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from server.admission import Admission, Ticket
 from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
+from server.gateway_state import Admits, Hold, Records
 from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_output
 from server.metrics import Metrics
 from server.prompt_size import prompt_estimate, prompt_upper_bound
-from server.records import GenerationRecord, RecordStore
+from server.records import GenerationRecord
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
@@ -46,9 +46,9 @@ class Pipeline:
         settings: Settings,
         engine: EngineClient,
         catalog: Catalog,
-        records: RecordStore,
+        records: Records,
         fetcher: httpx.AsyncClient,
-        admission: Admission,
+        admission: Admits,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
@@ -133,17 +133,10 @@ class Pipeline:
         if self.settings.max_output_tokens is not None and "max_tokens" not in payload:
             payload["max_tokens"] = self.settings.max_output_tokens
 
-    async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Ticket:
+    async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Hold:
         engine = self.engine.engine
         output = payload.get("max_tokens") or min(COMPRESSION_OUTPUT_RESERVE, (engine.max_model_len or 4096) // 4)
-        tokens, cost = self.records.spent(principal.label)
-        return await self.admission.admit(
-            principal,
-            prompt_estimate(payload) + output,
-            engine_state=engine.state.value,
-            spent_tokens=tokens,
-            spent_cost=cost,
-        )
+        return await self.admission.admit(principal, prompt_estimate(payload) + output)
 
     async def _fit(self, req: ChatRequest, payload: dict[str, Any]) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + max_tokens over the context, which vLLM
@@ -182,7 +175,7 @@ class Pipeline:
             content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())
         return Response(encoded, media_type="application/json", headers={"X-Generation-Id": call.env.id})
 
-    async def _stream(self, call: Call, ticket: Ticket, path: str, payload: dict[str, Any]) -> Response:
+    async def _stream(self, call: Call, ticket: Hold, path: str, payload: dict[str, Any]) -> Response:
         with _released(ticket, on_error_only=True):
             response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
         outcome = StreamOutcome()
@@ -289,7 +282,7 @@ class FinalizingStreamingResponse(StreamingResponse):
 
 
 @contextlib.contextmanager
-def _released(ticket: Ticket, *, on_error_only: bool = False) -> Iterator[None]:
+def _released(ticket: Hold, *, on_error_only: bool = False) -> Iterator[None]:
     try:
         yield
     except BaseException:

@@ -196,6 +196,10 @@ class RecordStore:
         """(tokens, cost) a key has used."""
         return self._totals.get(key_label, (0, 0.0))
 
+    async def usage(self, key_label: str | None) -> tuple[int, float]:
+        """`spent`, as routes ask for it: a gateway worker asks the control process, which takes a round trip."""
+        return self.spent(key_label)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -2,7 +2,8 @@
 
 On SIGTERM (or the first Ctrl-C) the gateway drains: readiness turns 503 at once and new generations get 503 with
 `Retry-After`, while those in flight finish, for up to `drain_timeout_s`. Then uvicorn stops and the lifespan
-stops the engine. A second signal stops at once.
+stops the engine. A second signal stops at once. With several workers the control process does the same for all of
+them (server/workers/control.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -19,6 +21,7 @@ from fastapi import FastAPI
 
 from server.admission import Admission
 from server.errors import ConfigError
+from server.gateway_state import Admits
 from server.settings import Settings
 
 log = logging.getLogger("mistral_local")
@@ -43,6 +46,34 @@ def check_exposure(settings: Settings, keys_enabled: bool) -> None:
         )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before the engine loads, not after, when the address is taken."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def shared_listener(host: str, port: int) -> socket.socket:
+    """A listening socket of one gateway worker: every worker binds the port with SO_REUSEPORT and the kernel
+    spreads new connections over them."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=2048, reuse_port=True)
+
+
+async def wait_drained(admission: Admits, timeout_s: float, stop_now: Callable[[], bool] = lambda: False) -> None:
+    """Until nothing is in flight, `timeout_s` passes or `stop_now()`."""
+    log.info("draining: %d request(s) in flight, up to %.0f s", admission.in_flight, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while admission.in_flight and time.monotonic() < deadline and not stop_now():  # noqa: ASYNC110 - a counter
+        await asyncio.sleep(DRAIN_POLL_S)
+    if admission.in_flight:
+        log.warning("drain ended: stopping with %d request(s) in flight", admission.in_flight)
+
+
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, admission: Admission, drain_timeout_s: float) -> None:
         super().__init__(config)
@@ -59,7 +90,6 @@ class DrainingServer(uvicorn.Server):
         self._loop.call_soon_threadsafe(self._start_drain, sig, frame)
 
     def _start_drain(self, sig: int, frame: FrameType | None) -> None:
-        log.info("draining: %d request(s) in flight, up to %.0f s", self.admission.in_flight, self.drain_timeout_s)
         self._drain_task = asyncio.get_running_loop().create_task(self._drain(sig, frame))
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -67,11 +97,7 @@ class DrainingServer(uvicorn.Server):
         await super().serve(sockets)
 
     async def _drain(self, sig: int, frame: FrameType | None) -> None:
-        deadline = time.monotonic() + self.drain_timeout_s
-        while self.admission.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110 - a counter, no event
-            await asyncio.sleep(DRAIN_POLL_S)
-        if self.admission.in_flight:
-            log.warning("drain timeout: stopping with %d request(s) in flight", self.admission.in_flight)
+        await wait_drained(self.admission, self.drain_timeout_s)
         super().handle_exit(sig, frame)
 
 

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Gateway processes on the port; more than one when one core cannot relay the engine's output
+    # (server/workers/: they share admission, limits and records through a control process).
+    workers: int = Field(1, ge=1, le=64)
     # Model directory (Mistral-native). None: the scaled-down checkpoint, built into cache_dir on first use.
     model: Path | None = None
     # A shipped profile's name, a YAML path, or "auto": detect the GPUs and plan (no GPU: a CPU profile).

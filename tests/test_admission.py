@@ -16,7 +16,15 @@ from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 ANY = Principal(label=None, limits=KeyLimits())
 
 
-def admission(**kw: float) -> Admission:
+class World:
+    """What admission reads besides its own state: the engine's state and what each key has spent."""
+
+    def __init__(self) -> None:
+        self.engine_state = "ready"
+        self.spent: dict[str | None, tuple[int, float]] = {}
+
+
+def admission(world: World | None = None, **kw: float) -> Admission:
     args: dict[str, float] = {
         "max_in_flight": 2,
         "max_waiting": 1,
@@ -24,20 +32,25 @@ def admission(**kw: float) -> Admission:
         "queue_timeout_s": 0.3,
         "retry_after_s": 3,
     } | kw
-    return Admission(**args)  # type: ignore[arg-type]
+    world = world or World()
+    return Admission(
+        **args,  # type: ignore[arg-type]
+        engine_state=lambda: world.engine_state,
+        spent=lambda label: world.spent.get(label, (0, 0.0)),
+    )
 
 
 def test_bounds_queue_and_release() -> None:
     async def run() -> None:
         a = admission()
-        t1 = await a.admit(ANY, 100, engine_state="ready")
-        await a.admit(ANY, 100, engine_state="ready")
-        waiter = asyncio.create_task(a.admit(ANY, 100, engine_state="ready"))  # waits for a slot
+        t1 = await a.admit(ANY, 100)
+        await a.admit(ANY, 100)
+        waiter = asyncio.create_task(a.admit(ANY, 100))  # waits for a slot
         await asyncio.sleep(0.05)
         assert a.waiting == 1
         started = time.monotonic()
         with pytest.raises(Overloaded) as full:  # the queue is full too: refused at once
-            await a.admit(ANY, 100, engine_state="ready")
+            await a.admit(ANY, 100)
         assert time.monotonic() - started < 0.1
         assert full.value.retry_after == 3 and full.value.status == 429
         t1.release()
@@ -52,10 +65,10 @@ def test_bounds_queue_and_release() -> None:
 def test_waiting_gives_up_at_the_queue_timeout() -> None:
     async def run() -> None:
         a = admission(max_in_flight=1)
-        await a.admit(ANY, 1, engine_state="ready")
+        await a.admit(ANY, 1)
         started = time.monotonic()
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 1, engine_state="ready")
+            await a.admit(ANY, 1)
         assert 0.25 < time.monotonic() - started < 1.0
         assert a.waiting == 0
 
@@ -65,42 +78,46 @@ def test_waiting_gives_up_at_the_queue_timeout() -> None:
 def test_token_bound_admits_one_oversized_request_alone() -> None:
     async def run() -> None:
         a = admission(max_tokens_in_flight=1000, max_waiting=0)
-        big = await a.admit(ANY, 5000, engine_state="ready")  # alone: allowed
+        big = await a.admit(ANY, 5000)  # alone: allowed
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 10, engine_state="ready")
+            await a.admit(ANY, 10)
         big.release()
-        await a.admit(ANY, 600, engine_state="ready")
+        await a.admit(ANY, 600)
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 600, engine_state="ready")
+            await a.admit(ANY, 600)
 
     asyncio.run(run())
 
 
 def test_per_key_limits_and_budgets() -> None:
     async def run() -> None:
-        a = admission(max_in_flight=100)
+        world = World()
+        a = admission(world, max_in_flight=100)
         rpm = Principal("rpm", KeyLimits(requests_per_minute=2))
         for _ in range(2):
-            (await a.admit(rpm, 1, engine_state="ready")).release()
+            (await a.admit(rpm, 1)).release()
         with pytest.raises(Overloaded) as info:
-            await a.admit(rpm, 1, engine_state="ready")
+            await a.admit(rpm, 1)
         assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 60
         tpm = Principal("tpm", KeyLimits(tokens_per_minute=100))
-        await a.admit(tpm, 80, engine_state="ready")
+        await a.admit(tpm, 80)
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 30, engine_state="ready")
+            await a.admit(tpm, 30)
         conc = Principal("conc", KeyLimits(concurrent_requests=1))
-        held = await a.admit(conc, 1, engine_state="ready")
+        held = await a.admit(conc, 1)
         with pytest.raises(Overloaded):
-            await a.admit(conc, 1, engine_state="ready")
+            await a.admit(conc, 1)
         held.release()
-        await a.admit(conc, 1, engine_state="ready")
+        await a.admit(conc, 1)
         budget = Principal("budget", KeyLimits(token_budget=100, cost_budget=1.0))
-        await a.admit(budget, 1, engine_state="ready", spent_tokens=99)
+        world.spent["budget"] = (99, 0.0)
+        await a.admit(budget, 1)
+        world.spent["budget"] = (100, 0.0)
         with pytest.raises(PaymentRequired):
-            await a.admit(budget, 1, engine_state="ready", spent_tokens=100)
+            await a.admit(budget, 1)
+        world.spent["budget"] = (0, 1.0)
         with pytest.raises(PaymentRequired):
-            await a.admit(budget, 1, engine_state="ready", spent_cost=1.0)
+            await a.admit(budget, 1)
 
     asyncio.run(run())
 
@@ -114,27 +131,30 @@ def test_token_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
         a = admission(max_in_flight=10_000)
         tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
         for _ in range(900):
-            (await a.admit(tpm, 1, engine_state="ready")).release()
+            (await a.admit(tpm, 1)).release()
         clock.now += 30
-        (await a.admit(tpm, 100, engine_state="ready")).release()
+        (await a.admit(tpm, 100)).release()
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 1, engine_state="ready")
+            await a.admit(tpm, 1)
         clock.now += 31  # the 900 small ones are past the window; the 100 are not
-        (await a.admit(tpm, 900, engine_state="ready")).release()
+        (await a.admit(tpm, 900)).release()
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 1, engine_state="ready")
+            await a.admit(tpm, 1)
 
     asyncio.run(run())
 
 
 def test_engine_down_or_draining_is_503() -> None:
     async def run() -> None:
-        a = admission()
+        world = World()
+        a = admission(world)
+        world.engine_state = "restarting"
         with pytest.raises(EngineUnavailable, match="Engine is restarting"):
-            await a.admit(ANY, 1, engine_state="restarting")
+            await a.admit(ANY, 1)
+        world.engine_state = "ready"
         a.draining = True
         with pytest.raises(EngineUnavailable, match="shutting down") as info:
-            await a.admit(ANY, 1, engine_state="ready")
+            await a.admit(ANY, 1)
         assert info.value.retry_after == 3
 
     asyncio.run(run())

@@ -72,8 +72,8 @@ async def get_generation(request: Request, id: str = Query(..., description="gen
     return {"data": generation_body(record)}
 
 
-def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
-    tokens, usage = request.app.state.records.spent(principal.label)
+async def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
+    tokens, usage = await request.app.state.records.usage(principal.label)
     limits = principal.limits
     remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
     data = {
@@ -104,9 +104,9 @@ def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
 
 @router.get("/key", response_model=DataResponse)
 async def get_key(request: Request, principal: KeyDep) -> dict[str, Any]:
-    return _key_info(request, principal)
+    return await _key_info(request, principal)
 
 
 @router.get("/auth/key", response_model=DataResponse, summary="Older alias of /key")
 async def get_auth_key(request: Request, principal: KeyDep) -> dict[str, Any]:
-    return _key_info(request, principal)
+    return await _key_info(request, principal)

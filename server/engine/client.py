@@ -67,7 +67,9 @@ class EngineClient:
 
     async def _send(self, path: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         body = self._body(payload)
-        headers = {"authorization": f"Bearer {self.engine.api_key}", "content-type": "application/json"}
+        headers = {"content-type": "application/json"}
+        if self.engine.api_key:  # an attached engine may have none
+            headers["authorization"] = f"Bearer {self.engine.api_key}"
         try:
             response = await self.http.post(f"{self.engine.url}{path}", data=body, headers=headers)
         except TimeoutError as exc:

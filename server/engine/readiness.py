@@ -14,7 +14,7 @@ class NotReady(Exception):
 
 async def probe(client: httpx.AsyncClient, url: str, api_key: str, model: str) -> int:
     """The served context length, once /health, /v1/models and a one-token completion all succeed; else NotReady."""
-    headers = {"Authorization": f"Bearer {api_key}"}
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}  # "Bearer " alone is not a valid header
     try:
         health = await client.get(f"{url}/health", timeout=PROBE_TIMEOUT_S)
         if health.status_code != 200:

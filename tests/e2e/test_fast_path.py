@@ -1,5 +1,6 @@
 """The fast path never changes what a client sees: for the same engine output, byte for byte, with tools, logprobs,
-several choices, legacy completions, errors and usage. The engine output is the real engine's, recorded here."""
+several choices, legacy completions, errors and usage; nor do gateway worker processes. The engine output is the
+real engine's, recorded here."""
 
 from __future__ import annotations
 
@@ -163,21 +164,24 @@ class Replay(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def gateways(recorded: dict[str, Recorded], gateway: Gateway) -> Iterator[tuple[str, str]]:
-    """Two gateways in front of the replaying engine: fast path on, and off."""
+def gateways(recorded: dict[str, Recorded], gateway: Gateway) -> Iterator[tuple[str, str, str]]:
+    """Three gateways in front of the replaying engine: fast path on, off, and on in two worker processes. The last
+    attaches with no engine key (the replaying engine asks for none): it must still become ready."""
     engine = f"http://127.0.0.1:{gateway.engine_port}"
     Replay.model = httpx.get(f"{engine}/v1/models", headers={"authorization": f"Bearer {ENGINE_KEY}"}).json()["data"][0]
     Replay.answers = {(r.payload["seed"], bool(r.payload.get("stream"))): r for r in recorded.values()}
     with serve_http(Replay) as url:
-        env = {"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY}
-        started = [
-            start_gateway(f"fast-path-{on}", "--engine-url", url, env={**env, "MISTRAL_LOCAL_FAST_PATH": on})
-            for on in ("true", "false")
-        ]
+        keyed = {"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY}
+        envs = {
+            "fast-path-true": {**keyed, "MISTRAL_LOCAL_FAST_PATH": "true"},
+            "fast-path-false": {**keyed, "MISTRAL_LOCAL_FAST_PATH": "false"},
+            "fast-path-workers": {"MISTRAL_LOCAL_WORKERS": "2"},
+        }
+        started = [start_gateway(name, "--engine-url", url, env=env) for name, env in envs.items()]
         try:
             for g in started:
                 g.wait_ready(timeout_s=60)
-            yield started[0].url, started[1].url
+            yield started[0].url, started[1].url, started[2].url
         finally:
             for g in started:
                 g.stop()
@@ -206,12 +210,13 @@ def client_requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
     yield "refused", "/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 10, "seed": REFUSED_SEED}
 
 
-def test_clients_get_the_same_bytes_either_way(gateways: tuple[str, str]) -> None:
-    fast_url, plain_url = gateways
+def test_clients_get_the_same_bytes_either_way(gateways: tuple[str, str, str]) -> None:
+    fast_url, plain_url, workers_url = gateways
     seen = set()
     for name, path, body in client_requests():
         fast, plain = client_view(fast_url, path, body), client_view(plain_url, path, body)
         assert fast == plain, name
+        assert client_view(workers_url, path, body) == fast, name
         seen.add((fast[0], fast[1].split(";")[0]))
         if name.endswith("-stream") and name != "error-stream":
             assert fast[2].endswith(b"data: [DONE]\n\n") and b'"usage":{' in fast[2], name

@@ -1,0 +1,75 @@
+"""The state a gateway keeps across requests: admission (capacity, per-key limits, budgets), generation records and
+metrics. One process keeps it itself (`local_state`); gateway workers share one copy that the control process keeps
+(server/workers/), through objects of the same shape. The request path sees only the shapes below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.admission import Admission
+from server.auth import Principal
+from server.engine.supervisor import EngineBase
+from server.metrics import Metrics
+from server.records import GenerationRecord, RecordStore
+from server.settings import Settings
+
+
+class Hold(Protocol):
+    """An admitted request's hold on capacity; releasing twice is harmless."""
+
+    def release(self) -> None: ...
+
+
+class Admits(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    async def admit(self, principal: Principal, tokens: int) -> Hold: ...
+
+
+class Records(Protocol):
+    def add(self, record: GenerationRecord) -> None: ...
+
+    async def get(self, generation_id: str) -> GenerationRecord | None: ...
+
+    async def usage(self, key_label: str | None) -> tuple[int, float]: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    admission: Admits
+    records: Records
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class LocalState(GatewayState):
+    """The state kept in this process, with its concrete types (the single-process gateway, the control process)."""
+
+    admission: Admission
+    records: RecordStore
+
+
+def local_state(settings: Settings, engine: EngineBase) -> LocalState:
+    records = RecordStore(settings.records_path, settings.records_retention_days)
+    admission = Admission(
+        max_in_flight=settings.max_in_flight,
+        max_waiting=settings.max_waiting,
+        max_tokens_in_flight=settings.max_tokens_in_flight,
+        queue_timeout_s=settings.queue_timeout_s,
+        retry_after_s=settings.retry_after_s,
+        engine_state=lambda: engine.state.value,
+        spent=records.spent,
+    )
+    return LocalState(admission, records, Metrics())

@@ -1,0 +1,32 @@
+"""The engine as a worker sees it: what the control process last said of it (state, address, context length)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from server.engine.supervisor import EngineBase, EngineState
+
+_FIELDS = ("url", "api_key", "max_model_len", "images_per_prompt", "restarts")
+
+
+def describe(engine: EngineBase) -> dict[str, Any]:
+    """What a worker needs to know of the engine, as plain data."""
+    return {"state": engine.state.value, **{name: getattr(engine, name) for name in _FIELDS}}
+
+
+class EngineView(EngineBase):
+    """Starts and stops nothing: the control process runs the engine; this copy follows its `describe`."""
+
+    def apply(self, described: dict[str, Any]) -> None:
+        for name in _FIELDS:
+            setattr(self, name, described[name])
+        state = EngineState(described["state"])
+        if state is not self.state:  # not logged: the control process logs the engine's changes once
+            self.state, self.state_since = state, time.monotonic()
+
+    async def start(self) -> None:
+        """Already following: the control process sent the engine's state before this worker's app was built."""
+
+    async def stop(self) -> None:
+        await self.aclose()

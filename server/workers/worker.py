@@ -1,0 +1,64 @@
+"""One gateway worker process, started by the control process (control.py) with `main`, which reads its
+`WorkerSpec` (pickled) from stdin; PROMETHEUS_MULTIPROC_DIR comes in its environment.
+
+A whole FastAPI gateway on the shared port, with the control process's admission, records and engine state. It
+exits on SIGTERM (sent once the control process has drained every worker) and when the control process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import uvloop
+
+from server.app import create_app
+from server.console import configure_logging
+from server.gateway_state import GatewayState
+from server.metrics import Metrics
+from server.serving import shared_listener
+from server.settings import Settings
+from server.workers.engine_view import EngineView
+from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
+
+log = logging.getLogger("mistral_local.workers")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    settings: Settings
+    index: int
+    state_path: Path  # the control process's Unix socket
+    metrics_dir: Path  # prometheus_client's multiprocess directory, shared by the workers
+
+
+async def _exit_when_orphaned(link: StateLink, server: uvicorn.Server, index: int) -> None:
+    await link.lost.wait()
+    log.error("gateway worker %d: the control process is gone; exiting", index)
+    server.should_exit = True
+
+
+async def serve(spec: WorkerSpec) -> None:
+    settings = spec.settings
+    engine = EngineView(settings.model_id, settings.engine_start_timeout_s)
+    link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
+    state = GatewayState(SharedAdmission(link), SharedRecords(link), Metrics(spec.metrics_dir))
+    app = create_app(settings, engine, state)
+    config = uvicorn.Config(app, http="httptools", log_config=None, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    orphaned = asyncio.create_task(_exit_when_orphaned(link, server, spec.index))
+    try:
+        await server.serve(sockets=[shared_listener(settings.host, settings.port)])
+    finally:
+        orphaned.cancel()
+
+
+def main() -> None:
+    spec: WorkerSpec = pickle.load(sys.stdin.buffer)
+    configure_logging(spec.settings.log_level, spec.settings.log_format)
+    uvloop.run(serve(spec))

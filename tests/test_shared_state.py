@@ -1,0 +1,155 @@
+"""The shared state between gateway workers and their control process, over a real Unix socket, with the real
+Admission and RecordStore behind it: admissions, releases and records agree whichever connection they come from,
+and no slot is lost to a request that gave up or a worker that vanished."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.auth import KeyLimits, Principal
+from server.errors import EngineUnavailable, Overloaded, PaymentRequired
+from server.gateway_state import LocalState, local_state
+from server.records import GenerationRecord
+from server.settings import Settings
+from server.workers.engine_view import EngineView
+from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
+from server.workers.state_server import StateServer
+
+ANY = Principal(None, KeyLimits())
+READY = {"state": "ready", "url": "http://127.0.0.1:9", "api_key": "", "max_model_len": 4096}
+
+
+@dataclass
+class Control:
+    state: LocalState
+    server: StateServer
+    path: Path
+
+    async def link(self) -> StateLink:
+        return await StateLink.connect(self.path, EngineView("m", 1.0), retry_after_s=2)
+
+
+@asynccontextmanager
+async def control(tmp_path: Path, **settings: object) -> AsyncIterator[Control]:
+    engine = EngineView("m", 1.0)
+    engine.apply(READY | {"images_per_prompt": None, "restarts": 0})
+    config = Settings(db_path=tmp_path / "g.sqlite3", queue_timeout_s=5, **settings)  # type: ignore[arg-type]
+    state = local_state(config, engine)
+    server = StateServer(state.admission, state.records, engine)
+    await state.records.open()
+    await server.start(tmp_path / "state.sock")
+    try:
+        yield Control(state, server, tmp_path / "state.sock")
+    finally:
+        await server.close()
+        await state.records.close()
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())  # type: ignore[arg-type]
+
+
+def test_a_request_that_gave_up_waiting_does_not_keep_its_slot(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with control(tmp_path, max_in_flight=1, max_waiting=1) as c:
+            admission = SharedAdmission(await c.link())
+            held = await admission.admit(ANY, 10)
+            waiting = asyncio.create_task(admission.admit(ANY, 10))
+            await eventually(lambda: c.state.admission.waiting == 1)
+            waiting.cancel()  # its client left while it waited in the control process's queue
+            held.release()
+            # The control process admits the waiter anyway; the worker gives that slot straight back.
+            await eventually(lambda: c.state.admission.in_flight == 0 and c.state.admission.waiting == 0)
+            (await admission.admit(ANY, 10)).release()
+
+    run(go)
+
+
+def test_a_vanished_worker_gives_back_its_admissions(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with control(tmp_path, max_in_flight=2) as c:
+            link = await c.link()
+            pair = Principal("pair", KeyLimits(concurrent_requests=1))
+            await SharedAdmission(link).admit(pair, 10)
+            other = SharedAdmission(await c.link())
+            with pytest.raises(Overloaded):
+                await other.admit(pair, 10)  # one set of per-key limits for all workers
+            assert link.transport is not None
+            link.transport.abort()  # the worker died with the request in flight
+            await eventually(lambda: c.state.admission.in_flight == 0)
+            await other.admit(pair, 10)
+
+    run(go)
+
+
+def test_errors_cross_with_their_status_retry_after_and_metadata(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with control(tmp_path, max_in_flight=1, max_waiting=0, retry_after_s=7) as c:
+            admission = SharedAdmission(await c.link())
+            await admission.admit(ANY, 10)
+            with pytest.raises(Overloaded) as full:
+                await admission.admit(ANY, 10)
+            assert (full.value.retry_after, full.value.metadata) == (7, {"limit_source": "mistral-local"})
+            with pytest.raises(PaymentRequired, match="token budget of 0"):
+                await admission.admit(Principal("spent", KeyLimits(token_budget=0)), 1)
+            c.state.admission.draining = True
+            c.server.publish()
+            with pytest.raises(EngineUnavailable, match="shutting down"):
+                await admission.admit(ANY, 10)
+            await eventually(lambda: admission.draining)
+
+    run(go)
+
+
+def test_a_record_sent_on_one_connection_is_readable_on_another(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with control(tmp_path) as c:
+            writer, reader = SharedRecords(await c.link()), SharedRecords(await c.link())
+            record = GenerationRecord.ended_now(
+                usage={"prompt_tokens": 5, "completion_tokens": 7, "cost": 0.25},
+                started=0.0,
+                first_token_at=None,
+                attempts=[],
+                id="gen-shared",
+                model="m",
+                provider="Local",
+                api_type="completions",
+                num_images=0,
+                streamed=True,
+                cancelled=False,
+                finish_reason="stop",
+                native_finish_reason="stop",
+                key_label="alice",
+            )
+            writer.add(record)
+            assert await reader.get("gen-shared") == record
+            assert await reader.usage("alice") == (12, 0.25)
+            assert await reader.get("gen-missing") is None
+
+    run(go)
+
+
+def test_calls_fail_with_a_503_once_the_control_process_is_gone(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with control(tmp_path) as c:
+            link = await c.link()
+        await asyncio.wait_for(link.lost.wait(), 5)
+        with pytest.raises(EngineUnavailable) as gone:
+            await SharedAdmission(link).admit(ANY, 1)
+        assert gone.value.retry_after == 2
+
+    run(go)
