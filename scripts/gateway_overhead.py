@@ -9,6 +9,7 @@ so the front is the bottleneck; `cpu`, the real vLLM engine on the scaled-down c
 
     python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peers litellm,tcp-relay
     python scripts/gateway_overhead.py --engine cpu --concurrency 32 --tokens 64 --prompts 128
+    python scripts/gateway_overhead.py --engine synthetic --concurrency 64,256 --workers 4
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,17 @@ class Front:
     label: str
     target: Target
     pid: int
-    children: bool  # LiteLLM's worker processes count; the gateway's children are the engine, which does not
+    # Which of its child processes count: LiteLLM's workers and the gateway's workers do, the engine does not.
+    counts: Callable[[psutil.Process], bool]
 
     def cpu_seconds(self) -> float:
         root = psutil.Process(self.pid)
-        procs = [root, *(root.children(recursive=True) if self.children else [])]
+        procs = [root, *(p for p in root.children(recursive=True) if self.counts(p))]
         return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
+
+
+def gateway_worker(proc: psutil.Process) -> bool:
+    return "server.workers.worker" in " ".join(proc.cmdline())
 
 
 def wait_until(url: str, what: str, log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
@@ -144,7 +150,7 @@ def litellm_proxy(engine: Target) -> Iterator[Front]:
             "litellm",
             target(f"http://127.0.0.1:{port}/v1", engine.model, "", "litellm"),
             pid,
-            children=True,
+            counts=lambda _: True,
         )
 
 
@@ -165,7 +171,7 @@ def tcp_relay(engine: Target) -> Iterator[Front]:
             "tcp-relay",
             target(f"http://127.0.0.1:{port}/v1", engine.model, KEY, "tcp-relay"),
             pid,
-            children=False,
+            counts=lambda _: False,
         )
 
 
@@ -212,7 +218,7 @@ def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
     port, gateway_port = free_port(), free_port()
     engine_cmd = [sys.executable, str(REPO / "scripts" / "synthetic_engine.py"), "--port", str(port), "--tokens",
                   str(args.tokens), "--interval-ms", str(args.interval_ms), "--model", OPENROUTER_MODEL_ID]  # fmt: skip
-    gateway_cmd = [sys.executable, "-m", "server", "serve", "--port", str(gateway_port)]
+    gateway_cmd = [sys.executable, "-m", "server", "serve", "--port", str(gateway_port), "--workers", str(args.workers)]
     with ExitStack() as stack:
         stack.enter_context(process(engine_cmd, "synthetic-engine", f"http://127.0.0.1:{port}/health"))
         url = f"http://127.0.0.1:{port}"
@@ -220,7 +226,7 @@ def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
         pid = stack.enter_context(process(gateway_cmd, "gateway", ready, gateway_env(url)))
         engine = target(f"{url}/v1", OPENROUTER_MODEL_ID, KEY, "engine")
         through = target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
-        yield engine, Front("gateway", through, pid, children=False)
+        yield engine, Front("gateway", through, pid, counts=gateway_worker)
 
 
 @contextmanager
@@ -228,22 +234,22 @@ def cpu_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
     """The gateway supervising the real engine; only the gateway's own process is counted, not the engine's."""
     engine_port, gateway_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "server", "serve", "--profile", "cpu-tiny", "--port", str(gateway_port),
-           "--engine-port", str(engine_port)]  # fmt: skip
+           "--engine-port", str(engine_port), "--workers", str(args.workers)]  # fmt: skip
     with process(cmd, "gateway-cpu", f"http://127.0.0.1:{gateway_port}/health/ready", gateway_env(None)) as pid:
         served = httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
         engine = target(f"http://127.0.0.1:{engine_port}/v1", served.json()["data"][0]["id"], KEY, "engine")
         through = target(f"http://127.0.0.1:{gateway_port}/api/v1", OPENROUTER_MODEL_ID, "", "gateway")
-        yield engine, Front("gateway", through, pid, children=False)
+        yield engine, Front("gateway", through, pid, counts=gateway_worker)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tok = Tokenizer.default(REPO / ".cache")
     report: dict[str, Any] = {"engine": args.engine, "tokens": args.tokens, "prompts": args.prompts,
-                              "rounds": args.rounds, "machine": machine()}  # fmt: skip
+                              "rounds": args.rounds, "workers": args.workers, "machine": machine()}  # fmt: skip
     if args.engine == "synthetic":
         report["interval_ms"] = args.interval_ms
     stack = synthetic_stack if args.engine == "synthetic" else cpu_stack
-    with stack(args) as (engine, gateway), sampled(gateway.pid, args.py_spy):
+    with stack(args) as (engine, gateway), sampled(gateway.pid, args.py_spy, args.workers > 1):
         report["gateway"] = await side_by_side(engine, gateway, args, tok)
         for name in args.peers.split(",") if args.peers else []:
             with PEERS[name](engine) as peer:
@@ -252,13 +258,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextmanager
-def sampled(pid: int, out: Path | None) -> Iterator[None]:
-    """py-spy samples the gateway while it runs (collapsed stacks: one line per stack, with its sample count)."""
+def sampled(pid: int, out: Path | None, workers: bool) -> Iterator[None]:
+    """py-spy samples the gateway while it runs (collapsed stacks: one line per stack, with its sample count), and
+    its worker processes when it has some."""
     if out is None:
         yield
         return
     spy = shutil.which("py-spy") or "py-spy"
     cmd = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+    cmd += ["--subprocesses"] if workers else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -285,6 +293,7 @@ if __name__ == "__main__":
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (serve --workers)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--py-spy", type=Path, help="write py-spy's samples of the gateway here (py-spy on PATH)")
     options = parser.parse_args()
