@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import signal
@@ -188,7 +189,8 @@ async def measured(front: Front | None, target: Target, reqs: list[BenchRequest]
 
 
 async def side_by_side(engine: Target, front: Front, args: argparse.Namespace, tok: Tokenizer) -> dict[str, Any]:
-    make = {"n": args.prompts, "input_len": 32, "output_len": args.tokens, "range_ratio": 0.0, "prefix_len": 0}
+    make = {"n": args.prompts, "input_len": 32, "output_len": args.tokens, "range_ratio": args.range_ratio,
+            "prefix_len": 0}  # fmt: skip
     loads = (random_requests(tok, seed=0, **make), random_requests(tok, seed=0, content_seed=1, **make))
     report: dict[str, Any] = {}
     for concurrency in [int(c) for c in args.concurrency.split(",")]:
@@ -216,8 +218,9 @@ async def side_by_side(engine: Target, front: Front, args: argparse.Namespace, t
 @contextmanager
 def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
     port, gateway_port = free_port(), free_port()
+    longest = math.ceil(args.tokens * (1 + args.range_ratio))
     engine_cmd = [sys.executable, str(REPO / "scripts" / "synthetic_engine.py"), "--port", str(port), "--tokens",
-                  str(args.tokens), "--interval-ms", str(args.interval_ms), "--model", OPENROUTER_MODEL_ID]  # fmt: skip
+                  str(longest), "--interval-ms", str(args.interval_ms), "--model", OPENROUTER_MODEL_ID]  # fmt: skip
     gateway_cmd = [sys.executable, "-m", "server", "serve", "--port", str(gateway_port), "--workers", str(args.workers)]
     with ExitStack() as stack:
         stack.enter_context(process(engine_cmd, "synthetic-engine", f"http://127.0.0.1:{port}/health"))
@@ -246,6 +249,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     tok = Tokenizer.default(REPO / ".cache")
     report: dict[str, Any] = {"engine": args.engine, "tokens": args.tokens, "prompts": args.prompts,
                               "rounds": args.rounds, "workers": args.workers, "machine": machine()}  # fmt: skip
+    report["range_ratio"] = args.range_ratio
     if args.engine == "synthetic":
         report["interval_ms"] = args.interval_ms
     stack = synthetic_stack if args.engine == "synthetic" else cpu_stack
@@ -292,6 +296,12 @@ if __name__ == "__main__":
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--interval-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--range-ratio",
+        type=float,
+        default=0.0,
+        help="lengths vary by ± this fraction (0: all equal, so requests start and end in waves of --concurrency)",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (serve --workers)")
     parser.add_argument("--out", type=Path)

@@ -1,5 +1,6 @@
 """A stand-in for vLLM's OpenAI server on loopback, for overhead benchmarks: it answers at once and streams
-pre-rendered chunks, byte for byte as vLLM 0.32 writes them (pydantic, exclude_unset), one every `--interval-ms`.
+pre-rendered chunks, byte for byte as vLLM 0.32 writes them (pydantic, exclude_unset), one every `--interval-ms`:
+the request's `max_tokens` of them, at most `--tokens`.
 
     python scripts/synthetic_engine.py --port 8100 --tokens 128 --interval-ms 5 --model some/model
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 
 import orjson
 from aiohttp import web
@@ -34,8 +36,8 @@ def rendered_stream(model: str, tokens: int) -> tuple[bytes, list[bytes], bytes]
 
 
 def app(model: str, tokens: int, interval_s: float) -> web.Application:
-    role, pieces, tail = rendered_stream(model, tokens)
-    usage = {"prompt_tokens": 40, "completion_tokens": tokens, "total_tokens": 40 + tokens}
+    rendered = functools.cache(functools.partial(rendered_stream, model))
+    usage = {"prompt_tokens": 40, "completion_tokens": 1, "total_tokens": 41}
 
     async def health(_: web.Request) -> web.Response:
         return web.Response()
@@ -47,10 +49,12 @@ def app(model: str, tokens: int, interval_s: float) -> web.Application:
         return web.json_response({"choices": [{"text": "x", "finish_reason": "length"}], "usage": usage})
 
     async def chat(request: web.Request) -> web.StreamResponse:
-        if not (await request.json()).get("stream"):
+        asked = await request.json()
+        if not asked.get("stream"):
             message = {"role": "assistant", "content": "x"}
             body = {"id": "c", "choices": [{"message": message, "finish_reason": "length"}], "usage": usage}
             return web.json_response({**body, "model": model})
+        role, pieces, tail = rendered(min(int(asked.get("max_tokens") or tokens), tokens))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, piece in enumerate(pieces):

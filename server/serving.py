@@ -46,22 +46,24 @@ def check_exposure(settings: Settings, keys_enabled: bool) -> None:
         )
 
 
+def _family(host: str, port: int) -> socket.AddressFamily:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+
 def check_port_free(host: str, port: int) -> None:
-    """Fail before the engine loads, not after, when the address is taken."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    """Fail before the engine loads, not after, when the address is taken or cannot be had."""
+    try:
+        with socket.socket(_family(host, port), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:  # taken, not this machine's address, or a name that does not resolve
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def shared_listener(host: str, port: int) -> socket.socket:
     """A listening socket of one gateway worker: every worker binds the port with SO_REUSEPORT and the kernel
     spreads new connections over them."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((host, port), family=family, backlog=2048, reuse_port=True)
+    return socket.create_server((host, port), family=_family(host, port), backlog=2048, reuse_port=True)
 
 
 async def wait_drained(admission: Admits, timeout_s: float, stop_now: Callable[[], bool] = lambda: False) -> None:

@@ -56,6 +56,7 @@ def test_image_settings_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.host == "0.0.0.0" and settings.profile == "auto"
     assert settings.model == Path("/models")
+    assert settings.workers > 1  # GPU servers: more output than one gateway process relays well (docs/performance.md)
     # The health check must reach readiness without a key; nothing else opens up beyond the defaults.
     assert set(settings.public_routes) == set(Settings.model_fields["public_routes"].default) | {"/health/ready"}
 
