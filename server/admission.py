@@ -98,9 +98,12 @@ class Admission:
             metadata={"limit_source": "mistral-local"},
         )
 
-    def _check_key(self, principal: Principal, tokens: int) -> _KeyState:
+    def _check_key(self, principal: Principal, tokens: int) -> _KeyState | None:
+        """The key's counters, None for a key with no per-minute or concurrency limit (nothing to count)."""
         limits, now = principal.limits, time.monotonic()
         check_budget(principal, *self._spent(principal.label))
+        if (limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_requests) == (None, None, None):
+            return None
         state = self._keys.setdefault(principal.label, _KeyState())
         state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
@@ -131,11 +134,12 @@ class Admission:
                 raise self._overloaded("server at capacity") from None
             finally:
                 self.waiting -= 1
-        now = time.monotonic()
-        state.requests.append(now)
-        state.tokens.append((now, tokens))
-        state.tokens_in_window += tokens
-        state.in_flight += 1
+        if state is not None:
+            now = time.monotonic()
+            state.requests.append(now)
+            state.tokens.append((now, tokens))
+            state.tokens_in_window += tokens
+            state.in_flight += 1
         self.in_flight += 1
         self.tokens_in_flight += tokens
         return Ticket(self, principal, tokens)
@@ -143,7 +147,8 @@ class Admission:
     def _release(self, ticket: Ticket) -> None:
         self.in_flight -= 1
         self.tokens_in_flight -= ticket.tokens
-        self._keys[ticket.principal.label].in_flight -= 1
+        if (state := self._keys.get(ticket.principal.label)) is not None:
+            state.in_flight -= 1
         if self.waiting:  # wake waiters only when there are some: releases are on every request's path
             task = asyncio.get_running_loop().create_task(self._notify())
             self._notifiers.add(task)  # asyncio keeps only weak references to tasks

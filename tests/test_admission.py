@@ -158,3 +158,20 @@ def test_engine_down_or_draining_is_503() -> None:
         assert info.value.retry_after == 3
 
     asyncio.run(run())
+
+
+def test_keys_without_per_key_limits_are_not_counted() -> None:
+    """Per-key windows cost memory per request; a key with nothing to count (or no keys at all) keeps none."""
+
+    async def run() -> None:
+        a = admission(max_in_flight=10_000)
+        budget_only = Principal("budget", KeyLimits(token_budget=10**9))
+        for principal in (ANY, budget_only):
+            for _ in range(100):
+                (await a.admit(principal, 1)).release()
+        assert a._keys == {} and a.in_flight == 0
+        counted = Principal("rpm", KeyLimits(requests_per_minute=1000))
+        (await a.admit(counted, 1)).release()
+        assert a._keys["rpm"].in_flight == 0 and len(a._keys["rpm"].requests) == 1
+
+    asyncio.run(run())

@@ -4,7 +4,8 @@ Transport errors and engine error bodies are translated into the gateway's error
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -65,19 +66,25 @@ class EngineClient:
         except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits inside a tool's JSON schema
             raise InvalidRequest(f"The request cannot be encoded for the engine: {exc}") from exc
 
-    async def _send(self, path: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
-        body = self._body(payload)
-        headers = {"content-type": "application/json"}
-        if self.engine.api_key:  # an attached engine may have none
-            headers["authorization"] = f"Bearer {self.engine.api_key}"
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """aiohttp's failures as the gateway's errors, for sending a request and for reading its answer."""
         try:
-            response = await self.http.post(f"{self.engine.url}{path}", data=body, headers=headers)
+            yield
         except TimeoutError as exc:
             raise RequestTimeout("Operation timed out. Please try again later.") from exc
         except aiohttp.ClientConnectorError as exc:  # nothing listens: the engine is down or restarting
             raise EngineUnavailable("Engine is restarting", retry_after=self.retry_after_s) from exc
         except aiohttp.ClientError as exc:  # the engine took the request and then failed it
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
+
+    async def _send(self, path: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+        body = self._body(payload)
+        headers = {"content-type": "application/json"}
+        if self.engine.api_key:  # an attached engine may have none
+            headers["authorization"] = f"Bearer {self.engine.api_key}"
+        with self._translated():
+            response = await self.http.post(f"{self.engine.url}{path}", data=body, headers=headers)
         if response.status != 200:
             async with response:
                 error_body = await self._read(response)
@@ -85,12 +92,8 @@ class EngineClient:
         return response
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        try:
+        with self._translated():
             return await response.read()
-        except TimeoutError as exc:
-            raise RequestTimeout("Operation timed out. Please try again later.") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
 
     async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         async with await self._send(path, payload) as response:

@@ -85,9 +85,12 @@ def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) ->
 # in pairs back to back (order alternating), each pair gives a ratio, and the median of PAIRS ratios must be within
 # 5% of 1 (the bound): a slow moment moves one pair, not the median. A definition mismatch (TPOT including
 # the first token, TTFT from the keep-alive comment, counting tokens by chunks) moves every pair by 10% or more here.
+# Even without hiccups, one tool's median TTFT moves ±5% from run to run here (125-139 ms, the same prompts, the
+# engine's prefix cache equally warm for both tools): with 4 pairs of 24 requests the median pair fell past 5% about
+# one run in six, so 6 pairs of 32.
 AGREE = 0.05
-PAIRS = 4
-CROSS = {"input": 128, "output": 32, "prompts": 24, "warmups": 2}  # runs of ~10 s: a hiccup of a second moves ~10%
+PAIRS = 6
+CROSS = {"input": 128, "output": 32, "prompts": 32, "warmups": 2}  # runs of ~13 s: a hiccup of a second moves ~8%
 COMPARED = ("request_throughput", "output_throughput", "median_ttft_ms", "median_tpot_ms")
 
 

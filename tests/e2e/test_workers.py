@@ -171,12 +171,20 @@ def test_a_killed_worker_gives_back_its_admissions_and_is_replaced(workers: Gate
     assert chat(workers, "open").status_code == 200
 
 
-def test_sigterm_drains_every_worker(gateway: Gateway, tmp_path: Path) -> None:
-    env = {"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, **workers_env(tmp_path / "drain.sqlite3")}
-    env["MISTRAL_LOCAL_API_KEYS"] = "[]"
-    gw = start_gateway("gateway-workers-drain", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
+@contextmanager
+def own_workers(name: str, gateway: Gateway, db: Path) -> Iterator[Gateway]:
+    """A two-worker gateway of the test's own (without keys), attached to the session's engine, to be ended."""
+    env = {"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, **workers_env(db), "MISTRAL_LOCAL_API_KEYS": "[]"}
+    gw = start_gateway(name, "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
     try:
         gw.wait_ready(timeout_s=60)
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_sigterm_drains_every_worker(gateway: Gateway, tmp_path: Path) -> None:
+    with own_workers("gateway-workers-drain", gateway, tmp_path / "drain.sqlite3") as gw:
         tree = [psutil.Process(gw.proc.pid), *psutil.Process(gw.proc.pid).children(recursive=True)]
         started = threading.Event()
         with ThreadPoolExecutor(1) as pool:
@@ -195,19 +203,11 @@ def test_sigterm_drains_every_worker(gateway: Gateway, tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / "drain.sqlite3") as db:  # the stream's record reached the disk
             rows = db.execute("SELECT completion_tokens FROM generations WHERE id = ?", (chunks[-1]["id"],)).fetchall()
         assert rows == [(STREAM_TOKENS,)]
-    finally:
-        gw.stop()
 
 
 def test_workers_exit_when_the_control_process_dies(gateway: Gateway, tmp_path: Path) -> None:
-    env = {"MISTRAL_LOCAL_ENGINE_API_KEY": ENGINE_KEY, **workers_env(tmp_path / "orphans.sqlite3")}
-    env["MISTRAL_LOCAL_API_KEYS"] = "[]"
-    gw = start_gateway("gateway-workers-orphans", "--engine-url", f"http://127.0.0.1:{gateway.engine_port}", env=env)
-    try:
-        gw.wait_ready(timeout_s=60)
+    with own_workers("gateway-workers-orphans", gateway, tmp_path / "orphans.sqlite3") as gw:
         children = [psutil.Process(pid) for pid in worker_pids(gw)]
         assert len(children) == 2
         gw.proc.kill()
         assert not wait_gone(children, timeout_s=20)
-    finally:
-        gw.stop()
