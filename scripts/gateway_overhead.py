@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import psutil
+from overhead_targets import summary  # scripts/, beside this file
 
 from server.bench.client import Target
 from server.bench.compare import compare
@@ -258,6 +259,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for name in args.peers.split(",") if args.peers else []:
             with PEERS[name](engine) as peer:
                 report[name] = await side_by_side(engine, peer, args, tok)
+    report["targets"] = summary(report)
     return report
 
 
