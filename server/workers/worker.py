@@ -19,6 +19,7 @@ import uvloop
 
 from server.app import create_app
 from server.console import configure_logging
+from server.errors import GatewayError
 from server.gateway_state import GatewayState
 from server.metrics import Metrics
 from server.serving import shared_listener
@@ -46,7 +47,11 @@ async def _exit_when_orphaned(link: StateLink, server: uvicorn.Server, index: in
 async def serve(spec: WorkerSpec) -> None:
     settings = spec.settings
     engine = EngineView(settings.model_id, settings.engine_start_timeout_s)
-    link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
+    try:
+        link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
+    except (OSError, TimeoutError, GatewayError) as exc:  # the control process is gone or not answering
+        log.error("gateway worker %d: no control process at %s (%s); exiting", spec.index, spec.state_path, exc)
+        raise SystemExit(1) from None
     state = GatewayState(SharedAdmission(link), SharedRecords(link), Metrics(spec.metrics_dir))
     app = create_app(settings, engine, state)
     config = uvicorn.Config(app, http="httptools", log_config=None, timeout_graceful_shutdown=5)
