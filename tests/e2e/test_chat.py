@@ -84,6 +84,7 @@ def test_named_tool_choice_returns_a_tool_call(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
         model=MODEL,
         max_tokens=64,
+        temperature=0,  # greedy: see test_streamed_tool_call_deltas_are_well_formed
         messages=[{"role": "user", "content": "What's the weather in Rome for 3 days?"}],
         tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
