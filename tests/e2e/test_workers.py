@@ -160,7 +160,11 @@ def test_a_killed_worker_gives_back_its_admissions_and_is_replaced(workers: Gate
         assert [s.status_code for s in streams] == [200, 200]
         holding = {pid: n for pid, n in connections_by_worker(workers).items() if n}
         victim = max(holding, key=holding.__getitem__)
-        psutil.Process(victim).kill()
+        dying = psutil.Process(victim)
+        dying.kill()
+        # Until it is gone its listening socket still takes its share of new connections, which the kernel then resets
+        # (SO_REUSEPORT: each worker has its own accept queue); CI once asked for /status in that instant.
+        dying.wait(timeout=10)
         # Its streams end; the control process releases their admissions and starts another worker.
         wait_until(lambda: in_flight(workers) == 2 - holding[victim])
         wait_until(lambda: len(worker_pids(workers)) == 2 and victim not in worker_pids(workers))
