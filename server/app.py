@@ -22,9 +22,11 @@ from server.engine.supervisor import EngineBase
 from server.errors import install_error_handlers
 from server.fallback import Dispatcher
 from server.gateway_state import GatewayState, local_state
+from server.guard import Guard, allowed_hosts
 from server.pipeline import Pipeline
 from server.playground import routes as playground
 from server.request_log import RequestObserver
+from server.serving import is_loopback
 from server.settings import Settings
 from server.upstream import Upstream
 
@@ -92,8 +94,11 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
         engine_restarts=lambda: engine.restarts,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestObserver, metrics=metrics)
+    # Outermost first: request ids and access log, then who may call (before the body is read), then body size.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    hosts = allowed_hosts(settings.allowed_hosts, settings.host, is_loopback(settings.host))
+    app.add_middleware(Guard, keyring=app.state.keyring, public_routes=settings.public_routes, hosts=hosts)
+    app.add_middleware(RequestObserver, metrics=metrics)
     app.include_router(ops.router)
     app.include_router(playground.router)
     for prefix in API_PREFIXES:

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     api_keys: tuple[KeySpec, ...] = ()
     # Serving on a non-loopback address with no keys is refused unless this is set.
     insecure_no_auth: bool = False
+    # Host names the gateway answers to (the Host header; DNS rebinding). Empty: the loopback names when it listens
+    # on loopback, any name otherwise.
+    allowed_hosts: tuple[str, ...] = ()
     # SIGTERM: how long requests in flight may finish before the engine stops.
     drain_timeout_s: float = Field(30.0, ge=0)
     # Routes reachable without a key: "PATH" or "METHOD PATH" (route templates).

@@ -27,7 +27,7 @@ def app_with_keys(monkeypatch: pytest.MonkeyPatch, **overrides: object) -> TestC
     monkeypatch.setenv("MISTRAL_LOCAL_API_KEYS", KEYS)
     settings = Settings(cache_dir=Path(tempfile.mkdtemp(prefix="gw-")), **overrides)  # type: ignore[arg-type]
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "k", settings.model_id, start_timeout_s=60)
-    return TestClient(create_app(settings, engine))
+    return TestClient(create_app(settings, engine), base_url="http://127.0.0.1")
 
 
 def concrete(path: str) -> str:

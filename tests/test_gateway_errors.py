@@ -18,7 +18,7 @@ def nowhere_app() -> TestClient:
     """A gateway attached to a port where no engine listens (the engine is down)."""
     settings = Settings(retry_after_s=7, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
-    return TestClient(create_app(settings, engine))
+    return TestClient(create_app(settings, engine), base_url="http://127.0.0.1")
 
 
 def test_not_ready_until_the_engine_answers() -> None:
@@ -48,7 +48,7 @@ def test_oversized_bodies_are_a_413_in_openrouter_shape() -> None:
     settings = Settings(max_body_bytes=2048, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
     big = b'{"messages": [{"role": "user", "content": "' + b"x" * 4096 + b'"}]}'
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(settings, engine), base_url="http://127.0.0.1") as client:
         declared = client.post("/api/v1/chat/completions", content=big, headers={"content-type": "application/json"})
         assert declared.status_code == 413
         assert declared.json() == {"error": {"code": 413, "message": "Request body is larger than 2048 bytes"}}

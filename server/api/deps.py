@@ -1,4 +1,4 @@
-"""Dependencies every route shares: the caller's key."""
+"""Dependencies every route shares: the caller's key, as the gateway's front door found it (server/guard.py)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.auth import ANONYMOUS, KeyRing, Principal
-
-
-def is_public(request: Request, public_routes: tuple[str, ...]) -> bool:
-    """`public_routes` entries are "PATH" (any method) or "METHOD PATH", matched against the route's template."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
-    return path in public_routes or f"{request.method} {path}" in public_routes
+from server.auth import Principal
 
 
 async def require_key(request: Request) -> Principal:
-    keyring: KeyRing = request.app.state.keyring
-    if is_public(request, request.app.state.settings.public_routes) and not request.headers.get("authorization"):
-        principal = ANONYMOUS
-    else:
-        principal = keyring.authenticate(request.headers.get("authorization"))
-    request.state.key_label = principal.label
+    principal: Principal = request.state.principal  # set by server/guard.py, before the body was read
     return principal
 
 

@@ -56,7 +56,7 @@ def gateway_for(gateway: Gateway, hosted: Hosted) -> Iterator[Any]:
         settings = Settings(**values)
         port = gateway.engine_port if engine_alive else free_port()
         engine = AttachedEngine(f"http://127.0.0.1:{port}", ENGINE_KEY, settings.model_id, start_timeout_s=60)
-        client = TestClient(create_app(settings, engine)).__enter__()
+        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1").__enter__()
         clients.append(client)
         if engine_alive:
             deadline = time.monotonic() + 60
