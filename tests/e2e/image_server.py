@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
@@ -18,6 +20,18 @@ def png(width: int, height: int, color: tuple[int, int, int] = (10, 120, 200)) -
     Image.new("RGB", (width, height), color).save(buf, "PNG")
     return buf.getvalue()
 
+
+def gzip_bomb(expanded_mib: int) -> bytes:
+    """`expanded_mib` MiB of zeros, gzipped twice: a few KiB on the wire ("Content-Encoding: gzip, gzip")."""
+    stream = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    block = bytes(1 << 20)
+    once = b"".join(stream.compress(block) for _ in range(expanded_mib)) + stream.flush()
+    return gzip.compress(once, 9)
+
+
+BOMB = gzip_bomb(256)
+# Request headers the server saw, by path (tests read what the fetcher asked for).
+SEEN_HEADERS: dict[str, dict[str, str]] = {}
 
 FILES: dict[str, tuple[str, bytes]] = {
     "/photo.png": ("image/png", png(300, 200)),
@@ -43,8 +57,26 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             return
 
+    def _encoded(self, encoding: str, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self) -> None:
+        SEEN_HEADERS[self.path] = dict(self.headers.items())
         port = self.headers["Host"].rsplit(":", 1)[1]
+        if self.path == "/bomb.png":
+            self._encoded("gzip, gzip", BOMB)
+            return
+        if self.path == "/gzipped.png":
+            self._encoded("gzip", gzip.compress(FILES["/photo.png"][1]))
+            return
+        if self.path == "/identity.png":
+            self._encoded("identity", FILES["/photo.png"][1])
+            return
         redirects = {
             "/redirect-same": "/photo.png",
             "/redirect-localhost": f"http://localhost:{port}/photo.png",  # a name the allowlist lacks
