@@ -38,7 +38,7 @@ from server.bench.client import Target
 from server.bench.compare import compare
 from server.bench.load import LoadShape, Run, run_load
 from server.bench.workload import BenchRequest, Tokenizer, random_requests
-from server.engine.launcher import free_port
+from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
 
 KEY = "overhead-engine-key"

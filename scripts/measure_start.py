@@ -12,7 +12,7 @@ import time
 import httpx
 import psutil
 
-from server.engine.launcher import free_port
+from server.serving import free_port
 
 
 def main(profile: str = "cpu-tiny") -> None:

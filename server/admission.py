@@ -3,8 +3,10 @@
 Global bounds, in requests and in tokens (prompt estimate + max_tokens), cap what is in flight; a bounded number of
 requests may wait for a slot, each at most `queue_timeout_s`. Past either bound the answer is 429 with
 `Retry-After` at once: an accepted request keeps its latency, and no request waits past its client's patience.
-Per key: requests per minute, tokens per minute and concurrent requests (429), and budgets (402). While the
-engine is not ready, or the gateway drains, the answer is 503.
+Per key: requests per minute, tokens per minute and concurrent requests (429), and budgets (402). A key's limits
+count each request at its worst case (`Demand.worst`) while it runs, so concurrent requests cannot overshoot a
+budget or a per-minute limit, and at what it used once it ends. While the engine is not ready, or the gateway
+drains, the answer is 503.
 """
 
 from __future__ import annotations
@@ -16,46 +18,78 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.auth import Principal
+from server.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 WINDOW_S = 60.0
+NO_LIMITS = KeyLimits()
 
 
-def check_budget(principal: Principal, spent_tokens: int, spent_cost: float) -> None:
-    """402 once a key's token or cost budget is spent (hosted upstream calls are held to it too)."""
-    limits = principal.limits
-    if limits.token_budget is not None and spent_tokens >= limits.token_budget:
-        raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
-    if limits.cost_budget is not None and spent_cost >= limits.cost_budget:
-        raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
+@dataclass(frozen=True)
+class Demand:
+    """What a request may use. `tokens`: its typical size (prompt estimate + max_tokens, or a typical answer), for
+    the server-wide bound. `worst`: the most it can use (without max_tokens a request may run to the end of the
+    context; each sequence of a multi-prompt request counts), for a key's limits and budgets. `cost`: that worst
+    case in USD."""
+
+    tokens: int
+    worst: int
+    cost: float = 0.0
+
+
+def check_budget(principal: Principal, spent_tokens: int, spent_cost: float, demand: Demand | None = None) -> None:
+    """402 once a key's token or cost budget is spent, or when this request could take it past its budget
+    (OpenRouter's rule for credits: ask for fewer max_tokens). `spent_*` include what the key has in flight."""
+    limits, tokens, cost = principal.limits, demand.worst if demand else 0, demand.cost if demand else 0.0
+    if limits.token_budget is not None:
+        if spent_tokens >= limits.token_budget:
+            raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
+        if spent_tokens + tokens > limits.token_budget:
+            raise PaymentRequired(
+                f"This request may use up to {tokens} tokens, but key '{principal.label}' has "
+                f"{limits.token_budget - spent_tokens} left of its budget: send a smaller max_tokens"
+            )
+    if limits.cost_budget is not None:
+        if spent_cost >= limits.cost_budget:
+            raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
+        if spent_cost + cost > limits.cost_budget:
+            raise PaymentRequired(
+                f"This request may cost up to ${cost:.6f}, but key '{principal.label}' has "
+                f"${limits.cost_budget - spent_cost:.6f} left of its budget: send a smaller max_tokens"
+            )
 
 
 @dataclass
 class _KeyState:
     requests: deque[float] = field(default_factory=deque)
-    tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    # (admitted at, tokens): worst cases while in flight, corrected to what was used at release.
+    tokens: deque[list[float]] = field(default_factory=deque)
     tokens_in_window: int = 0  # the sum over `tokens`, kept as it changes: summing it per request grew with the rate
     in_flight: int = 0
+    worst_in_flight: int = 0  # tokens and cost the key's requests in flight may still use (budgets)
+    cost_in_flight: float = 0.0
 
     def forget_before(self, cutoff: float) -> None:
         while self.requests and self.requests[0] < cutoff:
             self.requests.popleft()
         while self.tokens and self.tokens[0][0] < cutoff:
-            self.tokens_in_window -= self.tokens.popleft()[1]
+            self.tokens_in_window -= int(self.tokens.popleft()[1])
 
 
 class Ticket:
     """An admitted request's hold on capacity; `release` is idempotent (streams release in `finally`)."""
 
-    def __init__(self, admission: Admission, principal: Principal, tokens: int) -> None:
-        self._admission, self.principal, self.tokens = admission, principal, tokens
+    def __init__(self, admission: Admission, principal: Principal, demand: Demand, capacity: bool) -> None:
+        self._admission, self.principal, self.demand, self.capacity = admission, principal, demand, capacity
+        self.window_entry: list[float] | None = None
         self._released = False
 
-    def release(self) -> None:
+    def release(self, used_tokens: int | None = None) -> None:
+        """`used_tokens`: what the request used (prompt + completion), when known; its worst case stays counted
+        in the key's per-minute window otherwise."""
         if not self._released:
             self._released = True
-            self._admission._release(self)
+            self._admission._release(self, used_tokens)
 
 
 class Admission:
@@ -91,64 +125,86 @@ class Admission:
         # One request larger than the token bound still runs, alone.
         return self.in_flight == 0 or self.tokens_in_flight + tokens <= self.max_tokens_in_flight
 
-    def _overloaded(self, why: str, retry_after: int | None = None) -> Overloaded:
+    def _overloaded(self, why: str, retry_after: int | None = None, source: str = "mistral-local") -> Overloaded:
+        """`source` "key": the key's own limit (no other provider may take the request for it)."""
         return Overloaded(
             f"Rate limit exceeded: {why}",
             retry_after=retry_after or self.retry_after_s,
-            metadata={"limit_source": "mistral-local"},
+            metadata={"limit_source": source},
         )
 
-    def _check_key(self, principal: Principal, tokens: int) -> _KeyState | None:
-        """The key's counters, None for a key with no per-minute or concurrency limit (nothing to count)."""
+    def _check_key(self, principal: Principal, demand: Demand) -> _KeyState | None:
+        """The key's counters, None for a key with no limit at all (nothing to count)."""
         limits, now = principal.limits, time.monotonic()
-        check_budget(principal, *self._spent(principal.label))
-        if (limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_requests) == (None, None, None):
+        if limits == NO_LIMITS:
             return None
         state = self._keys.setdefault(principal.label, _KeyState())
+        spent_tokens, spent_cost = self._spent(principal.label)
+        check_budget(principal, spent_tokens + state.worst_in_flight, spent_cost + state.cost_in_flight, demand)
         state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
             wait = math.ceil(state.requests[0] + WINDOW_S - now)
-            raise self._overloaded(f"{limits.requests_per_minute} requests per minute for this key", wait)
+            raise self._overloaded(f"{limits.requests_per_minute} requests per minute for this key", wait, "key")
         used = state.tokens_in_window
-        if limits.tokens_per_minute is not None and used + tokens > limits.tokens_per_minute and state.tokens:
+        if limits.tokens_per_minute is not None and used + demand.worst > limits.tokens_per_minute and state.tokens:
             wait = math.ceil(state.tokens[0][0] + WINDOW_S - now)
-            raise self._overloaded(f"{limits.tokens_per_minute} tokens per minute for this key", wait)
+            raise self._overloaded(f"{limits.tokens_per_minute} tokens per minute for this key", wait, "key")
         if limits.concurrent_requests is not None and state.in_flight >= limits.concurrent_requests:
-            raise self._overloaded(f"{limits.concurrent_requests} concurrent requests for this key")
+            raise self._overloaded(f"{limits.concurrent_requests} concurrent requests for this key", source="key")
         return state
 
-    async def admit(self, principal: Principal, tokens: int) -> Ticket:
-        engine_state = self._engine_state()
-        if self.draining or engine_state != "ready":
-            why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
-            raise EngineUnavailable(why, retry_after=self.retry_after_s)
-        state = self._check_key(principal, tokens)
-        if not self._fits(tokens):
-            if self.waiting >= self.max_waiting:
-                raise self._overloaded("server at capacity")
-            self.waiting += 1
-            try:
-                async with self._changed:
-                    await asyncio.wait_for(self._changed.wait_for(lambda: self._fits(tokens)), self.queue_timeout_s)
-            except TimeoutError:
-                raise self._overloaded("server at capacity") from None
-            finally:
-                self.waiting -= 1
+    async def admit(self, principal: Principal, demand: Demand, *, capacity: bool = True) -> Ticket:
+        """`capacity` False: a request served elsewhere (the hosted upstream) that holds to the key's limits and
+        budgets but takes no local capacity."""
+        if capacity:
+            engine_state = self._engine_state()
+            if self.draining or engine_state != "ready":
+                why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
+                raise EngineUnavailable(why, retry_after=self.retry_after_s)
+        state = self._check_key(principal, demand)
+        if capacity and not self._fits(demand.tokens):
+            await self._wait_for_room(demand.tokens)
+        ticket = Ticket(self, principal, demand, capacity)
         if state is not None:
             now = time.monotonic()
+            ticket.window_entry = [now, demand.worst]
             state.requests.append(now)
-            state.tokens.append((now, tokens))
-            state.tokens_in_window += tokens
+            state.tokens.append(ticket.window_entry)
+            state.tokens_in_window += demand.worst
             state.in_flight += 1
-        self.in_flight += 1
-        self.tokens_in_flight += tokens
-        return Ticket(self, principal, tokens)
+            state.worst_in_flight += demand.worst
+            state.cost_in_flight += demand.cost
+        if capacity:
+            self.in_flight += 1
+            self.tokens_in_flight += demand.tokens
+        return ticket
 
-    def _release(self, ticket: Ticket) -> None:
-        self.in_flight -= 1
-        self.tokens_in_flight -= ticket.tokens
-        if (state := self._keys.get(ticket.principal.label)) is not None:
+    async def _wait_for_room(self, tokens: int) -> None:
+        if self.waiting >= self.max_waiting:
+            raise self._overloaded("server at capacity")
+        self.waiting += 1
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._fits(tokens)), self.queue_timeout_s)
+        except TimeoutError:
+            raise self._overloaded("server at capacity") from None
+        finally:
+            self.waiting -= 1
+
+    def _release(self, ticket: Ticket, used_tokens: int | None) -> None:
+        demand = ticket.demand
+        if (state := self._keys.get(ticket.principal.label)) is not None and ticket.window_entry is not None:
             state.in_flight -= 1
+            state.worst_in_flight -= demand.worst
+            state.cost_in_flight -= demand.cost
+            entry = ticket.window_entry
+            if used_tokens is not None and state.tokens and entry[0] >= state.tokens[0][0]:  # still in the window
+                state.tokens_in_window += used_tokens - int(entry[1])
+                entry[1] = used_tokens
+        if not ticket.capacity:
+            return
+        self.in_flight -= 1
+        self.tokens_in_flight -= demand.tokens
         if self.waiting:  # wake waiters only when there are some: releases are on every request's path
             task = asyncio.get_running_loop().create_task(self._notify())
             self._notifiers.add(task)  # asyncio keeps only weak references to tasks

@@ -50,7 +50,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
-            engine_session(settings.engine_request_timeout_s) as http,
+            engine_session(settings.engine_request_timeout_s, engine.url) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
             httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
             # The hosted upstream is on the internet: the environment's proxy settings apply (a corporate proxy).

@@ -39,6 +39,8 @@ class KeySpec(BaseModel):
     disabled: bool = False
     # Never routed to the hosted upstream, whatever the server allows (server/fallback.py).
     local_only: bool = False
+    # An operator's key (OpenRouter's "management key"): reads /metrics, which shows every key's label and tokens.
+    management: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ class Principal:
     label: str | None
     limits: KeyLimits
     local_only: bool = False
+    management: bool = False
+
+    @property
+    def operator(self) -> bool:
+        """May see every key's figures: a management key, or anyone where the operator turned keys off or made the
+        route public (the request then has no key: ANONYMOUS)."""
+        return self.management or self.label is None
 
 
 ANONYMOUS = Principal(label=None, limits=KeyLimits())
@@ -95,4 +104,4 @@ class KeyRing:
             raise Unauthorized("Invalid API key")
         if found.disabled:
             raise Forbidden(f"API key '{found.label}' is disabled")
-        return Principal(label=found.label, limits=found.limits, local_only=found.local_only)
+        return Principal(found.label, found.limits, local_only=found.local_only, management=found.management)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from server.errors import ConfigError
+from server.errors import ConfigError, EngineFailed
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Mistral Small 3.1 on vLLM behind an OpenRouter-compatible API."
@@ -249,14 +249,19 @@ def bench(
 
 
 @app.command("new-key")
-def new_key_cmd(label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")]) -> None:
+def new_key_cmd(
+    label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")],
+    management: Annotated[
+        bool, typer.Option("--management", help="An operator's key: may read /metrics (every key's usage).")
+    ] = False,
+) -> None:
     """Make an API key: prints the key (give it to its user) and its keys-file entry (only the hash)."""
     import yaml
 
     from server.auth import KeySpec, hash_key, new_key
 
     key = new_key()
-    entry = KeySpec(label=label, sha256=hash_key(key)).model_dump(exclude_defaults=True)
+    entry = KeySpec(label=label, sha256=hash_key(key), management=management).model_dump(exclude_defaults=True)
     typer.echo(f"key: {key}")
     typer.echo("keys-file entry (append under `keys:`):")
     typer.echo(yaml.safe_dump([entry], sort_keys=False).rstrip())
@@ -310,3 +315,6 @@ def main() -> None:
     except ConfigError as exc:  # raised inside a command: Typer has already left, so exit here
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from None
+    except EngineFailed as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(3) from None

@@ -2,6 +2,7 @@
 
     MistralLocalError
     ├── ConfigError            bad settings, profile or model directory; the CLI prints it and exits 2
+    ├── EngineFailed           the engine never became ready; the CLI prints the diagnosis and exits 3
     └── GatewayError           a request failed; rendered as {"error": {"code", "message", "metadata"?}}
         ├── InvalidRequest     400
         ├── Unauthorized       401
@@ -37,6 +38,10 @@ class MistralLocalError(Exception):
 
 class ConfigError(MistralLocalError):
     """The operator's configuration cannot work; the message says what to change."""
+
+
+class EngineFailed(MistralLocalError):
+    """The engine could not be started; the message says why and what to change (server/engine/diagnosis.py)."""
 
 
 class GatewayError(MistralLocalError):

@@ -20,19 +20,27 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from server.admission import check_budget
 from server.auth import Principal
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.gateway_state import Records
 from server.pipeline import Pipeline
+from server.prompt_size import request_demand
 from server.records import GenerationRecord
 from server.schemas.request import ChatRequest
 from server.settings import Settings
+from server.shaping.outbound import new_generation_id
 from server.upstream import Answer, PassThrough, Upstream, UpstreamFailed
 
 log = logging.getLogger("mistral_local")
 LOCAL_FALLBACK_STATUSES = frozenset({404, 408, 429, 502, 503})
+
+
+def falls_back(exc: GatewayError) -> bool:
+    """Whether another provider may take a request the local engine could not serve. A key's own limits are the
+    key's wherever it goes: its 429 is the answer."""
+    key_limited = exc.metadata is not None and exc.metadata.get("limit_source") == "key"
+    return exc.status in LOCAL_FALLBACK_STATUSES and not key_limited
 
 
 def upstream_refusal(settings: Settings, req: ChatRequest, principal: Principal, model: str) -> str | None:
@@ -85,7 +93,7 @@ class Dispatcher:
                         {"model": model, "provider_name": self.settings.provider_name, "status": exc.status}
                     )
                     first_error = first_error or exc
-                    if exc.status not in LOCAL_FALLBACK_STATUSES:
+                    if not falls_back(exc):
                         raise
             why = upstream_refusal(self.settings, req, principal, model)
             if why is not None:
@@ -115,17 +123,23 @@ class Dispatcher:
         attempts: list[dict[str, Any]],
     ) -> Response:
         assert self.upstream is not None
-        # Upstream calls cost money: a key's budgets hold for them (they take no local capacity).
-        check_budget(principal, *await self.records.usage(principal.label))
+        # The key's limits and budgets hold upstream too; the request takes no local capacity.
+        wanted = request_demand(raw, req.output_limit, self.pipeline.context())
+        ticket = await self.pipeline.admission.admit(principal, wanted, capacity=False)
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         started = time.monotonic()
 
         def record(answer: Answer) -> None:
-            self._record(answer, principal, model, attempts, started, streamed=req.stream)
+            used = self._record(answer, principal, model, attempts, started, streamed=req.stream)
+            ticket.release(used)
 
-        if req.stream:
-            return await self.upstream.stream(body, headers, record)
-        response, answer = await self.upstream.complete(body, headers)
+        try:
+            if req.stream:
+                return await self.upstream.stream(body, headers, record)
+            response, answer = await self.upstream.complete(body, headers)
+        except BaseException:
+            ticket.release()
+            raise
         record(answer)
         return response
 
@@ -138,24 +152,25 @@ class Dispatcher:
         started: float,
         *,
         streamed: bool,
-    ) -> None:
+    ) -> int | None:
+        """Record the answer; the tokens it used, when the upstream said."""
         status = 200 if answer.error is None else 502
         provider = answer.provider or "upstream"
-        self.records.add(
-            GenerationRecord.ended_now(
-                usage=answer.usage,
-                started=started,
-                first_token_at=answer.first_token_at,
-                attempts=[*attempts, {"model": answer.model or model, "provider_name": provider, "status": status}],
-                id=answer.id or f"upstream-{int(time.time() * 1000)}",
-                model=answer.model or model,
-                provider=provider,
-                api_type="completions",
-                num_images=0,
-                streamed=streamed,
-                cancelled=answer.finish_reason is None and answer.error is None and streamed,
-                finish_reason=answer.finish_reason if answer.error is None else "error",
-                native_finish_reason=answer.finish_reason,
-                key_label=principal.label,
-            )
+        record = GenerationRecord.ended_now(
+            usage=answer.usage,
+            started=started,
+            first_token_at=answer.first_token_at,
+            attempts=[*attempts, {"model": answer.model or model, "provider_name": provider, "status": status}],
+            id=answer.id or new_generation_id(),  # never a guessable one
+            model=answer.model or model,
+            provider=provider,
+            api_type="completions",
+            num_images=0,
+            streamed=streamed,
+            cancelled=answer.finish_reason is None and answer.error is None and streamed,
+            finish_reason=answer.finish_reason if answer.error is None else "error",
+            native_finish_reason=answer.finish_reason,
+            key_label=principal.label,
         )
+        self.records.add(record)
+        return record.prompt_tokens + record.completion_tokens if answer.usage else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from server.admission import Admission
+from server.admission import Admission, Demand
 from server.auth import Principal
 from server.engine.supervisor import EngineBase
 from server.metrics import Metrics
@@ -18,7 +18,7 @@ from server.settings import Settings
 class Hold(Protocol):
     """An admitted request's hold on capacity; releasing twice is harmless."""
 
-    def release(self) -> None: ...
+    def release(self, used_tokens: int | None = None) -> None: ...
 
 
 class Admits(Protocol):
@@ -31,7 +31,7 @@ class Admits(Protocol):
     @property
     def draining(self) -> bool: ...
 
-    async def admit(self, principal: Principal, tokens: int) -> Hold: ...
+    async def admit(self, principal: Principal, demand: Demand, *, capacity: bool = True) -> Hold: ...
 
 
 class Records(Protocol):

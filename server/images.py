@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +28,8 @@ class ImagePolicy:
     max_pixels: int
     max_edge: int
     fetch: FetchPolicy
+    # Decoding is CPU work in threads: at most one image per core at a time, whatever the number of requests.
+    decode_slots: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(os.cpu_count() or 1))
 
 
 def decode_data_url(url: str, field: str) -> bytes:
@@ -72,4 +76,5 @@ async def to_data_url(client: httpx.AsyncClient, url: str, field: str, policy: I
             data = await fetch_image(client, url, policy.fetch)
         except InvalidRequest as exc:
             raise InvalidRequest(f"{field}: {exc.message}") from exc
-    return await asyncio.to_thread(normalize, data, field, policy)
+    async with policy.decode_slots:
+        return await asyncio.to_thread(normalize, data, field, policy)

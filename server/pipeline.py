@@ -19,17 +19,18 @@ from server.auth import Principal
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
+from server.errors import InvalidRequest
 from server.gateway_state import Admits, Hold, Records
 from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
-from server.limits import InputLimits, check_chat, check_output
+from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
-from server.prompt_size import prompt_estimate, prompt_upper_bound
+from server.prompt_size import demand, prompt_upper_bound
 from server.records import GenerationRecord
 from server.routing import check_provider
-from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
+from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
-from server.shaping.inbound import chat_payload, completion_payload
+from server.shaping.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
 from server.shaping.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
 from server.sse import StreamOutcome, relay, shaper_for
 
@@ -38,6 +39,7 @@ content_log = logging.getLogger("mistral_local.content")
 
 # Without max_tokens, compression leaves this much room for the answer (at most a quarter of the context).
 COMPRESSION_OUTPUT_RESERVE = 1024
+DEFAULT_CONTEXT = 4096  # until the engine has said its own
 
 
 class Pipeline:
@@ -97,18 +99,36 @@ class Pipeline:
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
-        payload = await chat_payload(req, self.settings.model_id, self.settings.default_temperature, self._image)
+        payload, images = chat_payload(req, self.settings.model_id, self.settings.default_temperature)
         self._cap_output(payload)
-        await self._fit(req, payload)
-        return await self._generate(call, principal, "/v1/chat/completions", payload, stream=req.stream)
+        # Admitted before any image is fetched or decoded: a key over its limits costs no work.
+        ticket = await self._admit(principal, payload)
+        with _released(ticket, on_error_only=True):
+            await resolve_images(images, self._image)
+            await self._fit(req, payload)
+        return await self._generate(call, principal, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
     async def complete(self, req: CompletionRequest, principal: Principal) -> Response:
         call = self._start(req)
         call.api_type = "text_completions"
-        check_output(req, self.limits)
+        check_completion(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
         self._cap_output(payload)
-        return await self._generate(call, principal, "/v1/completions", payload, stream=req.stream)
+        ticket = await self._admit(principal, payload)
+        return await self._generate(call, principal, ticket, "/v1/completions", payload, stream=req.stream)
+
+    async def tokenize(self, req: TokenizeRequest, principal: Principal) -> dict[str, Any]:
+        """The engine's tokenizer, under the chat path's limits and image policy, admitted like a generation (it
+        processes images), given only checked fields."""
+        if req.messages is not None:
+            check_chat(ChatRequest(messages=req.messages, tools=req.tools), self.limits)
+        elif req.prompt is not None and len(req.prompt) > self.limits.max_string_chars:
+            raise InvalidRequest(f"prompt: longer than {self.limits.max_string_chars} characters")
+        payload, images = tokenize_payload(req, self.settings.model_id)
+        ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
+        with _released(ticket):
+            await resolve_images(images, self._image)
+            return await self.engine.post("/tokenize", payload)
 
     def _start(self, req: SamplingFields) -> Call:
         env = self._envelope(req)
@@ -116,27 +136,29 @@ class Pipeline:
         return Call(env=env, started=time.monotonic())
 
     async def _generate(
-        self, call: Call, principal: Principal, path: str, payload: dict[str, Any], *, stream: bool
+        self, call: Call, principal: Principal, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
     ) -> Response:
-        """Admit, then call the engine and answer as JSON or SSE; the admission ticket is always released."""
+        """Call the engine and answer as JSON or SSE; the admission ticket is always released."""
         call.key_label = principal.label
-        ticket = await self._admit(principal, payload)
         if stream:
             return await self._stream(call, ticket, path, payload)
-        with _released(ticket):
+        with _released(ticket, on_error_only=True):
             raw = await self.engine.post(path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
-        return self._json(call, shape(raw, call.env))
+        return self._json(call, ticket, shape(raw, call.env))
 
     def _cap_output(self, payload: dict[str, Any]) -> None:
         """With a server-wide output cap, a request that names no limit gets the cap, not the whole context."""
         if self.settings.max_output_tokens is not None and "max_tokens" not in payload:
             payload["max_tokens"] = self.settings.max_output_tokens
 
+    def context(self) -> int:
+        return self.engine.engine.max_model_len or DEFAULT_CONTEXT
+
     async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Hold:
-        engine = self.engine.engine
-        output = payload.get("max_tokens") or min(COMPRESSION_OUTPUT_RESERVE, (engine.max_model_len or 4096) // 4)
-        return await self.admission.admit(principal, prompt_estimate(payload) + output)
+        pricing = self.pricing
+        wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion))
+        return await self.admission.admit(principal, wanted)
 
     async def _fit(self, req: ChatRequest, payload: dict[str, Any]) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + max_tokens over the context, which vLLM
@@ -159,10 +181,11 @@ class Pipeline:
             if prompt + limit > context:
                 raise context_error(context, prompt, limit)
 
-    def _json(self, call: Call, body: dict[str, Any]) -> Response:
+    def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
         choice = (body.get("choices") or [{}])[0]
         self._record(
             call,
+            ticket,
             usage=body["usage"],
             first_token_at=None,
             streamed=False,
@@ -189,10 +212,10 @@ class Pipeline:
             if finished:
                 return
             finished = True
-            ticket.release()
             response.close()  # unread to the end, the connection is dropped, so the engine stops generating
             self._record(
                 call,
+                ticket,
                 usage=outcome.usage,
                 first_token_at=outcome.first_token_at,
                 streamed=True,
@@ -212,6 +235,7 @@ class Pipeline:
     def _record(
         self,
         call: Call,
+        ticket: Hold,
         *,
         usage: dict[str, Any] | None,
         first_token_at: float | None,
@@ -245,6 +269,8 @@ class Pipeline:
             ttft_s=first_token_at - call.started if first_token_at is not None else None,
         )
         self.records.add(record)
+        # After the record: the key's spending grows before its hold on its worst case ends.
+        ticket.release(record.prompt_tokens + record.completion_tokens if usage else None)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Prompt sizes from an engine payload without tokenizing: an upper bound (to skip the tokenizer when a request
-clearly fits) and a typical estimate (for admission's token accounting)."""
+clearly fits), a typical estimate, and what admission holds for a request (`demand`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from server.admission import Demand
 from server.errors import InvalidRequest
 
 # Upper bounds for the cheap pre-check: Tekken tokens are at least one byte; template tokens per message; one
@@ -14,6 +15,8 @@ from server.errors import InvalidRequest
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 MAX_IMAGE_TOKENS = 3080
 BYTES_PER_TOKEN = 4
+# Without max_tokens, a typical answer for the server-wide token bound (at most a quarter of the context).
+TYPICAL_OUTPUT_TOKENS = 1024
 
 
 def _prompt_bytes(payload: dict[str, Any]) -> tuple[int, int]:
@@ -54,3 +57,32 @@ def prompt_estimate(payload: dict[str, Any]) -> int:
     """A typical count for admission: about four bytes per token, images at their largest."""
     text, images = _prompt_bytes(payload)
     return text // BYTES_PER_TOKEN + images * MAX_IMAGE_TOKENS
+
+
+def sequences(payload: dict[str, Any]) -> int:
+    """How many sequences the engine runs for a payload: one per prompt of a legacy prompt list, times `n`."""
+    prompt = payload.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else 1
+    return prompts * max(payload.get("n") or 1, payload.get("best_of") or 1)
+
+
+def demand(payload: dict[str, Any], context: int, price_prompt: float, price_completion: float) -> Demand:
+    """What admission holds for a payload: typically its estimate with a typical answer; at worst every sequence
+    running to `max_tokens`, or to the end of the context when there is none (vLLM's default)."""
+    prompt, runs = prompt_estimate(payload), sequences(payload)
+    limit = payload.get("max_tokens")
+    typical = limit or min(TYPICAL_OUTPUT_TOKENS, context // 4)
+    worst = limit or max(1, context - prompt // runs)
+    return Demand(
+        tokens=prompt + typical * runs,
+        worst=prompt + worst * runs,
+        cost=prompt * price_prompt + worst * runs * price_completion,
+    )
+
+
+def request_demand(body: dict[str, Any], output_limit: int | None, context: int) -> Demand:
+    """`demand` for a client's own body (a request for the hosted upstream, whose prices and context are its own:
+    the local context stands in for the worst case)."""
+    prompt = _json_len(body.get("messages") or body.get("prompt") or "") // BYTES_PER_TOKEN
+    typical = output_limit or min(TYPICAL_OUTPUT_TOKENS, context // 4)
+    return Demand(tokens=prompt + typical, worst=prompt + (output_limit or context))

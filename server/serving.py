@@ -20,7 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from server.admission import Admission
-from server.errors import ConfigError
+from server.engine.supervisor import EngineBase
+from server.errors import ConfigError, EngineFailed
 from server.gateway_state import Admits
 from server.settings import Settings
 
@@ -58,6 +59,14 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
     except OSError as exc:  # taken, not this machine's address, or a name that does not resolve
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for a server started next: tests, benchmarks, qualification)."""
+    with socket.socket(_family(host, 0), socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def shared_listener(host: str, port: int) -> socket.socket:
@@ -104,8 +113,10 @@ class DrainingServer(uvicorn.Server):
 
 
 async def run(app: FastAPI, settings: Settings) -> None:
-    # httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every request; the
-    # event loop is uvloop's, from the caller (server/cli.py).
+    """Serve until drained; EngineFailed when the engine never became ready.
+
+    httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every request; the
+    event loop is uvloop's, from the caller (server/cli.py)."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -114,4 +125,17 @@ async def run(app: FastAPI, settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=5,
     )
-    await DrainingServer(config, app.state.admission, settings.drain_timeout_s).serve()
+    server = DrainingServer(config, app.state.admission, settings.drain_timeout_s)
+    engine: EngineBase = app.state.engine
+    watch = asyncio.create_task(engine.failed.wait())
+    watch.add_done_callback(lambda _: setattr(server, "should_exit", True))
+    try:
+        await server.serve()
+    finally:
+        watch.cancel()
+    raise_if_failed(engine)
+
+
+def raise_if_failed(engine: EngineBase) -> None:
+    if engine.failed.is_set():
+        raise EngineFailed(engine.last_failure or "the engine never became ready")

@@ -62,12 +62,16 @@ class Settings(BaseSettings):
     # gets the same bytes either way (tests/e2e/test_fast_path.py); only the gateway's CPU time differs.
     fast_path: bool = True
     cache_dir: Path = Path.home() / ".cache" / "mistral-local"
-    # Attach to an engine someone else runs instead of launching one.
+    # Attach to an engine someone else runs instead of launching one: http://HOST:PORT or unix:PATH.
     engine_url: str | None = None
     engine_api_key: SecretStr | None = None
-    # Fixed engine port (default: a free one per start); lets other gateways attach to a supervised engine.
+    # The launched engine listens on a Unix socket in a private directory. A fixed loopback port instead lets other
+    # gateways and benchmarks reach it, and every local user too (docs/security.md).
     engine_port: int | None = Field(None, ge=1, le=65535)
     engine_start_timeout_s: float = Field(900.0, gt=0)
+    # Starts in a row that never reach ready before the server gives up and exits with a diagnosis (an engine that
+    # was ready before is restarted however often it dies).
+    engine_start_attempts: int = Field(3, ge=1)
     # How long a client waits on the engine before a 502; long generations on CPU are slow.
     engine_request_timeout_s: float = Field(600.0, gt=0)
     retry_after_s: int = Field(5, ge=1)

@@ -19,6 +19,7 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 
 from server.settings import Settings
+from server.shaping.outbound import new_generation_id
 
 # The client headers OpenRouter reads for attribution; nothing else of the client's request goes upstream.
 FORWARDED_HEADERS = ("http-referer", "referer", "x-title", "x-openrouter-title", "x-openrouter-categories")
@@ -80,16 +81,17 @@ class Upstream:
         self.settings = settings
         self.client = client
         key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else ""
-        self.auth = {"Authorization": f"Bearer {key}"} if key else {}
+        self.auth = [(b"authorization", f"Bearer {key}".encode())] if key else []
 
     def _request(self, body: dict[str, Any], headers: Mapping[str, str]) -> httpx.Request:
-        forwarded = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
+        # As the client sent them, byte for byte: Starlette decoded them as latin-1, and a UTF-8 title is not ASCII.
+        forwarded = [(k.encode(), v.encode("latin-1")) for k, v in headers.items() if k.lower() in FORWARDED_HEADERS]
         url = f"{self.settings.upstream_url.rstrip('/')}/chat/completions" if self.settings.upstream_url else ""
         return self.client.build_request(
             "POST",
             url,
             content=orjson.dumps(body),
-            headers={**forwarded, **self.auth, "Content-Type": "application/json"},
+            headers=[*forwarded, *self.auth, (b"content-type", b"application/json")],
         )
 
     async def _send(self, request: httpx.Request, stream: bool) -> httpx.Response:
@@ -115,7 +117,9 @@ class Upstream:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamFailed(502, error_body(502, "Upstream answered with invalid JSON")) from exc
-        answer = Answer(parsed.get("id", ""), parsed.get("model", ""), parsed.get("provider", ""), parsed.get("usage"))
+        # An answer without an id is recorded under one of ours, never a guessable one, and the client is told it.
+        gen_id = parsed.get("id") or new_generation_id()
+        answer = Answer(gen_id, parsed.get("model", ""), parsed.get("provider", ""), parsed.get("usage"))
         answer.finish_reason = ((parsed.get("choices") or [{}])[0]).get("finish_reason")
         return Response(raw, media_type="application/json", headers={"X-Generation-Id": answer.id}), answer
 

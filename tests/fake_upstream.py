@@ -1,8 +1,8 @@
 """An OpenRouter stand-in on loopback (this machine has no internet) that records every request it receives.
 
 The requested model picks the behaviour: `hosted/ok` answers (JSON or SSE), `hosted/busy` 429, `hosted/down` 503,
-`hosted/missing` 404, `hosted/pay` 402, `hosted/slow` answers after SLOW_S, `hosted/broken` streams two tokens and
-drops the connection.
+`hosted/missing` 404, `hosted/pay` 402, `hosted/slow` answers after SLOW_S, `hosted/anonymous` answers with no
+generation id, `hosted/broken` streams two tokens and drops the connection.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from server.engine.launcher import free_port
+from server.serving import free_port
 
 SLOW_S = 3.0
 PROVIDER = "HostedCo"
@@ -69,7 +69,8 @@ def _app(hosted: Hosted) -> FastAPI:
         gen_id = f"gen-hosted-{len(hosted.received)}-{int(time.time() * 1000)}"
         if not body.get("stream"):
             return JSONResponse({
-                "id": gen_id, "provider": PROVIDER, "model": model, "object": "chat.completion", "created": 1,
+                "id": "" if model == "hosted/anonymous" else gen_id,
+                "provider": PROVIDER, "model": model, "object": "chat.completion", "created": 1,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from hosted"},
                              "finish_reason": "stop", "native_finish_reason": "stop"}],
                 "usage": USAGE,

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from server.engine.launcher import free_port
+from server.serving import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = Path(os.environ.get("MISTRAL_LOCAL_CACHE_DIR", REPO / ".cache"))

@@ -15,8 +15,8 @@ from typing import Any
 import uvicorn
 
 from server.app import create_app
-from server.engine.launcher import free_port
 from server.engine.supervisor import AttachedEngine, EngineBase
+from server.serving import free_port
 from server.settings import Settings
 
 

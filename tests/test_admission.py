@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from server import admission as admission_module
-from server.admission import Admission
+from server.admission import Admission, Demand
 from server.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
@@ -43,14 +43,14 @@ def admission(world: World | None = None, **kw: float) -> Admission:
 def test_bounds_queue_and_release() -> None:
     async def run() -> None:
         a = admission()
-        t1 = await a.admit(ANY, 100)
-        await a.admit(ANY, 100)
-        waiter = asyncio.create_task(a.admit(ANY, 100))  # waits for a slot
+        t1 = await a.admit(ANY, Demand(100, 100))
+        await a.admit(ANY, Demand(100, 100))
+        waiter = asyncio.create_task(a.admit(ANY, Demand(100, 100)))  # waits for a slot
         await asyncio.sleep(0.05)
         assert a.waiting == 1
         started = time.monotonic()
         with pytest.raises(Overloaded) as full:  # the queue is full too: refused at once
-            await a.admit(ANY, 100)
+            await a.admit(ANY, Demand(100, 100))
         assert time.monotonic() - started < 0.1
         assert full.value.retry_after == 3 and full.value.status == 429
         t1.release()
@@ -65,10 +65,10 @@ def test_bounds_queue_and_release() -> None:
 def test_waiting_gives_up_at_the_queue_timeout() -> None:
     async def run() -> None:
         a = admission(max_in_flight=1)
-        await a.admit(ANY, 1)
+        await a.admit(ANY, Demand(1, 1))
         started = time.monotonic()
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 1)
+            await a.admit(ANY, Demand(1, 1))
         assert 0.25 < time.monotonic() - started < 1.0
         assert a.waiting == 0
 
@@ -78,13 +78,13 @@ def test_waiting_gives_up_at_the_queue_timeout() -> None:
 def test_token_bound_admits_one_oversized_request_alone() -> None:
     async def run() -> None:
         a = admission(max_tokens_in_flight=1000, max_waiting=0)
-        big = await a.admit(ANY, 5000)  # alone: allowed
+        big = await a.admit(ANY, Demand(5000, 5000))  # alone: allowed
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 10)
+            await a.admit(ANY, Demand(10, 10))
         big.release()
-        await a.admit(ANY, 600)
+        await a.admit(ANY, Demand(600, 600))
         with pytest.raises(Overloaded):
-            await a.admit(ANY, 600)
+            await a.admit(ANY, Demand(600, 600))
 
     asyncio.run(run())
 
@@ -95,29 +95,29 @@ def test_per_key_limits_and_budgets() -> None:
         a = admission(world, max_in_flight=100)
         rpm = Principal("rpm", KeyLimits(requests_per_minute=2))
         for _ in range(2):
-            (await a.admit(rpm, 1)).release()
+            (await a.admit(rpm, Demand(1, 1))).release()
         with pytest.raises(Overloaded) as info:
-            await a.admit(rpm, 1)
+            await a.admit(rpm, Demand(1, 1))
         assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 60
         tpm = Principal("tpm", KeyLimits(tokens_per_minute=100))
-        await a.admit(tpm, 80)
+        await a.admit(tpm, Demand(80, 80))
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 30)
+            await a.admit(tpm, Demand(30, 30))
         conc = Principal("conc", KeyLimits(concurrent_requests=1))
-        held = await a.admit(conc, 1)
+        held = await a.admit(conc, Demand(1, 1))
         with pytest.raises(Overloaded):
-            await a.admit(conc, 1)
+            await a.admit(conc, Demand(1, 1))
         held.release()
-        await a.admit(conc, 1)
+        await a.admit(conc, Demand(1, 1))
         budget = Principal("budget", KeyLimits(token_budget=100, cost_budget=1.0))
         world.spent["budget"] = (99, 0.0)
-        await a.admit(budget, 1)
+        await a.admit(budget, Demand(1, 1))
         world.spent["budget"] = (100, 0.0)
         with pytest.raises(PaymentRequired):
-            await a.admit(budget, 1)
+            await a.admit(budget, Demand(1, 1))
         world.spent["budget"] = (0, 1.0)
         with pytest.raises(PaymentRequired):
-            await a.admit(budget, 1)
+            await a.admit(budget, Demand(1, 1))
 
     asyncio.run(run())
 
@@ -131,15 +131,15 @@ def test_token_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
         a = admission(max_in_flight=10_000)
         tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
         for _ in range(900):
-            (await a.admit(tpm, 1)).release()
+            (await a.admit(tpm, Demand(1, 1))).release()
         clock.now += 30
-        (await a.admit(tpm, 100)).release()
+        (await a.admit(tpm, Demand(100, 100))).release()
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 1)
+            await a.admit(tpm, Demand(1, 1))
         clock.now += 31  # the 900 small ones are past the window; the 100 are not
-        (await a.admit(tpm, 900)).release()
+        (await a.admit(tpm, Demand(900, 900))).release()
         with pytest.raises(Overloaded):
-            await a.admit(tpm, 1)
+            await a.admit(tpm, Demand(1, 1))
 
     asyncio.run(run())
 
@@ -150,11 +150,11 @@ def test_engine_down_or_draining_is_503() -> None:
         a = admission(world)
         world.engine_state = "restarting"
         with pytest.raises(EngineUnavailable, match="Engine is restarting"):
-            await a.admit(ANY, 1)
+            await a.admit(ANY, Demand(1, 1))
         world.engine_state = "ready"
         a.draining = True
         with pytest.raises(EngineUnavailable, match="shutting down") as info:
-            await a.admit(ANY, 1)
+            await a.admit(ANY, Demand(1, 1))
         assert info.value.retry_after == 3
 
     asyncio.run(run())
@@ -165,13 +165,71 @@ def test_keys_without_per_key_limits_are_not_counted() -> None:
 
     async def run() -> None:
         a = admission(max_in_flight=10_000)
-        budget_only = Principal("budget", KeyLimits(token_budget=10**9))
-        for principal in (ANY, budget_only):
+        unlimited = Principal("unlimited", KeyLimits())
+        for principal in (ANY, unlimited):
             for _ in range(100):
-                (await a.admit(principal, 1)).release()
+                (await a.admit(principal, Demand(1, 1))).release()
         assert a._keys == {} and a.in_flight == 0
         counted = Principal("rpm", KeyLimits(requests_per_minute=1000))
-        (await a.admit(counted, 1)).release()
+        (await a.admit(counted, Demand(1, 1))).release()
         assert a._keys["rpm"].in_flight == 0 and len(a._keys["rpm"].requests) == 1
+
+    asyncio.run(run())
+
+
+def test_a_key_is_held_to_the_worst_case_of_what_it_has_in_flight() -> None:
+    """Concurrent requests without max_tokens could each run to the end of the context: together they may not take a
+    key past its budget, and a request that may need more than the key has left is refused up front (402)."""
+
+    async def run() -> None:
+        world = World()
+        a = admission(world, max_in_flight=100)
+        budget = Principal("budget", KeyLimits(token_budget=1000))
+        first = await a.admit(budget, Demand(100, 600))
+        with pytest.raises(PaymentRequired, match="may use up to 600 tokens") as info:
+            await a.admit(budget, Demand(100, 600))  # 600 + 600 could pass 1000
+        assert info.value.status == 402
+        world.spent["budget"] = (50, 0.0)  # the first one's record: it used 50
+        first.release(50)
+        second = await a.admit(budget, Demand(100, 600))
+        second.release(100)
+        cost = Principal("cost", KeyLimits(cost_budget=1.0))
+        held = await a.admit(cost, Demand(10, 10, cost=0.75))
+        with pytest.raises(PaymentRequired, match="may cost up to"):
+            await a.admit(cost, Demand(10, 10, cost=0.5))
+        held.release(10)
+        (await a.admit(cost, Demand(10, 10, cost=0.5))).release(10)
+
+    asyncio.run(run())
+
+
+def test_tokens_per_minute_count_worst_cases_then_what_was_used() -> None:
+    async def run() -> None:
+        a = admission(max_in_flight=100)
+        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
+        first = await a.admit(tpm, Demand(100, 900))
+        with pytest.raises(Overloaded):  # the first may still use 900
+            await a.admit(tpm, Demand(100, 200))
+        first.release(used_tokens=100)  # it used 100: the window now holds 100
+        (await a.admit(tpm, Demand(100, 800))).release()  # used unknown: its 800 stay counted
+        with pytest.raises(Overloaded):
+            await a.admit(tpm, Demand(10, 200))
+
+    asyncio.run(run())
+
+
+def test_requests_served_elsewhere_keep_the_keys_limits_but_take_no_capacity() -> None:
+    async def run() -> None:
+        world = World()
+        world.engine_state = "restarting"  # the hosted upstream does not need the local engine
+        a = admission(world)
+        conc = Principal("conc", KeyLimits(concurrent_requests=1))
+        held = await a.admit(conc, Demand(10, 10), capacity=False)
+        assert a.in_flight == 0 and a.tokens_in_flight == 0
+        with pytest.raises(Overloaded) as info:
+            await a.admit(conc, Demand(10, 10), capacity=False)
+        assert info.value.metadata == {"limit_source": "key"}  # the key's own limit: nowhere else may serve it
+        held.release()
+        (await a.admit(conc, Demand(10, 10), capacity=False)).release()
 
     asyncio.run(run())

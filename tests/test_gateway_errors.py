@@ -9,8 +9,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.engine.launcher import free_port
 from server.engine.supervisor import AttachedEngine
+from server.serving import free_port
 from server.settings import Settings
 
 

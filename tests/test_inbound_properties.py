@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from server.errors import InvalidRequest
 from server.schemas.request import ChatRequest
-from server.shaping.inbound import chat_payload
+from server.shaping.inbound import chat_payload, resolve_images
 from server.tool_ids import is_mistral_id, to_mistral_id
 
 OPENROUTER_ONLY = {
@@ -88,7 +88,8 @@ async def fake_image(url: str, field: str) -> str:
 def test_any_body_is_refused_cleanly_or_normalized(raw: dict[str, Any]) -> None:
     try:
         req = ChatRequest.model_validate(raw)
-        payload = asyncio.run(chat_payload(req, "served", 0.15, fake_image))
+        payload, images = chat_payload(req, "served", 0.15)
+        asyncio.run(resolve_images(images, fake_image))
     except (ValidationError, InvalidRequest):
         return  # the gateway turns both into 400s in OpenRouter's shape
     assert not OPENROUTER_ONLY & payload.keys()
@@ -134,5 +135,5 @@ def test_no_image_is_fetched_for_a_request_that_fails_validation() -> None:
         }
     )
     with pytest.raises(InvalidRequest, match="'file' parts are not supported"):
-        asyncio.run(chat_payload(req, "served", 0.15, resolve))
+        chat_payload(req, "served", 0.15)  # fails before any image is even listed for fetching
     assert fetched == []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from server.admission import Demand
 from server.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 from server.gateway_state import LocalState, local_state
@@ -32,12 +33,12 @@ class Control:
     path: Path
 
     async def link(self) -> StateLink:
-        return await StateLink.connect(self.path, EngineView("m", 1.0), retry_after_s=2)
+        return await StateLink.connect(self.path, EngineView("", "m", 1.0), retry_after_s=2)
 
 
 @asynccontextmanager
 async def control(tmp_path: Path, **settings: object) -> AsyncIterator[Control]:
-    engine = EngineView("m", 1.0)
+    engine = EngineView("", "m", 1.0)
     engine.apply(READY | {"images_per_prompt": None, "restarts": 0})
     config = Settings(db_path=tmp_path / "g.sqlite3", queue_timeout_s=5, **settings)  # type: ignore[arg-type]
     state = local_state(config, engine)
@@ -67,14 +68,14 @@ def test_a_request_that_gave_up_waiting_does_not_keep_its_slot(tmp_path: Path) -
     async def go() -> None:
         async with control(tmp_path, max_in_flight=1, max_waiting=1) as c:
             admission = SharedAdmission(await c.link())
-            held = await admission.admit(ANY, 10)
-            waiting = asyncio.create_task(admission.admit(ANY, 10))
+            held = await admission.admit(ANY, Demand(10, 10))
+            waiting = asyncio.create_task(admission.admit(ANY, Demand(10, 10)))
             await eventually(lambda: c.state.admission.waiting == 1)
             waiting.cancel()  # its client left while it waited in the control process's queue
             held.release()
             # The control process admits the waiter anyway; the worker gives that slot straight back.
             await eventually(lambda: c.state.admission.in_flight == 0 and c.state.admission.waiting == 0)
-            (await admission.admit(ANY, 10)).release()
+            (await admission.admit(ANY, Demand(10, 10))).release()
 
     run(go)
 
@@ -84,14 +85,14 @@ def test_a_vanished_worker_gives_back_its_admissions(tmp_path: Path) -> None:
         async with control(tmp_path, max_in_flight=2) as c:
             link = await c.link()
             pair = Principal("pair", KeyLimits(concurrent_requests=1))
-            await SharedAdmission(link).admit(pair, 10)
+            await SharedAdmission(link).admit(pair, Demand(10, 10))
             other = SharedAdmission(await c.link())
             with pytest.raises(Overloaded):
-                await other.admit(pair, 10)  # one set of per-key limits for all workers
+                await other.admit(pair, Demand(10, 10))  # one set of per-key limits for all workers
             assert link.transport is not None
             link.transport.abort()  # the worker died with the request in flight
             await eventually(lambda: c.state.admission.in_flight == 0)
-            await other.admit(pair, 10)
+            await other.admit(pair, Demand(10, 10))
 
     run(go)
 
@@ -100,16 +101,16 @@ def test_errors_cross_with_their_status_retry_after_and_metadata(tmp_path: Path)
     async def go() -> None:
         async with control(tmp_path, max_in_flight=1, max_waiting=0, retry_after_s=7) as c:
             admission = SharedAdmission(await c.link())
-            await admission.admit(ANY, 10)
+            await admission.admit(ANY, Demand(10, 10))
             with pytest.raises(Overloaded) as full:
-                await admission.admit(ANY, 10)
+                await admission.admit(ANY, Demand(10, 10))
             assert (full.value.retry_after, full.value.metadata) == (7, {"limit_source": "mistral-local"})
             with pytest.raises(PaymentRequired, match="token budget of 0"):
-                await admission.admit(Principal("spent", KeyLimits(token_budget=0)), 1)
+                await admission.admit(Principal("spent", KeyLimits(token_budget=0)), Demand(1, 1))
             c.state.admission.draining = True
             c.server.publish()
             with pytest.raises(EngineUnavailable, match="shutting down"):
-                await admission.admit(ANY, 10)
+                await admission.admit(ANY, Demand(10, 10))
             await eventually(lambda: admission.draining)
 
     run(go)
@@ -149,7 +150,7 @@ def test_calls_fail_with_a_503_once_the_control_process_is_gone(tmp_path: Path) 
             link = await c.link()
         await asyncio.wait_for(link.lost.wait(), 5)
         with pytest.raises(EngineUnavailable) as gone:
-            await SharedAdmission(link).admit(ANY, 1)
+            await SharedAdmission(link).admit(ANY, Demand(1, 1))
         assert gone.value.retry_after == 2
 
     run(go)

@@ -65,9 +65,11 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
 
 
 @router.get("/generation", response_model=DataResponse)
-async def get_generation(request: Request, id: str = Query(..., description="gen-… id")) -> dict[str, Any]:
+async def get_generation(
+    request: Request, principal: KeyDep, id: str = Query(..., description="gen-… id")
+) -> dict[str, Any]:
     record = await request.app.state.records.get(id)
-    if record is None:
+    if record is None or record.key_label != principal.label:  # another key's record does not exist for this one
         raise NotFound(f"Generation {id} not found")
     return {"data": generation_body(record)}
 

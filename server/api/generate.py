@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from server.api.deps import KeyDep, require_key
+from server.api.json_route import OrjsonRoute
 from server.schemas.request import ChatRequest, CompletionRequest
 from server.schemas.response import ERROR_RESPONSES, ChatResponse, CompletionResponse
 
-router = APIRouter(dependencies=[Depends(require_key)], tags=["generation"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=OrjsonRoute, dependencies=[Depends(require_key)], tags=["generation"], responses=ERROR_RESPONSES
+)
 
 
 @router.post("/chat/completions", response_model=ChatResponse, summary="Chat completion (streaming or not)")
 async def chat_completions(body: ChatRequest, request: Request, principal: KeyDep) -> Response:
     dispatcher = request.app.state.dispatcher
     # The client's own body, for a hosted upstream (its fields go there as they came); parsed only if one exists.
-    raw = orjson.loads(await request.body()) if dispatcher.upstream is not None else {}
+    raw = await request.json() if dispatcher.upstream is not None else {}
     return await dispatcher.chat(body, raw, request.headers, principal)  # type: ignore[no-any-return]
 
 

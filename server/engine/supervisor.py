@@ -17,11 +17,14 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
+from server.engine.address import http_base, httpx_client, remove_private_socket, socket_path
+from server.engine.diagnosis import Context, diagnose
 from server.engine.launcher import EngineCommand
 from server.engine.readiness import NotReady, probe
 from server.engine.reaper import LIFELINE_ENV
@@ -32,6 +35,10 @@ STOP_GRACE_S = 20.0  # SIGTERM, then this long, then SIGKILL for the whole proce
 PROBE_INTERVAL_S = 1.0
 WATCH_INTERVAL_S = 5.0
 MAX_FAILED_HEALTH_CHECKS = 3
+# Engine output is read in pieces, not lines: one line of any length must not stop supervision (asyncio's line
+# reader raises past 64 KiB). Lines are cut at this many characters in our log; the last ones are kept for diagnosis.
+MAX_LOG_LINE = 8192
+KEPT_LINES = 200
 
 
 class EngineState(enum.StrEnum):
@@ -40,6 +47,7 @@ class EngineState(enum.StrEnum):
     READY = "ready"
     RESTARTING = "restarting"
     STOPPING = "stopping"
+    FAILED = "failed"  # never became ready in `start_attempts` tries: the server exits with the diagnosis
 
 
 @dataclass(frozen=True)
@@ -55,19 +63,27 @@ class Backoff:
 class EngineBase:
     """State shared by both kinds, and the readiness loop."""
 
-    def __init__(self, served_model: str, start_timeout_s: float) -> None:
+    def __init__(self, url: str, served_model: str, start_timeout_s: float) -> None:
         self.served_model = served_model
         self.start_timeout_s = start_timeout_s
         self.state = EngineState.STOPPED
-        self.url = ""
+        self.url = url  # unix:PATH or http://HOST:PORT (server/engine/address.py)
         self.api_key = ""
         self.restarts = 0
         self.max_model_len: int | None = None
         self.images_per_prompt: int | None = None  # the profile's limit, when this gateway launched the engine
         self.last_log_line = ""
+        self.last_failure: str | None = None  # why the last start failed, while it tries again (readiness shows it)
+        self.failed = asyncio.Event()  # set with state FAILED: the gateway exits
         self.state_since = time.monotonic()
         self._task: asyncio.Task[None] | None = None
-        self._http = httpx.AsyncClient(trust_env=False)  # loopback: no proxies from the environment
+        self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = httpx_client(self.url)
+        return self._http_client
 
     @property
     def ready(self) -> bool:
@@ -86,7 +102,7 @@ class EngineBase:
             if not alive():
                 raise RuntimeError("the engine process exited before it was ready")
             try:
-                self.max_model_len = await probe(self._http, self.url, self.api_key, self.served_model)
+                self.max_model_len = await probe(self._http, http_base(self.url), self.api_key, self.served_model)
                 return
             except NotReady as exc:
                 reason = str(exc)
@@ -95,7 +111,7 @@ class EngineBase:
 
     async def _healthy(self) -> bool:
         try:
-            return (await self._http.get(f"{self.url}/health", timeout=10.0)).status_code == 200
+            return (await self._http.get(f"{http_base(self.url)}/health", timeout=10.0)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -106,24 +122,31 @@ class EngineBase:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
 
 class EngineSupervisor(EngineBase):
-    """Launches and keeps alive one vLLM engine. `new_command` is called for every start: each start gets a
-    fresh port and API key."""
+    """Launches and keeps alive one vLLM engine at `url`. `new_command` is called for every start: each start gets a
+    fresh API key."""
 
     def __init__(
         self,
         new_command: Callable[[], EngineCommand],
+        url: str,
         served_model: str,
+        diagnosis: Context,
         *,
         start_timeout_s: float = 900.0,
+        start_attempts: int = 3,
         backoff: Backoff = Backoff(),
     ) -> None:
-        super().__init__(served_model, start_timeout_s)
+        super().__init__(url, served_model, start_timeout_s)
         self._new_command = new_command
+        self._diagnosis = diagnosis
+        self._start_attempts = start_attempts
         self._backoff = backoff
+        self._recent: deque[str] = deque(maxlen=KEPT_LINES)
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         # The gateway holds the write end for its whole life; see server/engine/reaper.py.
@@ -137,13 +160,26 @@ class EngineSupervisor(EngineBase):
         self._task = asyncio.create_task(self._run(), name="engine-supervisor")
 
     async def _run(self) -> None:
+        """Start, watch, restart with backoff. Starts that never reach ready count up to `start_attempts`, then the
+        engine is FAILED with a diagnosis (an engine that was ready before is restarted however often it dies)."""
         attempt = 0
         while not self._stopping.is_set():
             self._set_state(EngineState.STARTING if self.restarts == 0 else EngineState.RESTARTING)
-            was_ready = await self._run_once()
+            try:
+                was_ready = await self._run_once()
+            except Exception:  # never end supervision on a surprise: the engine would be left unwatched
+                log.exception("engine supervision failed; restarting the engine")
+                was_ready = False
             if self._stopping.is_set():
                 break
             attempt = 0 if was_ready else attempt + 1
+            if not was_ready:
+                self.last_failure = diagnose(list(self._recent), self._diagnosis)
+                log.error("engine start %d of %d failed: %s", attempt, self._start_attempts, self.last_failure)
+                if attempt >= self._start_attempts:
+                    self._set_state(EngineState.FAILED)
+                    self.failed.set()
+                    return
             self.restarts += 1
             self._set_state(EngineState.RESTARTING)
             delay = self._backoff.delay(attempt)
@@ -154,12 +190,16 @@ class EngineSupervisor(EngineBase):
     async def _run_once(self) -> bool:
         """One engine process from launch to exit. True if it ever became ready."""
         cmd = self._new_command()
-        self.url, self.api_key = cmd.url, cmd.api_key
+        self.api_key = cmd.api_key
+        self._recent.clear()
+        if (path := socket_path(cmd.url)) is not None:
+            path.unlink(missing_ok=True)  # left by an engine that died: vLLM will not bind over it
         proc = await self._spawn(cmd)
         pump = asyncio.create_task(self._pump_logs(proc))
         was_ready = False
         try:
             await self._wait_ready(lambda: proc.returncode is None)
+            self.last_failure = None
             self._set_state(EngineState.READY)
             was_ready = True
             await self._watch(proc)
@@ -187,12 +227,39 @@ class EngineSupervisor(EngineBase):
         return self._proc
 
     async def _pump_logs(self, proc: asyncio.subprocess.Process) -> None:
+        """Copy the engine's output into our log until it closes. Never raises: a pump that stopped would leave the
+        engine blocked on a full pipe. A line longer than MAX_LOG_LINE is cut there and the rest of it dropped."""
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            if line:
-                self.last_log_line = line
-                log.info("[engine] %s", line)
+        pending, skipping = b"", False  # skipping: the rest of a line already logged (cut) is dropped
+        while True:
+            try:
+                piece = await proc.stdout.read(65536)
+            except Exception:  # the pipe broke: nothing more will come
+                log.exception("reading the engine's output failed")
+                piece = b""
+            if not piece:
+                if not skipping:
+                    self._log_line(pending)
+                return
+            *lines, pending = (pending + piece).split(b"\n")
+            for line in lines:
+                if not skipping:
+                    self._log_line(line)
+                skipping = False
+            if len(pending) > MAX_LOG_LINE:
+                if not skipping:
+                    self._log_line(pending)
+                pending, skipping = b"", True
+
+    def _log_line(self, raw: bytes) -> None:
+        line = raw[:MAX_LOG_LINE].decode(errors="replace").rstrip()
+        if len(raw) > MAX_LOG_LINE:
+            line += " … (line cut)"
+        if not line:
+            return
+        self.last_log_line = line
+        self._recent.append(line)
+        log.info("[engine] %s", line)
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         """Return when the process exits, or after repeated failed health checks (a hung engine)."""
@@ -225,6 +292,7 @@ class EngineSupervisor(EngineBase):
         if self._task is not None:
             await self._task
         self._set_state(EngineState.STOPPED)
+        remove_private_socket(self.url)
         await self.aclose()
 
 
@@ -232,8 +300,8 @@ class AttachedEngine(EngineBase):
     """An engine this gateway does not own: readiness means waiting for it, restarts are someone else's."""
 
     def __init__(self, url: str, api_key: str, served_model: str, *, start_timeout_s: float = 900.0) -> None:
-        super().__init__(served_model, start_timeout_s)
-        self.url, self.api_key = url.rstrip("/"), api_key
+        super().__init__(url.rstrip("/"), served_model, start_timeout_s)
+        self.api_key = api_key
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._follow(), name="engine-follower")

@@ -278,3 +278,22 @@ class CompletionRequest(SamplingFields):
     suffix: str | None = None
     best_of: int | None = Field(None, ge=1, le=16)
     n: int | None = Field(None, ge=1, le=16)
+
+
+class TokenizeRequest(Lenient):
+    """vLLM's /tokenize, as far as this gateway passes it on: a prompt, or messages (with tools) that go through the
+    same shaping and image policy as chat. Other fields are ignored, never forwarded."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[Message] | None = Field(None, min_length=1)
+    tools: list[Tool] | None = None
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool | None = None
+    add_special_tokens: bool | None = None
+    return_token_strs: bool | None = None
+
+
+class DetokenizeRequest(Lenient):
+    model: str | None = None
+    tokens: list[TokenId] = Field(max_length=1_000_000)

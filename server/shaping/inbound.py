@@ -20,6 +20,7 @@ from server.schemas.request import (
     SamplingFields,
     SystemMessage,
     TextPart,
+    TokenizeRequest,
     ToolMessage,
     UnsupportedPart,
     UserMessage,
@@ -162,9 +163,11 @@ def _message(msg: Any, i: int, jobs: list[ImageJob]) -> dict[str, Any]:
     return out
 
 
-async def _resolve_images(jobs: list[ImageJob], resolve: ImageResolver) -> None:
-    """Fetch and check every image concurrently, only once the whole request has validated; the first failure
-    cancels the others."""
+async def resolve_images(jobs: list[ImageJob], resolve: ImageResolver) -> None:
+    """Fetch and check every image concurrently, only once the whole request has validated and been admitted; the
+    first failure cancels the others."""
+    if not jobs:
+        return
     try:
         async with asyncio.TaskGroup() as group:
             tasks: list[asyncio.Task[str]] = [group.create_task(resolve(url, field)) for url, field, _ in jobs]
@@ -174,13 +177,13 @@ async def _resolve_images(jobs: list[ImageJob], resolve: ImageResolver) -> None:
         part["image_url"]["url"] = task.result()
 
 
-async def chat_payload(
-    req: ChatRequest, served_model: str, default_temperature: float, resolve: ImageResolver
-) -> dict[str, Any]:
+def chat_payload(
+    req: ChatRequest, served_model: str, default_temperature: float
+) -> tuple[dict[str, Any], list[ImageJob]]:
+    """The engine's payload, and its images still to fetch and check (`resolve_images` fills them in)."""
     check_parameters(req)
     jobs: list[ImageJob] = []
     messages = [_message(m, i, jobs) for i, m in enumerate(req.messages)]
-    await _resolve_images(jobs, resolve)
     payload: dict[str, Any] = {"model": served_model, "messages": messages, **sampling(req, default_temperature)}
     last = messages[-1]
     if last["role"] == "assistant" and not last.get("tool_calls"):
@@ -197,7 +200,7 @@ async def chat_payload(
         payload["logprobs"] = True
         if req.top_logprobs is not None:
             payload["top_logprobs"] = req.top_logprobs
-    return payload
+    return payload, jobs
 
 
 def completion_payload(req: CompletionRequest, served_model: str, default_temperature: float) -> dict[str, Any]:
@@ -207,3 +210,19 @@ def completion_payload(req: CompletionRequest, served_model: str, default_temper
         if (value := getattr(req, key)) is not None:
             payload[key] = value
     return payload
+
+
+def tokenize_payload(req: TokenizeRequest, served_model: str) -> tuple[dict[str, Any], list[ImageJob]]:
+    """The engine's /tokenize body, built from checked fields only (the engine would fetch image URLs itself)."""
+    if (req.prompt is None) == (req.messages is None):
+        raise InvalidRequest("tokenize: send either prompt or messages")
+    payload: dict[str, Any] = {"model": served_model}
+    jobs: list[ImageJob] = []
+    if req.prompt is not None:
+        payload["prompt"] = req.prompt
+    else:
+        chat, jobs = chat_payload(ChatRequest(messages=req.messages or [], tools=req.tools), served_model, 0)
+        keys = ("messages", "tools", "add_generation_prompt", "continue_final_message")
+        payload |= {k: chat[k] for k in keys if k in chat}
+    flags = ("add_generation_prompt", "continue_final_message", "add_special_tokens", "return_token_strs")
+    return payload | {k: v for k in flags if (v := getattr(req, k)) is not None}, jobs

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from server.engine.supervisor import EngineBase
 from server.gateway_state import local_state
-from server.serving import wait_drained
+from server.serving import raise_if_failed, wait_drained
 from server.settings import Settings
 from server.workers.state_server import StateServer
 from server.workers.worker import WorkerSpec
@@ -118,7 +118,8 @@ async def _first(*events: asyncio.Event) -> None:
 
 
 async def run_control(settings: Settings, engine: EngineBase) -> None:
-    """Serve until a signal (drained) or until workers cannot start (SystemExit 1)."""
+    """Serve until a signal (drained), until the engine fails to start (EngineFailed) or until workers cannot start
+    (SystemExit 1)."""
     state = local_state(settings, engine)
     signals = Signals()
     with tempfile.TemporaryDirectory(prefix="mistral-local-") as run_dir:  # mode 0700: only this user connects
@@ -130,7 +131,7 @@ async def run_control(settings: Settings, engine: EngineBase) -> None:
             await shared.start(pool.state_path)
             pool.start()
             log.info("gateway: %d workers on http://%s:%d", settings.workers, settings.host, settings.port)
-            await _first(signals.drain, pool.failed)
+            await _first(signals.drain, pool.failed, engine.failed)
             if signals.drain.is_set():
                 state.admission.draining = True
                 shared.publish()
@@ -140,5 +141,6 @@ async def run_control(settings: Settings, engine: EngineBase) -> None:
             await shared.close()
             await engine.stop()
             await state.records.close()
+    raise_if_failed(engine)
     if pool.failed.is_set():
         raise SystemExit(1)

@@ -7,7 +7,7 @@ from typing import Any
 
 from server.engine.supervisor import EngineBase, EngineState
 
-_FIELDS = ("url", "api_key", "max_model_len", "images_per_prompt", "restarts")
+_FIELDS = ("url", "api_key", "max_model_len", "images_per_prompt", "restarts", "last_failure")
 
 
 def describe(engine: EngineBase) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from server.admission import Demand
 from server.auth import Principal
 from server.errors import EngineUnavailable, error_for_status
 from server.records import GenerationRecord
@@ -87,10 +88,10 @@ class SharedTicket:
         self._link, self._id = link, ticket_id
         self._released = False
 
-    def release(self) -> None:
+    def release(self, used_tokens: int | None = None) -> None:
         if not self._released:
             self._released = True
-            self._link.send({"op": "release", "ticket": self._id})
+            self._link.send({"op": "release", "ticket": self._id, "used": used_tokens})
 
 
 class SharedAdmission:
@@ -111,9 +112,10 @@ class SharedAdmission:
     def draining(self) -> bool:
         return bool(self._link.status["draining"])
 
-    async def admit(self, principal: Principal, tokens: int) -> SharedTicket:
+    async def admit(self, principal: Principal, demand: Demand, *, capacity: bool = True) -> SharedTicket:
         limits = principal.limits.model_dump()
-        reply = await self._link.call({"op": "admit", "label": principal.label, "limits": limits, "tokens": tokens})
+        message = {"op": "admit", "label": principal.label, "limits": limits, "capacity": capacity}
+        reply = await self._link.call(message | {"demand": asdict(demand)})
         # Admitted against this engine: the request goes to it even if the last published state is older.
         self._link.engine.apply(reply["engine"])
         return SharedTicket(self._link, reply["ticket"])

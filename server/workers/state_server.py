@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from server.admission import Admission, Ticket
+from server.admission import Admission, Demand, Ticket
 from server.auth import KeyLimits, Principal
 from server.engine.supervisor import EngineBase
 from server.errors import GatewayError, error_fields
@@ -103,7 +103,7 @@ class _WorkerLink(FramedProtocol):
         if op == "release":
             ticket = self.tickets.pop(message["ticket"], None)
             if ticket is not None:
-                ticket.release()
+                ticket.release(message.get("used"))
         elif op == "record":
             self.server.records.add(GenerationRecord(**message["record"]))
         else:
@@ -125,7 +125,8 @@ class _WorkerLink(FramedProtocol):
         op = message["op"]
         if op == "admit":
             principal = Principal(message["label"], KeyLimits(**message["limits"]))
-            ticket = await self.server.admission.admit(principal, message["tokens"])
+            demand = Demand(**message["demand"])
+            ticket = await self.server.admission.admit(principal, demand, capacity=message["capacity"])
             ticket_id = next(self._ids)
             self.tickets[ticket_id] = ticket
             return {"ticket": ticket_id, "engine": describe(self.server.engine)}

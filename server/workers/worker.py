@@ -46,7 +46,7 @@ async def _exit_when_orphaned(link: StateLink, server: uvicorn.Server, index: in
 
 async def serve(spec: WorkerSpec) -> None:
     settings = spec.settings
-    engine = EngineView(settings.model_id, settings.engine_start_timeout_s)
+    engine = EngineView("", settings.model_id, settings.engine_start_timeout_s)  # the control process says where
     try:
         link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
     except (OSError, TimeoutError, GatewayError) as exc:  # the control process is gone or not answering

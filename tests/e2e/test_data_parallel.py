@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from server.engine.launcher import free_port
+from server.serving import free_port
 from tests.e2e.test_metrics import sample
 from tests.e2e.test_tensor_parallel import greedy
 from tests.gateway_process import Gateway, start_gateway

@@ -12,21 +12,21 @@ import pytest
 
 from server.auth import hash_key
 from tests.conftest import ENGINE_KEY
+from tests.e2e.image_server import SEEN_HEADERS
 from tests.gateway_process import Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
-KEYS = {
-    "alice": "sk-ml-alice-0123456789",
-    "budget": "sk-ml-budget-0123456789",
-    "rpm": "sk-ml-rpm-0123456789",
-    "off": "sk-ml-off-0123456789",
-}
+KEYS = {name: f"sk-ml-{name}-0123456789" for name in ("alice", "budget", "rpm", "off", "tpm", "lean", "once", "ops")}
 SPECS = [
     {"label": "alice", "sha256": hash_key(KEYS["alice"])},
     {"label": "budget", "sha256": hash_key(KEYS["budget"]), "limits": {"token_budget": 20}},
     {"label": "rpm", "sha256": hash_key(KEYS["rpm"]), "limits": {"requests_per_minute": 2}},
     {"label": "off", "sha256": hash_key(KEYS["off"]), "disabled": True},
+    {"label": "tpm", "sha256": hash_key(KEYS["tpm"]), "limits": {"tokens_per_minute": 2500}},
+    {"label": "lean", "sha256": hash_key(KEYS["lean"]), "limits": {"token_budget": 1000}},
+    {"label": "once", "sha256": hash_key(KEYS["once"]), "limits": {"requests_per_minute": 1}},
+    {"label": "ops", "sha256": hash_key(KEYS["ops"]), "management": True},
 ]
 CAPACITY = 4  # 2 in flight + 2 waiting
 QUEUE_TIMEOUT_S = 3
@@ -40,6 +40,8 @@ def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "MISTRAL_LOCAL_MAX_WAITING": "2",
         "MISTRAL_LOCAL_QUEUE_TIMEOUT_S": str(QUEUE_TIMEOUT_S),
         "MISTRAL_LOCAL_DB_PATH": str(tmp_path_factory.mktemp("records") / "g.sqlite3"),
+        "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",  # the tests' image server is on loopback
+        "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
     }
     with attached_gateway("gateway-guarded", gateway, ENGINE_KEY, env, headers=auth("alice")) as gw:
         yield gw
@@ -68,11 +70,16 @@ def test_keys_required_and_models_public(guarded: Gateway) -> None:
 
 
 def test_token_budget_runs_out_with_a_402(guarded: Gateway) -> None:
-    statuses = [chat(guarded, "budget", max_tokens=8).status_code for _ in range(3)]
-    assert statuses[:2] == [200, 200]  # about 13 tokens each: the second starts below the budget of 20
-    assert statuses[2] == 402
+    first = chat(guarded, "budget", max_tokens=8)
+    assert first.status_code == 200
+    used = first.json()["usage"]["total_tokens"]
+    # What is left cannot cover another answer of up to 8 tokens: refused up front, as OpenRouter refuses a request
+    # its credits may not cover.
+    second = chat(guarded, "budget", max_tokens=8)
+    assert second.status_code == 402
+    assert f"has {20 - used} left of its budget" in second.json()["error"]["message"]
     key = httpx.get(f"{guarded.url}/api/v1/key", headers=auth("budget")).json()["data"]
-    assert key["label"] == "budget" and key["limits"]["token_budget"] == 20 and key["usage_tokens"] >= 20
+    assert key["label"] == "budget" and key["limits"]["token_budget"] == 20 and key["usage_tokens"] == used
 
 
 def test_requests_per_minute(guarded: Gateway) -> None:
@@ -99,3 +106,64 @@ def test_burst_of_ten_times_capacity(guarded: Gateway) -> None:
     # Refusals are quick: at once when the queue is full, at the latest when a waiter's queue time is up.
     assert max(seconds for _, seconds, _ in refused) < QUEUE_TIMEOUT_S + 2
     assert all(r[2].headers["retry-after"].isdigit() for r in refused)
+
+
+def test_a_request_without_max_tokens_counts_as_the_rest_of_the_context(guarded: Gateway) -> None:
+    """It may run to the end of the context: counted as 1,024 tokens, two of them fit a limit of 2,500 per minute
+    while each could generate ~4,000."""
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, "ignore_eos": True}
+    url = f"{guarded.url}/api/v1/chat/completions"
+    with httpx.stream("POST", url, headers=auth("tpm"), json=body, timeout=120) as running:
+        assert running.status_code == 200
+        next(running.iter_lines())  # generating
+        second = chat(guarded, "tpm", max_tokens=4)
+    assert second.status_code == 429
+    assert second.json()["error"]["metadata"] == {"limit_source": "key"}
+
+
+def test_every_prompt_of_a_legacy_prompt_list_counts(guarded: Gateway) -> None:
+    """Four prompts are four sequences: four times 300 tokens do not fit a budget of 1,000 (one time did)."""
+    body = {"prompt": ["a", "b", "c", "d"], "max_tokens": 300}
+    r = httpx.post(f"{guarded.url}/api/v1/completions", headers=auth("lean"), json=body, timeout=120)
+    assert r.status_code == 402
+    assert "may use up to" in r.json()["error"]["message"]
+    one = httpx.post(f"{guarded.url}/api/v1/completions", headers=auth("lean"), json=body | {"prompt": "a"})
+    assert one.status_code == 200
+
+
+def test_a_limited_key_costs_no_image_fetch(guarded: Gateway, image_server: str) -> None:
+    assert chat(guarded, "once").status_code == 200
+    SEEN_HEADERS.pop("/photo.png?limited", None)
+    content = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": f"{image_server}/photo.png?limited"}},
+    ]
+    r = httpx.post(
+        f"{guarded.url}/api/v1/chat/completions",
+        headers=auth("once"),
+        json={"messages": [{"role": "user", "content": content}], "max_tokens": 4},
+        timeout=60,
+    )
+    assert r.status_code == 429
+    assert "/photo.png?limited" not in SEEN_HEADERS  # refused before the image was fetched
+
+
+def test_a_key_sees_only_its_own_generations(guarded: Gateway) -> None:
+    mine = chat(guarded, "alice")
+    gen_id = mine.json()["id"]
+    url = f"{guarded.url}/api/v1/generation"
+    assert httpx.get(url, params={"id": gen_id}, headers=auth("alice")).status_code == 200
+    other = httpx.get(url, params={"id": gen_id}, headers=auth("rpm"))
+    assert other.status_code == 404
+    assert other.json()["error"]["message"] == f"Generation {gen_id} not found"
+
+
+def test_metrics_need_a_management_key(guarded: Gateway) -> None:
+    """They list every key's label and tokens."""
+    refused = httpx.get(f"{guarded.url}/metrics", headers=auth("alice"))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == 403
+    assert httpx.get(f"{guarded.url}/metrics").status_code == 401
+    shown = httpx.get(f"{guarded.url}/metrics", headers=auth("ops"))
+    assert shown.status_code == 200
+    assert 'key="alice"' in shown.text

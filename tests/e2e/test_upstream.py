@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.auth import KeySpec, hash_key
-from server.engine.launcher import free_port
+from server.auth import KeyLimits, KeySpec, hash_key
 from server.engine.supervisor import AttachedEngine
+from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID, Settings
 from tests.conftest import ENGINE_KEY
 from tests.fake_upstream import PROVIDER, SLOW_S, USAGE, Hosted, serve_hosted
@@ -24,11 +24,12 @@ from tests.gateway_process import Gateway
 
 pytestmark = pytest.mark.engine
 
-KEYS = {"alice": "sk-ml-alice-upstream-01", "private": "sk-ml-private-upstream-01", "bob": "sk-ml-bob-upstream-01"}
+KEYS = {name: f"sk-ml-{name}-upstream-01" for name in ("alice", "private", "bob", "once")}
 SPECS = (
     KeySpec(label="alice", sha256=hash_key(KEYS["alice"])),
     KeySpec(label="private", sha256=hash_key(KEYS["private"]), local_only=True),
     KeySpec(label="bob", sha256=hash_key(KEYS["bob"])),
+    KeySpec(label="once", sha256=hash_key(KEYS["once"]), limits=KeyLimits(requests_per_minute=1)),
 )
 UPSTREAM_KEY = "sk-or-v1-upstream-secret"
 ATTRIBUTION = {"HTTP-Referer": "https://example.org/app", "X-Title": "Example App"}
@@ -199,3 +200,44 @@ def test_streams_pass_through_and_a_broken_one_ends_with_an_error_never_a_retry(
     assert "".join(e["choices"][0]["delta"]["content"] for e in events if e["choices"]) == "Hello from"
     assert events[-1]["error"]["code"] == 502 and broken.text.rstrip().endswith("data: [DONE]")
     assert [g.body["model"] for g in hosted.received] == ["hosted/ok", "hosted/broken"]  # no second try
+
+
+def test_a_keys_own_rate_limit_is_not_spilled_to_the_upstream(gateway_for: Any, hosted: Hosted) -> None:
+    """Its 429 says the key is over its own limit: a paid provider must not serve it instead."""
+    client = gateway_for()
+    assert chat(client, OPENROUTER_MODEL_ID, label="once").status_code == 200
+    r = chat(client, OPENROUTER_MODEL_ID, label="once", models=[OPENROUTER_MODEL_ID, "hosted/ok"])
+    assert r.status_code == 429
+    assert r.json()["error"]["metadata"] == {"limit_source": "key"}
+    assert hosted.received == []
+
+
+def test_a_keys_limits_hold_for_upstream_requests_too(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for()
+    assert chat(client, "hosted/ok", label="once").status_code == 200
+    assert chat(client, "hosted/ok", label="once").status_code == 429
+    assert len(hosted.received) == 1
+
+
+def test_an_upstream_answer_without_an_id_gets_an_unguessable_one(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for()
+    r = chat(client, "hosted/anonymous")
+    assert r.status_code == 200
+    record_id = r.headers["x-generation-id"]
+    assert record_id.startswith("gen-") and len(record_id) >= 20
+    mine = client.get(f"/api/v1/generation?id={record_id}", headers=auth("alice"))
+    assert mine.status_code == 200
+    assert client.get(f"/api/v1/generation?id={record_id}", headers=auth("bob")).status_code == 404
+
+
+def test_non_ascii_attribution_headers_reach_the_upstream_as_sent(gateway_for: Any, hosted: Hosted) -> None:
+    client = gateway_for()
+    title = "Café ☕ Ünïcode".encode()
+    r = client.post(
+        "/api/v1/chat/completions",
+        json={"model": "hosted/ok", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        headers=[(b"authorization", f"Bearer {KEYS['alice']}".encode()), (b"x-title", title)],
+    )
+    assert r.status_code == 200, r.text
+    (got,) = hosted.received
+    assert got.headers["x-title"].encode("latin-1") == title

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.checkpoint.check import ModelFormat
-from server.engine.launcher import ENGINE_HOST, build_command
+from server.engine.launcher import NO_MEDIA_DOMAIN, build_command, tcp_url
 from server.engine.profiles import Profile, available_profiles, load_profile
 from server.errors import ConfigError
 
@@ -22,8 +22,9 @@ def flag(argv: tuple[str, ...], name: str) -> str:
 @pytest.mark.parametrize("name", available_profiles())
 def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
     profile = load_profile(name)
+    url = "unix:/run/private/engine.sock"
     cmd = build_command(
-        profile, Path("/models/m"), ModelFormat.MISTRAL, NAMES, port=41234, api_key="k" * 43, python="/venv/bin/python"
+        profile, Path("/models/m"), ModelFormat.MISTRAL, NAMES, url=url, api_key="k" * 43, python="/venv/bin/python"
     )
     argv = cmd.argv
     assert argv[:3] == ("/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server")
@@ -33,8 +34,9 @@ def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
     assert "--enable-auto-tool-choice" in argv
     i = argv.index("--served-model-name")
     assert list(argv[i + 1 : i + 3]) == NAMES
-    assert flag(argv, "--host") == ENGINE_HOST == "127.0.0.1"
-    assert flag(argv, "--port") == "41234"
+    # A Unix socket, never a TCP port (vLLM's key does not cover every route; a port is open to local users).
+    assert flag(argv, "--uds") == "/run/private/engine.sock"
+    assert "--host" not in argv and "--port" not in argv
     assert flag(argv, "--tensor-parallel-size") == str(profile.tensor_parallel_size)
     assert flag(argv, "--max-model-len") == str(profile.max_model_len)
     assert json.loads(flag(argv, "--limit-mm-per-prompt")) == {"image": profile.images_per_prompt}
@@ -46,12 +48,15 @@ def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
     # Nothing leaves the machine.
     assert cmd.env["VLLM_NO_USAGE_STATS"] == "1"
     assert cmd.env["HF_HUB_OFFLINE"] == "1"
-    assert cmd.url == "http://127.0.0.1:41234"
+    # The engine fetches no media itself: only from a name that never resolves, and follows no redirect.
+    assert flag(argv, "--allowed-media-domains") == NO_MEDIA_DOMAIN == "media-fetching-disabled.invalid"
+    assert cmd.env["VLLM_MEDIA_URL_ALLOW_REDIRECTS"] == "0"
+    assert cmd.url == url
 
 
 def test_cpu_tiny_exact_argv() -> None:
     cmd = build_command(
-        load_profile("cpu-tiny"), Path("/m"), ModelFormat.MISTRAL, NAMES[:1], port=1, api_key="k", python="py"
+        load_profile("cpu-tiny"), Path("/m"), ModelFormat.MISTRAL, NAMES[:1], url=tcp_url(1), api_key="k", python="py"
     )
     assert cmd.argv == (
         "py",
@@ -69,6 +74,8 @@ def test_cpu_tiny_exact_argv() -> None:
         "mistral",
         "--enable-auto-tool-choice",
         "--enable-prompt-tokens-details",
+        "--allowed-media-domains",
+        "media-fetching-disabled.invalid",
         "--served-model-name",
         NAMES[0],
         "--host",
@@ -97,7 +104,9 @@ def test_cpu_tiny_exact_argv() -> None:
 
 
 def test_tp2_binds_one_core_per_rank() -> None:
-    cmd = build_command(load_profile("cpu-tiny-tp2"), Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k")
+    cmd = build_command(
+        load_profile("cpu-tiny-tp2"), Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k"
+    )
     assert flag(cmd.argv, "--tensor-parallel-size") == "2"
     assert cmd.env["VLLM_CPU_OMP_THREADS_BIND"] == "0|1"
 
@@ -114,7 +123,7 @@ def test_gpu_profile_fields_become_flags() -> None:
         enable_prefix_caching=False,
         extra_args=("--mm-encoder-tp-mode", "data"),
     )
-    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k").argv
+    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k").argv
     assert flag(argv, "--gpu-memory-utilization") == "0.9"
     assert flag(argv, "--kv-cache-dtype") == "fp8"
     assert flag(argv, "--quantization") == "fp8"
@@ -128,7 +137,7 @@ def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
         name="x", device="cuda", max_model_len=32768, tensor_parallel_size=4, pipeline_parallel_size=2,
         distributed_executor_backend="ray",
     )  # fmt: skip
-    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, port=1, api_key="k").argv
+    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k").argv
     assert (flag(argv, "--tensor-parallel-size"), flag(argv, "--pipeline-parallel-size")) == ("4", "2")
     assert flag(argv, "--distributed-executor-backend") == "ray"
     assert flag(argv, "--data-parallel-size") == "1"
@@ -136,7 +145,7 @@ def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
 
 def test_hf_format_is_refused_with_the_files_to_use() -> None:
     with pytest.raises(ConfigError, match=r"params\.json, consolidated\.safetensors, tekken\.json"):
-        build_command(load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, port=1, api_key="k")
+        build_command(load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, url=tcp_url(1), api_key="k")
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:
