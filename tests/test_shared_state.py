@@ -39,7 +39,7 @@ class Control:
 @asynccontextmanager
 async def control(tmp_path: Path, **settings: object) -> AsyncIterator[Control]:
     engine = EngineView("", "m", 1.0)
-    engine.apply(READY | {"images_per_prompt": None, "restarts": 0})
+    engine.apply(READY | {"images_per_prompt": None, "restarts": 0, "last_failure": None})
     config = Settings(db_path=tmp_path / "g.sqlite3", queue_timeout_s=5, **settings)  # type: ignore[arg-type]
     state = local_state(config, engine)
     server = StateServer(state.admission, state.records, engine)
