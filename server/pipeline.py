@@ -25,13 +25,20 @@ from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
-from server.prompt_size import demand, prompt_upper_bound
+from server.prompt_size import demand, prompt_estimate, prompt_upper_bound
 from server.records import GenerationRecord
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
 from server.shaping.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
-from server.shaping.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
+from server.shaping.outbound import (
+    Envelope,
+    Pricing,
+    chat_response,
+    completion_response,
+    new_generation_id,
+)
+from server.shaping.outbound import usage as priced_usage
 from server.sse import StreamOutcome, relay, shaper_for
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
@@ -216,7 +223,7 @@ class Pipeline:
             self._record(
                 call,
                 ticket,
-                usage=outcome.usage,
+                usage=outcome.usage or self._usage_so_far(payload, outcome),
                 first_token_at=outcome.first_token_at,
                 streamed=True,
                 cancelled=outcome.cancelled or (outcome.finish_reason is None and outcome.error is None),
@@ -231,6 +238,12 @@ class Pipeline:
             media_type="text/event-stream",
             headers=headers,
         )
+
+    def _usage_so_far(self, payload: dict[str, Any], outcome: StreamOutcome) -> dict[str, Any]:
+        """A stream that ended before vLLM's usage chunk (the client left, the engine broke) still cost its prompt
+        and what was generated: the prompt's estimate and one token per output chunk (vLLM sends one per step)."""
+        raw = {"prompt_tokens": prompt_estimate(payload), "completion_tokens": outcome.output_chunks}
+        return priced_usage(raw, self.pricing)
 
     def _record(
         self,

@@ -3,7 +3,10 @@ never the prompt or the completion.
 
 Writes never block the event loop or the response: records go into a queue that one writer task drains in
 batches on a single database thread. A record is readable (`get`) from the moment it is added. If the disk fails,
-records stay queued (up to a bound) and the writer retries; nothing is lost while the process lives.
+records stay queued (up to a bound) and the writer retries, saying so once a minute; nothing is lost while the
+process lives. What each key has spent is kept in its own table, so budgets outlive the records' retention. The
+database is readable by this user only (its key labels and usage are the operator's); one that is not a database
+any more is moved aside, and the gateway starts with a new one rather than not at all.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +29,9 @@ log = logging.getLogger("mistral_local.records")
 FLUSH_INTERVAL_S = 0.5
 MAX_PENDING = 100_000
 PRUNE_INTERVAL_S = 3600.0
+FAILURE_LOG_INTERVAL_S = 60.0
+BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock held by another connection
+NO_LABEL = ""  # key_usage's label when keys are off (labels are never empty)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,14 @@ class GenerationRecord:
     key_label: str | None
     # Every attempt of the request, in order, as JSON (OpenRouter's provider_responses): model, provider, status.
     attempts: str = "[]"
+
+    def __post_init__(self) -> None:
+        """Budgets are sums of these: a record that cannot be real (negative, or not numbers) is refused."""
+        counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.num_images, self.latency_ms)
+        if not all(isinstance(n, int) and n >= 0 for n in counts):
+            raise ValueError(f"generation {self.id}: token, image and latency counts must be whole and >= 0")
+        if not isinstance(self.cost, int | float) or not self.cost >= 0:  # `not >=` also refuses NaN
+            raise ValueError(f"generation {self.id}: cost must be a number >= 0")
 
     @classmethod
     def ended_now(
@@ -85,6 +100,11 @@ CREATE TABLE IF NOT EXISTS generations (
     native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
+CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
+"""
+_ADD_USAGE = """
+INSERT INTO key_usage (label, tokens, cost) VALUES (?, ?, ?)
+ON CONFLICT (label) DO UPDATE SET tokens = tokens + excluded.tokens, cost = cost + excluded.cost
 """
 
 
@@ -97,27 +117,56 @@ class RecordStore:
         self._pending: dict[str, GenerationRecord] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Tokens and cost per key label since records began (within retention): what budgets are checked against.
+        # Tokens and cost per key label since records began: what budgets are checked against.
         self._totals: dict[str | None, tuple[int, float]] = {}
+        self._failing_since: float | None = None  # the writer's first failed write of the current run of them
+        self._failure_logged = 0.0
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(generations)")}
-        if "attempts" not in columns:  # a database from before attempts were recorded
-            self._conn.execute("ALTER TABLE generations ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'")
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:  # not a database (any more): keep it for a post-mortem, start anew
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.error(
+                "generation records: %s is unreadable (%s); moved to %s, starting a new one", self.path, exc, aside
+            )
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").rename(f"{aside}{suffix}")
+            self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        # Created (or kept) readable by this user only; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path.chmod(0o600)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            had_usage = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'key_usage'").fetchone() is not None
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(generations)")}
+            if "attempts" not in columns:  # a database from before attempts were recorded
+                conn.execute("ALTER TABLE generations ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'")
+            if not had_usage:  # a database from before spending was kept apart: start from its records
+                with conn:
+                    conn.execute(
+                        "INSERT INTO key_usage SELECT COALESCE(key_label, ?), SUM(prompt_tokens + completion_tokens), "
+                        "SUM(cost) FROM generations GROUP BY key_label",
+                        (NO_LABEL,),
+                    )
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     def _load_totals(self) -> dict[str | None, tuple[int, float]]:
         assert self._conn is not None
-        rows = self._conn.execute(
-            "SELECT key_label, SUM(prompt_tokens + completion_tokens), SUM(cost) FROM generations GROUP BY key_label"
-        ).fetchall()
-        return {label: (int(tokens), float(cost)) for label, tokens, cost in rows}
+        rows = self._conn.execute("SELECT label, tokens, cost FROM key_usage").fetchall()
+        return {(label or None): (int(tokens), float(cost)) for label, tokens, cost in rows}
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -135,13 +184,15 @@ class RecordStore:
         self._wakeup.set()
 
     def _insert(self, batch: list[GenerationRecord]) -> None:
+        """The records and what they add to each key's spending, in one transaction (a record seen before, from a
+        batch retried after a failure, adds nothing)."""
         assert self._conn is not None
-        marks = ", ".join("?" for _ in _COLUMNS)
+        insert = f"INSERT OR IGNORE INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         with self._conn:
-            self._conn.executemany(
-                f"INSERT OR REPLACE INTO generations ({', '.join(_COLUMNS)}) VALUES ({marks})",
-                [tuple(getattr(r, c) for c in _COLUMNS) for r in batch],
-            )
+            for r in batch:
+                if self._conn.execute(insert, tuple(getattr(r, c) for c in _COLUMNS)).rowcount:
+                    tokens = r.prompt_tokens + r.completion_tokens
+                    self._conn.execute(_ADD_USAGE, (r.key_label or NO_LABEL, tokens, r.cost))
 
     def _prune(self) -> None:
         assert self._conn is not None
@@ -155,11 +206,24 @@ class RecordStore:
         try:
             await self._run(self._insert, batch)
         except sqlite3.Error as exc:
-            log.error("generation records: write failed, will retry: %s", exc)
+            self._write_failed(exc)
             return
+        if self._failing_since is not None:
+            log.warning("generation records: writing again after %.0f s", time.monotonic() - self._failing_since)
+            self._failing_since = None
         for record in batch:
             if self._pending.get(record.id) is record:
                 del self._pending[record.id]
+
+    def _write_failed(self, exc: sqlite3.Error) -> None:
+        """Said at once, then once a minute while it lasts: the writer retries every FLUSH_INTERVAL_S."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = self._failure_logged = now
+        elif now - self._failure_logged < FAILURE_LOG_INTERVAL_S:
+            return
+        self._failure_logged = now
+        log.error("generation records: writes failing (%s); %d record(s) kept to retry", exc, len(self._pending))
 
     async def _writer(self) -> None:
         last_prune = time.monotonic()

@@ -41,6 +41,7 @@ class StreamOutcome:
     """What the stream did, for the generation record."""
 
     first_token_at: float | None = None
+    output_chunks: int = 0  # chunks that carried output: a stream left before its usage chunk is charged these
     usage: dict[str, Any] | None = None
     finish_reason: str | None = None
     native_finish_reason: str | None = None
@@ -110,6 +111,7 @@ class ChunkShaper:
         }
 
     def token_seen(self) -> None:
+        self.outcome.output_chunks += 1
         if self.outcome.first_token_at is None:
             self.outcome.first_token_at = time.monotonic()
 

@@ -5,6 +5,10 @@ and no slot is lost to a request that gave up or a worker that vanished."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import struct
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from server.workers.shared_state import SharedAdmission, SharedRecords, StateLin
 from server.workers.state_server import StateServer
 
 ANY = Principal(None, KeyLimits())
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"  # one another user may run
 READY = {"state": "ready", "url": "http://127.0.0.1:9", "api_key": "", "max_model_len": 4096}
 
 
@@ -154,3 +159,68 @@ def test_calls_fail_with_a_503_once_the_control_process_is_gone(tmp_path: Path) 
         assert gone.value.retry_after == 2
 
     run(go)
+
+
+def test_an_oversized_or_broken_frame_closes_that_connection_only(tmp_path: Path) -> None:
+    """A frame may claim up to 4 GiB: the control process would buffer it all. It closes the connection instead."""
+
+    async def go() -> None:
+        async with control(tmp_path) as c:
+            good = SharedAdmission(await c.link())
+            for garbage in (struct.pack("!I", 1 << 30) + b"x" * 1024, struct.pack("!I", 3) + b"{{{"):
+                reader, writer = await asyncio.open_unix_connection(str(c.path))
+                writer.write(garbage)
+                await writer.drain()
+                assert await asyncio.wait_for(reader.read(), 5) is not None  # read to EOF: the server closed it
+                writer.close()
+            (await good.admit(ANY, Demand(1, 1))).release()  # everyone else is served as before
+
+    run(go)
+
+
+def test_a_record_that_cannot_be_real_is_dropped(tmp_path: Path) -> None:
+    """Negative tokens would erase a key's spending: the record is refused, the key's total stays."""
+
+    async def go() -> None:
+        async with control(tmp_path) as c:
+            link = await c.link()
+            fields = {
+                "id": "gen-x", "model": "m", "provider": "Local", "api_type": "completions", "created_at": 1.0,
+                "prompt_tokens": 5, "completion_tokens": 5, "cached_tokens": 0, "num_images": 0, "cost": 0.0,
+                "latency_ms": 1, "ttft_ms": None, "streamed": False, "cancelled": False, "finish_reason": "stop",
+                "native_finish_reason": "stop", "key_label": "alice", "attempts": "[]",
+            }  # fmt: skip
+            link.send({"op": "record", "record": fields})
+            link.send({"op": "record", "record": fields | {"id": "gen-y", "prompt_tokens": -1_000_000}})
+            link.send({"op": "record", "record": fields | {"id": "gen-z", "cost": float("nan")}})
+            link.send({"op": "record", "record": fields | {"id": "gen-w", "completion_tokens": "many"}})
+            records = SharedRecords(link)
+            assert await records.usage("alice") == (10, 0.0)
+            assert await records.get("gen-y") is None and await records.get("gen-z") is None
+
+    run(go)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_another_user_cannot_use_the_socket_even_if_its_directory_is_opened() -> None:
+    opened = Path(tempfile.mkdtemp(prefix="shared-state-"))  # pytest's own tmp_path is in a 0700 directory
+    opened.chmod(0o755)
+
+    async def go() -> None:
+        async with control(opened) as c:
+            c.path.chmod(0o777)
+            probe = (
+                "import socket, struct, sys\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                f"s.connect({str(c.path)!r})\n"
+                "s.settimeout(5)\n"
+                "sys.exit(0 if s.recv(65536) == b'' else 1)\n"  # closed at once, before the state is sent
+            )
+            proc = await asyncio.create_subprocess_exec(SYSTEM_PYTHON, "-c", probe, user=65534)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            assert len(c.server.workers) == 0
+
+    try:
+        run(go)
+    finally:
+        shutil.rmtree(opened)

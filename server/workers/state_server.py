@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import socket
+import struct
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,15 @@ class StateServer:
             await self._server.wait_closed()
 
 
+def peer_uid(transport: asyncio.BaseTransport) -> int | None:
+    """The user id of the process at the other end of a Unix socket (SO_PEERCRED: pid, uid, gid)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return int(uid)
+
+
 class _WorkerLink(FramedProtocol):
     """One worker's connection, and the tickets it holds."""
 
@@ -85,6 +97,10 @@ class _WorkerLink(FramedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if peer_uid(transport) != os.getuid():  # the directory is 0700; this holds even if someone loosens it
+            log.error("shared state: refusing a connection from another user (uid %s)", peer_uid(transport))
+            transport.close()
+            return
         self.server.workers.add(self)
         self.send(self.server.snapshot())
 
@@ -105,7 +121,12 @@ class _WorkerLink(FramedProtocol):
             if ticket is not None:
                 ticket.release(message.get("used"))
         elif op == "record":
-            self.server.records.add(GenerationRecord(**message["record"]))
+            try:
+                record = GenerationRecord(**message["record"])
+            except (TypeError, ValueError) as exc:  # a record that cannot be real would rewrite a key's spending
+                log.error("shared state: dropping an invalid generation record: %s", exc)
+                return
+            self.server.records.add(record)
         else:
             task = asyncio.get_running_loop().create_task(self._answer(message))
             self._answering.add(task)  # asyncio keeps only weak references to tasks

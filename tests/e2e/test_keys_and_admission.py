@@ -27,6 +27,7 @@ SPECS = [
     {"label": "lean", "sha256": hash_key(KEYS["lean"]), "limits": {"token_budget": 1000}},
     {"label": "once", "sha256": hash_key(KEYS["once"]), "limits": {"requests_per_minute": 1}},
     {"label": "ops", "sha256": hash_key(KEYS["ops"]), "management": True},
+    {"label": "quitter", "sha256": hash_key(KEYS["quitter"]), "limits": {"token_budget": 1_000_000}},
 ]
 CAPACITY = 4  # 2 in flight + 2 waiting
 QUEUE_TIMEOUT_S = 3
@@ -167,3 +168,22 @@ def test_metrics_need_a_management_key(guarded: Gateway) -> None:
     shown = httpx.get(f"{guarded.url}/metrics", headers=auth("ops"))
     assert shown.status_code == 200
     assert 'key="alice"' in shown.text
+
+
+def test_a_stream_left_before_its_usage_is_still_charged(guarded: Gateway) -> None:
+    """Leaving before the final usage chunk used to record 0 tokens: a budget could be spent without end."""
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 200, "ignore_eos": True}
+    url = f"{guarded.url}/api/v1/chat/completions"
+    with httpx.stream("POST", url, headers=auth("quitter"), json=body, timeout=120) as r:
+        lines = r.iter_lines()
+        read = [line for line, _ in zip((x for x in lines if x.startswith("data:")), range(10), strict=False)]
+    assert len(read) == 10
+    deadline = time.monotonic() + 30
+    while (used := key_usage(guarded, "quitter")) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert used >= 10 + 2  # at least the chunks read, and a prompt
+
+
+def key_usage(gw: Gateway, label: str) -> int:
+    tokens: int = httpx.get(f"{gw.url}/api/v1/key", headers=auth(label)).json()["data"]["usage_tokens"]
+    return tokens

@@ -1,0 +1,147 @@
+"""The generation records' database under failure: corrupt, locked, past retention; and who may read its file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from server import records as records_module
+from server.records import GenerationRecord, RecordStore
+
+
+def record(gen_id: str, label: str | None = "alice", tokens: int = 10, cost: float = 0.5) -> GenerationRecord:
+    return GenerationRecord.ended_now(
+        usage={"prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2, "cost": cost},
+        started=time.monotonic(),
+        first_token_at=None,
+        attempts=[],
+        id=gen_id,
+        model="m",
+        provider="Local",
+        api_type="completions",
+        num_images=0,
+        streamed=False,
+        cancelled=False,
+        finish_reason="stop",
+        native_finish_reason="stop",
+        key_label=label,
+    )
+
+
+async def written(store: RecordStore, *recs: GenerationRecord) -> None:
+    for r in recs:
+        store.add(r)
+    await store.flush()
+
+
+def test_a_corrupt_database_is_moved_aside_and_the_gateway_starts(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+
+    async def go() -> None:
+        store = RecordStore(path, 30)
+        await store.open()
+        await written(store, record("gen-1"))
+        assert await store.get("gen-1") is not None
+        await store.close()
+
+    asyncio.run(go())
+    (aside,) = tmp_path.glob("g.sqlite3.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM generations").fetchall() == [("gen-1",)]
+
+
+def test_budgets_outlive_the_records_retention(tmp_path: Path) -> None:
+    """Pruning old records used to reset what a key had spent (its budget started over)."""
+    path = tmp_path / "g.sqlite3"
+
+    async def go() -> None:
+        store = RecordStore(path, 30)
+        await store.open()
+        old = record("gen-old", tokens=100, cost=2.0)
+        await written(store, old.__class__(**{**old.__dict__, "created_at": time.time() - 90 * 86400}))
+        await written(store, record("gen-new", tokens=10, cost=0.5), record("gen-anon", label=None, tokens=4))
+        await store.close()
+        again = RecordStore(path, 30)  # opening prunes the 90-day-old record
+        await again.open()
+        assert await again.get("gen-old") is None
+        assert again.spent("alice") == (110, 2.5)
+        assert again.spent(None) == (4, 0.5)
+        await again.close()
+
+    asyncio.run(go())
+
+
+def test_a_database_from_before_spending_was_kept_apart_starts_from_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite3"
+
+    async def go() -> None:
+        store = RecordStore(path, 30)
+        await store.open()
+        await written(store, record("gen-1", tokens=7, cost=0.25), record("gen-2", tokens=3, cost=0.25))
+        await store.close()
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE key_usage")
+        again = RecordStore(path, 30)
+        await again.open()
+        assert again.spent("alice") == (10, 0.5)
+        await again.close()
+
+    asyncio.run(go())
+
+
+def test_the_database_is_readable_by_its_user_only(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite3"
+    path.touch(mode=0o644)
+
+    def modes() -> dict[str, str]:
+        return {f.name: oct(f.stat().st_mode & 0o777) for f in tmp_path.glob("g.sqlite3*")}
+
+    async def go() -> dict[str, str]:
+        store = RecordStore(path, 30)
+        await store.open()
+        await written(store, record("gen-1"))
+        while_open = await asyncio.to_thread(modes)  # the -wal and -shm files exist while it is open
+        await store.close()
+        return while_open
+
+    found = asyncio.run(go())
+    assert set(found) >= {"g.sqlite3", "g.sqlite3-wal", "g.sqlite3-shm"}
+    assert found == {name: "0o600" for name in found}
+
+
+def test_a_failing_disk_is_reported_once_a_minute_not_twice_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another connection holds the database locked, as a full or failing disk refuses writes: the writer keeps
+    retrying, says so once, keeps the records, and says when it writes again."""
+    monkeypatch.setattr(records_module, "FLUSH_INTERVAL_S", 0.02)
+    monkeypatch.setattr(records_module, "BUSY_TIMEOUT_S", 0.01)
+    path = tmp_path / "g.sqlite3"
+
+    async def go() -> None:
+        store = RecordStore(path, 30)
+        await store.open()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        store.add(record("gen-1"))
+        await asyncio.sleep(1.0)  # ~40 retries
+        assert await store.get("gen-1") is not None  # kept, readable
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await asyncio.sleep(0.3)
+        await store.close()
+
+    with caplog.at_level(logging.WARNING, logger="mistral_local.records"):
+        asyncio.run(go())
+    failures = [r for r in caplog.records if "writes failing" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in caplog.records]
+    assert any("writing again after" in r.getMessage() for r in caplog.records)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM generations").fetchall() == [("gen-1",)]
