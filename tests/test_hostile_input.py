@@ -91,3 +91,19 @@ def test_legacy_prompt_lists_are_bounded_like_messages(url: str) -> None:
     r = httpx.post(f"{url}/api/v1/completions", json=body, timeout=30)
     assert r.status_code == 400
     assert "prompt: longer than 1000000 characters" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/completions", {"prompt": [131072], "echo": True}),
+        ("/api/v1/completions", {"prompt": [[5], [131072]], "echo": True}),
+        ("/api/v1/detokenize", {"tokens": [131072]}),
+    ],
+    ids=["echo", "echo-list", "detokenize"],
+)
+def test_token_ids_past_the_vocabulary_are_a_400(url: str, path: str, body: dict[str, Any]) -> None:
+    """vLLM answered these with a 500 ("Invalid token for decoding"), found by schemathesis."""
+    r = httpx.post(f"{url}{path}", json=body, timeout=30)
+    assert r.status_code == 400
+    assert "less than 131072" in r.json()["error"]["message"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, config_problems, expected_tensors
+from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, WEIGHTS_FILE, config_problems, expected_tensors
 
 # A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
 _HEADER_LEN_BYTES = 8
@@ -38,8 +38,9 @@ class ModelReport:
         return not self.problems
 
 
-def detect_format(directory: Path) -> tuple[ModelFormat | None, list[str]]:
-    """The directory's format, from the files present; problems when it is neither, or both."""
+def detect_format(directory: Path, weights: bool = True) -> tuple[ModelFormat | None, list[str]]:
+    """The directory's format, from the files present; problems when it is neither, or both. `weights` False: the
+    engine makes random ones (vLLM's dummy load format), so only the config and the tokenizer must be there."""
     if not directory.is_dir():
         return None, [f"{directory} is not a directory"]
     names = {p.name for p in directory.iterdir()}
@@ -53,7 +54,7 @@ def detect_format(directory: Path) -> tuple[ModelFormat | None, list[str]]:
     if hf_present:
         return ModelFormat.HF, []
     if mistral_present:
-        missing = [f for f in MISTRAL_FILES if f not in names]
+        missing = [f for f in MISTRAL_FILES if f not in names and (weights or f != WEIGHTS_FILE)]
         problems = [
             f"{directory} is missing {f} (a Mistral-native checkpoint needs {', '.join(MISTRAL_FILES)})"
             for f in missing
@@ -102,7 +103,7 @@ def _tensor_problems(header: dict[str, Any], params: dict[str, Any]) -> list[str
     return problems
 
 
-def _check_mistral(directory: Path, report: ModelReport) -> None:
+def _check_mistral(directory: Path, report: ModelReport, weights: bool) -> None:
     try:
         params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -118,10 +119,10 @@ def _check_mistral(directory: Path, report: ModelReport) -> None:
             report.problems.append("tekken.json is not a Tekken tokenizer file (no 'config'/'vocab')")
     except (OSError, json.JSONDecodeError) as exc:
         report.problems.append(f"tekken.json cannot be read as JSON ({exc})")
-    if report.problems:
+    if report.problems or not weights:
         return
     try:
-        header = read_safetensors_header(directory / "consolidated.safetensors")
+        header = read_safetensors_header(directory / WEIGHTS_FILE)
     except (OSError, ValueError) as exc:
         report.problems.append(str(exc))
         return
@@ -136,12 +137,13 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-def check_model(directory: Path) -> ModelReport:
-    """Everything wrong with `directory` as a model for this server; `report.ok` when nothing is."""
-    fmt, problems = detect_format(directory)
+def check_model(directory: Path, weights: bool = True) -> ModelReport:
+    """Everything wrong with `directory` as a model for this server; `report.ok` when nothing is. `weights` False:
+    the engine will make random weights (qualification): none are looked for."""
+    fmt, problems = detect_format(directory, weights)
     report = ModelReport(directory=directory, format=fmt, problems=problems)
     if fmt is ModelFormat.MISTRAL and not problems:
-        _check_mistral(directory, report)
+        _check_mistral(directory, report, weights)
     elif fmt is ModelFormat.HF:
         report.problems.append(hf_refusal(directory))
     return report

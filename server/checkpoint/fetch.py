@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
-import httpx2
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -28,6 +27,21 @@ from server.checkpoint.check import check_model
 from server.checkpoint.identity import DEFAULT, IDENTITY_FILE, KNOWN
 from server.checkpoint.layout import MISTRAL_FILES
 from server.errors import ConfigError
+
+# huggingface_hub 2.x speaks httpx2 (its own httpx fork); 1.x, which some vLLM releases' transformers need, httpx.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError,)
+try:
+    import httpx2
+
+    TRANSPORT_ERRORS += (httpx2.HTTPError,)
+except ImportError:  # huggingface_hub 1.x
+    pass
+HUB_ERRORS: tuple[type[Exception], ...] = (
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    LocalEntryNotFoundError,
+    *TRANSPORT_ERRORS,
+)
 
 OPTIONAL_FILES = ("SYSTEM_PROMPT.txt",)
 
@@ -87,8 +101,7 @@ def fetch_weights(repo: str, directory: Path, revision: str | None = None) -> Pa
         files = select_files(repo, [s.rfilename for s in info.siblings or []])
         directory.mkdir(parents=True, exist_ok=True)
         snapshot_download(repo, revision=info.sha, allow_patterns=files, local_dir=directory, token=token)
-    # huggingface_hub 2.x speaks httpx2 (its own httpx fork); older releases raise httpx's errors.
-    except (HfHubHTTPError, OfflineModeIsEnabled, LocalEntryNotFoundError, httpx.HTTPError, httpx2.HTTPError) as exc:
+    except HUB_ERRORS as exc:
         raise _hub_failure(repo, exc, token) from exc
     except OSError as exc:
         raise ConfigError(f"writing {directory} failed: {exc} (the weights need about 48 GB)") from exc

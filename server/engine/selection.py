@@ -109,7 +109,7 @@ def choose_model(settings: Settings) -> tuple[Path, Profile]:
 
 
 def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: str, release: Release) -> EngineCommand:
-    report = check_model(model_dir)
+    report = check_model(model_dir, weights=not settings.random_weights)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
     return build_command(
@@ -119,6 +119,7 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: s
         settings.served_names,
         url=url,
         release=release,
+        random_weights=settings.random_weights,
         # A fixed key only when the operator set one (so other gateways can attach); else a new one per start.
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )

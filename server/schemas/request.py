@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # JSON allows integers of any size; the engine's encoder takes 64 bits. Bound them here, as 400s.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-TokenId = Annotated[int, Field(ge=0, lt=2**31)]
+# Tekken's vocabulary (Mistral Small 3.1 and 3.2): vLLM answers an id past it with a 500 when asked to echo it.
+VOCABULARY_SIZE = 131_072
+TokenId = Annotated[int, Field(ge=0, lt=VOCABULARY_SIZE)]
 Number = float | Int64
 
 

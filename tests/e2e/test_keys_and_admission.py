@@ -119,7 +119,8 @@ def test_a_request_without_max_tokens_counts_as_the_rest_of_the_context(guarded:
     url = f"{guarded.url}/api/v1/chat/completions"
     with httpx.stream("POST", url, headers=auth("tpm"), json=body, timeout=120) as running:
         assert running.status_code == 200
-        next(running.iter_lines())  # generating
+        lines = running.iter_lines()  # kept: a dropped iterator closes the stream
+        next(lines)  # generating
         second = chat(guarded, "tpm", max_tokens=4)
     assert second.status_code == 429
     assert second.json()["error"]["metadata"] == {"limit_source": "key"}

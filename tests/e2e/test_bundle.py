@@ -1,0 +1,140 @@
+"""Offline bundles, for real: built from the package index for a target, installed with no index into a fresh
+environment that already has its torch, and serving the scaled-down checkpoint from there. And the plan for the set
+a typical CUDA 13 GPU image needs: Python 3.12 with its torch 2.11.0, vLLM 0.22.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.version import Version
+
+from server.bundle.pack import plan
+from server.bundle.resolve import Target
+from server.engine.vllm_release import Release
+from server.serving import free_port
+from tests.gateway_process import CACHE_DIR, OUTPUT_DIR
+
+pytestmark = pytest.mark.engine
+
+PLATFORM = "x86_64-manylinux_2_35"
+HAVE = ("torch==2.13.0", "torchvision==0.28.0")  # the fresh environment's own torch, as a GPU image has its own
+
+
+def test_the_plan_for_a_cuda13_image_with_torch_2_11_and_vllm_0_22() -> None:
+    target = Target("3.12", PLATFORM, "gpu", Release(Version("0.22.1")), ("torch==2.11.0",))
+    chosen = plan(target)
+    files = {w.package: w.filename for w in chosen.wheels}
+    assert files["vllm"].startswith("vllm-0.22.1-")
+    assert files["transformers"].startswith("transformers-5.16.1-")  # 5.17 breaks vLLM 0.22's Pixtral import
+    assert "torch" not in files and "torch==2.11.0" in chosen.left_out
+    assert any(name.startswith("nvidia-cublas==") for name in chosen.left_out)  # torch's CUDA libraries go with it
+    assert all("cp312" in f or "abi3" in f or "py3" in f for f in files.values())
+    assert not any(p in files for p in ("torchaudio", "torchcodec"))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "out"
+    have = [arg for spec in HAVE for arg in ("--have", spec)]
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    subprocess.run(
+        [sys.executable, "-m", "server", "bundle", "--out", str(out), "--python", python, "--platform", PLATFORM,
+         "--stack", "cpu", *have, "--part-size", "200M"],
+        check=True, timeout=1800, env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR)},
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new environment with only its torch (from uv's cache: nothing from an index)."""
+    venv = tmp_path_factory.mktemp("target") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "uv", "pip", "install", "--python", str(venv / "bin" / "python"), "--offline",
+         "--quiet", *HAVE],
+        check=True, timeout=600,
+    )  # fmt: skip
+    return venv
+
+
+def install(bundle: Path, python: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
+    # No index anywhere: pip's own configuration and environment are ignored by the script (--isolated), and these
+    # point at nothing in case they were not.
+    env = os.environ | {"PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_FIND_LINKS": "", "UV_OFFLINE": "1"}
+    cmd = ["bash", str(bundle / "install.sh"), "--python", str(python), "--prefix", str(prefix)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+
+
+def test_a_damaged_part_is_refused(bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    part = copy / "bundle.tar.part-001"
+    data = bytearray(part.read_bytes())
+    data[1000] ^= 0xFF
+    part.write_bytes(bytes(data))
+    done = install(copy, Path(sys.executable), tmp_path / "never")
+    assert done.returncode == 1
+    assert "a part is damaged or missing" in done.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_target_without_what_the_bundle_counts_on_is_refused(bundle: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", str(bare)], check=True)
+    done = install(bundle, bare / "bin" / "python", tmp_path / "prefix")
+    assert done.returncode != 0
+    assert "this bundle counts on the target having torch==2.13.0 (found: nothing)" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def served(bundle: Path, fresh: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    prefix = tmp_path_factory.mktemp("installed")
+    done = install(bundle, fresh / "bin" / "python", prefix)
+    assert done.returncode == 0, done.stderr[-3000:]
+    port = free_port()
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    with (OUTPUT_DIR / "gateway-from-bundle.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(fresh / "bin" / "mistral-local"), "serve", "--profile", "cpu-tiny", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR)},
+            cwd=prefix, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(120)
+
+
+def test_the_installed_bundle_serves(served: str, fresh: Path) -> None:
+    assert httpx.get(f"{served}/health/ready", timeout=5).status_code == 200
+    r = httpx.post(
+        f"{served}/api/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        timeout=120,
+    )
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 4
+    # It runs from the fresh environment, not from this checkout's.
+    where = subprocess.run(
+        [str(fresh / "bin" / "python"), "-c", "import server, vllm; print(server.__file__, vllm.__file__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert str(fresh) in where and "/bundle/mistral-local/server/" in where
