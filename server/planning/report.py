@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from server.checkpoint.check import ModelFormat
-from server.engine.launcher import build_command, tcp_url
+from server.engine.launcher import build_command
 from server.engine.profiles import Profile
 from server.engine.vllm_release import PINNED_RELEASE
 from server.planning.planner import ACTIVATION_ALLOWANCE, GB, Plan
@@ -64,7 +64,13 @@ def commands(p: Plan, profile: Profile, profile_ref: str, model_dir: str = "/mod
     """Shell lines to run the plan; several nodes get the Ray cluster steps first."""
     serve = f"mistral-local serve --model {model_dir} --profile {shlex.quote(profile_ref)}"
     engine = build_command(
-        profile, Path(model_dir), ModelFormat.MISTRAL, ["MODEL"], url=tcp_url(8001), api_key="", release=PINNED_RELEASE
+        profile,
+        Path(model_dir),
+        ModelFormat.MISTRAL,
+        ["MODEL"],
+        url="unix:PRIVATE_DIR/engine.sock",
+        api_key="",
+        release=PINNED_RELEASE,
     )
     lines = []
     if p.inventory.nodes > 1:

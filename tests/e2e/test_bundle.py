@@ -135,6 +135,6 @@ def test_the_installed_bundle_serves(served: str, fresh: Path) -> None:
     # It runs from the fresh environment, not from this checkout's.
     where = subprocess.run(
         [str(fresh / "bin" / "python"), "-c", "import server, vllm; print(server.__file__, vllm.__file__)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, cwd=fresh,  # not this checkout's directory
     ).stdout  # fmt: skip
     assert str(fresh) in where and "/bundle/mistral-local/server/" in where

@@ -132,7 +132,9 @@ def test_every_prompt_of_a_legacy_prompt_list_counts(guarded: Gateway) -> None:
     r = httpx.post(f"{guarded.url}/api/v1/completions", headers=auth("lean"), json=body, timeout=120)
     assert r.status_code == 402
     assert "may use up to" in r.json()["error"]["message"]
-    one = httpx.post(f"{guarded.url}/api/v1/completions", headers=auth("lean"), json=body | {"prompt": "a"})
+    one = httpx.post(
+        f"{guarded.url}/api/v1/completions", headers=auth("lean"), json=body | {"prompt": "a"}, timeout=120
+    )
     assert one.status_code == 200
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
+from pathlib import Path
 
 import openai
 import pytest
@@ -23,6 +26,19 @@ def greedy(client: openai.OpenAI) -> list[str]:
     return out
 
 
+def assert_private_engine(gw: Gateway) -> None:
+    """By default the engine's API server listens on no TCP port, only on a Unix socket in a directory only this
+    user can enter (vLLM's key leaves routes such as /invocations open to whoever reaches the port)."""
+    api_server = gw.engine_api_server()
+    tcp = [c for c in api_server.net_connections(kind="inet") if c.status == "LISTEN"]
+    assert tcp == [], tcp
+    (path,) = [c.laddr for c in api_server.net_connections(kind="unix") if c.status == "LISTEN" and c.laddr]
+    socket_file = Path(path)
+    assert socket_file.name == "engine.sock"
+    assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
+    assert socket_file.parent.stat().st_uid == os.getuid()
+
+
 def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway, client: openai.OpenAI) -> None:
     tp2 = start_gateway("gateway-tp2", "--profile", "cpu-tiny-tp2")
     try:
@@ -30,6 +46,7 @@ def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway
         tree = tp2.tree()
         workers = [p for p in tree if "vllm" in " ".join(p.cmdline()).lower() or p.name().startswith("VLLM")]
         assert len(tree) >= 4, [p.cmdline()[:4] for p in tree]  # gateway, reaper, API server, engine core...
+        assert_private_engine(tp2)
         tp2_client = openai.OpenAI(base_url=f"{tp2.url}/v1", api_key="unused", max_retries=0, timeout=120)
         with tp2_client:
             assert greedy(tp2_client) == greedy(client)
