@@ -1,6 +1,6 @@
 """A stand-in for vLLM's OpenAI server on loopback, for overhead benchmarks: it answers at once and streams
 pre-rendered chunks, byte for byte as vLLM 0.32 writes them (pydantic, exclude_unset), one every `--interval-ms`:
-the request's `max_tokens` of them, at most `--tokens`.
+the request's `max_tokens` of them, at most `--tokens`, the first after `--first-token-ms`.
 
     python scripts/synthetic_engine.py --port 8100 --tokens 128 --interval-ms 5 --model some/model
 """
@@ -37,7 +37,9 @@ def rendered_stream(model: str, tokens: int) -> tuple[bytes, list[bytes], bytes]
     return role, pieces, data({**head, "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
 
 
-def app(model: str, tokens: int, interval_s: float) -> web.Application:
+def app(model: str, tokens: int, interval_s: float, first_token_s: float | None = None) -> web.Application:
+    """`first_token_s`: the wait before the first token (default: one interval), then one token every interval."""
+    first_s = interval_s if first_token_s is None else first_token_s
     rendered = functools.cache(functools.partial(rendered_stream, model))
     usage = {"prompt_tokens": 40, "completion_tokens": 1, "total_tokens": 41}
 
@@ -63,7 +65,7 @@ def app(model: str, tokens: int, interval_s: float) -> web.Application:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, piece in enumerate(pieces):
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(first_s if i == 0 else interval_s)
             # As vLLM: the role chunk goes out with the first token, not before it (a client timing the first
             # chunk with choices, as vLLM's benchmark does, would otherwise see no time to first token at all).
             await response.write(role + piece if i == 0 else piece)
@@ -88,7 +90,9 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--interval-ms", type=float, default=5.0)
+    parser.add_argument("--first-token-ms", type=float, default=None, help="default: one interval")
     parser.add_argument("--model", required=True)
     options = parser.parse_args()
-    web.run_app(app(options.model, options.tokens, options.interval_ms / 1000), host="127.0.0.1", port=options.port,
-                print=None)  # fmt: skip
+    first = None if options.first_token_ms is None else options.first_token_ms / 1000
+    service = app(options.model, options.tokens, options.interval_ms / 1000, first)
+    web.run_app(service, host="127.0.0.1", port=options.port, print=None)
