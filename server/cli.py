@@ -282,6 +282,10 @@ def bundle(
     have_file: Annotated[
         Path | None, typer.Option(help="The target's `pip freeze`: everything in it counts as --have.")
     ] = None,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave this package out on purpose, and what only it needs (an unused kernel), repeatable."),
+    ] = None,
     part_size: Annotated[str, typer.Option(help="Largest part, e.g. 60M or 1G.")] = "1G",
     index_url: Annotated[str, typer.Option(help="The package index (PEP 691 JSON API).")] = "https://pypi.org/simple",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve and choose wheels; download nothing.")] = False,
@@ -290,7 +294,8 @@ def bundle(
     chosen size with hashes; install there with `bash OUT/install.sh` (docs/deploy.md)."""
     from server.bundle.cli_bundle import run_bundle
 
-    run_bundle(out, python, platform, stack, vllm, [*(have or []), *_freeze(have_file)], part_size, index_url, dry_run)
+    everything = [*(have or []), *_freeze(have_file)]
+    run_bundle(out, python, platform, stack, vllm, everything, without or [], part_size, index_url, dry_run)
 
 
 def _freeze(path: Path | None) -> list[str]:

@@ -30,6 +30,7 @@ def run_bundle(
     stack: str,
     vllm: str | None,
     have: list[str],
+    without: list[str],
     part_size: str,
     index_url: str,
     dry_run: bool,
@@ -38,7 +39,7 @@ def run_bundle(
     release = supported(vllm or PINNED, "the bundle")
     if stack not in ("gpu", "cpu"):
         raise ConfigError(f"--stack {stack!r}: gpu or cpu")
-    target = Target(python, platform, stack, release, tuple(have), index_url)
+    target = Target(python, platform, stack, release, tuple(have), index_url, tuple(without))
     chosen = plan(target)
     console.print(_summary(chosen))
     if dry_run:

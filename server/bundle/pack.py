@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from server.bundle.resolve import Target, compile_requirements, left_out, parse_compiled
 from server.bundle.wheels import Wheel, choose, download
 from server.errors import ConfigError
@@ -44,7 +46,7 @@ class Plan:
 def plan(target: Target) -> Plan:
     _check_checkout()
     pinned = parse_compiled(compile_requirements(target, REPO / "pyproject.toml"))
-    out = left_out(pinned, set(target.have_versions()))
+    out = left_out(pinned, set(target.have_versions()) | {canonicalize_name(n) for n in target.without})
     wheels = choose([p for p in pinned if p.name not in out], target)
     return Plan(target, wheels, sorted(f"{p.name}=={p.version}" for p in pinned if p.name in out))
 
@@ -52,7 +54,14 @@ def plan(target: Target) -> Plan:
 def _manifest(p: Plan) -> dict[str, object]:
     t = p.target
     return {
-        "target": {"python": t.python, "platform": t.platform, "stack": t.stack, "engine": t.engine, "have": t.have},
+        "target": {
+            "python": t.python,
+            "platform": t.platform,
+            "stack": t.stack,
+            "engine": t.engine,
+            "have": t.have,
+            "without": t.without,
+        },
         "wheels": [asdict(w) for w in p.wheels],
         "left_out": p.left_out,
     }

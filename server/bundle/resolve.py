@@ -28,6 +28,9 @@ class Target:
     release: Release
     have: tuple[str, ...]  # requirements the target already satisfies, "name==version"
     index_url: str = "https://pypi.org/simple"
+    # Packages left out on purpose (with what only they need): optional kernels this model does not use, when a
+    # transfer must be small. Unlike `have`, the target is not asked to have them.
+    without: tuple[str, ...] = ()
 
     @property
     def engine(self) -> str:

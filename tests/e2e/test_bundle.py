@@ -4,6 +4,7 @@ a typical CUDA 13 GPU image needs: Python 3.12 with its torch 2.11.0, vLLM 0.22.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from packaging.version import Version
 
-from server.bundle.pack import plan
+from server.bundle.pack import plan, write
 from server.bundle.resolve import Target
 from server.engine.vllm_release import Release
 from server.serving import free_port
@@ -28,7 +29,8 @@ PLATFORM = "x86_64-manylinux_2_35"
 HAVE = ("torch==2.13.0", "torchvision==0.28.0")  # the fresh environment's own torch, as a GPU image has its own
 
 
-def test_the_plan_for_a_cuda13_image_with_torch_2_11_and_vllm_0_22() -> None:
+def test_a_bundle_for_a_cuda13_image_with_torch_2_11_and_vllm_0_22(tmp_path: Path) -> None:
+    """Built for real (about 1.6 GB): what it holds, in parts no larger than asked, each matching SHA256SUMS."""
     target = Target("3.12", PLATFORM, "gpu", Release(Version("0.22.1")), ("torch==2.11.0",))
     chosen = plan(target)
     files = {w.package: w.filename for w in chosen.wheels}
@@ -38,6 +40,23 @@ def test_the_plan_for_a_cuda13_image_with_torch_2_11_and_vllm_0_22() -> None:
     assert any(name.startswith("nvidia-cublas==") for name in chosen.left_out)  # torch's CUDA libraries go with it
     assert all("cp312" in f or "abi3" in f or "py3" in f for f in files.values())
     assert not any(p in files for p in ("torchaudio", "torchcodec"))
+    out = tmp_path / "h200"
+    try:
+        parts = write(chosen, out, 60 << 20, CACHE_DIR / "wheels")
+        assert len(parts) >= 20 and all(p.stat().st_size <= 60 << 20 for p in parts)
+        sums = dict(line.split()[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
+        assert set(sums) == {p.name for p in parts}
+        for part in parts:
+            assert hashlib.sha256(part.read_bytes()).hexdigest() == sums[part.name]
+        assert "want_python=3.12" in (out / "install.sh").read_text()
+        listing = subprocess.run(
+            f"cat {out}/bundle.tar.part-* | tar -t", shell=True, capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert f"wheels/{files['vllm']}" in listing and f"wheels/{files['transformers']}" in listing
+        assert "have.txt" in listing and "mistral-local/pyproject.toml" in listing
+        assert not any(name.startswith("wheels/torch-") for name in listing)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
