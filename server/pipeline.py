@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
-from fastapi.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import Response
 
 from server.auth import Principal
 from server.catalog import Catalog
@@ -39,7 +38,7 @@ from server.shaping.outbound import (
     new_generation_id,
 )
 from server.shaping.outbound import usage as priced_usage
-from server.sse import StreamOutcome, relay, shaper_for
+from server.sse import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
@@ -296,28 +295,6 @@ class Call:
     images: int = 0
     key_label: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
-
-
-class FinalizingStreamingResponse(StreamingResponse):
-    """A StreamingResponse that runs `finish` before the end of the body, so the generation is recorded when the
-    client sees the stream end, and also when the body never started or broke off (the client left first)."""
-
-    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self._finish = finish
-
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for part in self.body_iterator:
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-        self._finish()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._finish()
 
 
 @contextlib.contextmanager

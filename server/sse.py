@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import orjson
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from server.engine.client import STREAM_ERRORS
 from server.shaping.outbound import Envelope, chunk, error_chunk, finish_reason, usage
@@ -243,3 +245,25 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
         yield events.failed_after + event(error_chunk(shaper.env, 502, "Engine stopped during generation"))
+
+
+class FinalizingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that runs `finish` before the end of the body, so the generation is recorded when the
+    client sees the stream end, and also when the body never started or broke off (the client left first)."""
+
+    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._finish = finish
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for part in self.body_iterator:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        self._finish()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._finish()

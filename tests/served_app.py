@@ -15,7 +15,8 @@ from typing import Any
 import uvicorn
 
 from server.app import create_app
-from server.engine.supervisor import AttachedEngine, EngineBase
+from server.engine.attached import AttachedEngine
+from server.engine.supervisor import EngineBase
 from server.serving import free_port
 from server.settings import Settings
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.auth import KeyRing, KeySpec, hash_key, load_keys_file, new_key
-from server.engine.supervisor import AttachedEngine
+from server.engine.attached import AttachedEngine
 from server.errors import ConfigError, Forbidden, Unauthorized
 from server.serving import check_exposure, free_port
 from server.settings import Settings

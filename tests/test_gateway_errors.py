@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.engine.supervisor import AttachedEngine
+from server.engine.attached import AttachedEngine
 from server.serving import free_port
 from server.settings import Settings
 

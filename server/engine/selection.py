@@ -13,11 +13,12 @@ import psutil
 from server.checkpoint.check import check_model
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
+from server.engine.attached import AttachedEngine
 from server.engine.diagnosis import Context, installed_version
 from server.engine.hardware import detect
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
-from server.engine.supervisor import AttachedEngine, EngineBase, EngineSupervisor
+from server.engine.supervisor import EngineBase, EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
 from server.planning.model_shape import checkpoint_weights, read_shape

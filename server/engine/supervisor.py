@@ -2,9 +2,9 @@
 
 Two kinds share one small interface the gateway reads (`state`, `url`, `api_key`, `start`, `stop`):
 - `EngineSupervisor` launches vLLM (through the reaper, in its own process group), streams its log lines into
-  ours, and restarts it when it exits, since vLLM's API server exits when its engine core dies.
-- `AttachedEngine` follows an engine someone else runs: it only waits for it to be ready, and again after it
-  goes away.
+  ours (server/engine/output.py), restarts it when it exits, since vLLM's API server exits when its engine core
+  dies, and gives up with a diagnosis when it never becomes ready.
+- `AttachedEngine` (server/engine/attached.py) follows an engine someone else runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,10 +25,9 @@ import httpx
 from server.engine.address import http_base, httpx_client, remove_private_socket, socket_path
 from server.engine.diagnosis import Context, diagnose
 from server.engine.launcher import EngineCommand
-from server.engine.readiness import PROBE_TIMEOUT_S, NotReady, probe
+from server.engine.output import EngineOutput
+from server.engine.readiness import NotReady, probe
 from server.engine.reaper import LIFELINE_ENV
-from server.engine.vllm_release import supported
-from server.errors import ConfigError
 
 log = logging.getLogger("mistral_local.engine")
 
@@ -37,10 +35,6 @@ STOP_GRACE_S = 20.0  # SIGTERM, then this long, then SIGKILL for the whole proce
 PROBE_INTERVAL_S = 1.0
 WATCH_INTERVAL_S = 5.0
 MAX_FAILED_HEALTH_CHECKS = 3
-# Engine output is read in pieces, not lines: one line of any length must not stop supervision (asyncio's line
-# reader raises past 64 KiB). Lines are cut at this many characters in our log; the last ones are kept for diagnosis.
-MAX_LOG_LINE = 8192
-KEPT_LINES = 200
 
 
 class EngineState(enum.StrEnum):
@@ -148,7 +142,7 @@ class EngineSupervisor(EngineBase):
         self._diagnosis = diagnosis
         self._start_attempts = start_attempts
         self._backoff = backoff
-        self._recent: deque[str] = deque(maxlen=KEPT_LINES)
+        self._output = EngineOutput(self._saw_line)
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         # The gateway holds the write end for its whole life; see server/engine/reaper.py.
@@ -176,7 +170,7 @@ class EngineSupervisor(EngineBase):
                 break
             attempt = 0 if was_ready else attempt + 1
             if not was_ready:
-                self.last_failure = diagnose(list(self._recent), self._diagnosis)
+                self.last_failure = diagnose(list(self._output.recent), self._diagnosis)
                 log.error("engine start %d of %d failed: %s", attempt, self._start_attempts, self.last_failure)
                 if attempt >= self._start_attempts:
                     self._set_state(EngineState.FAILED)
@@ -193,11 +187,12 @@ class EngineSupervisor(EngineBase):
         """One engine process from launch to exit. True if it ever became ready."""
         cmd = self._new_command()
         self.api_key = cmd.api_key
-        self._recent.clear()
+        self._output = EngineOutput(self._saw_line)
         if (path := socket_path(cmd.url)) is not None:
             path.unlink(missing_ok=True)  # left by an engine that died: vLLM will not bind over it
         proc = await self._spawn(cmd)
-        pump = asyncio.create_task(self._pump_logs(proc))
+        assert proc.stdout is not None
+        pump = asyncio.create_task(self._output.pump(proc.stdout))
         was_ready = False
         try:
             await self._wait_ready(lambda: proc.returncode is None)
@@ -228,40 +223,8 @@ class EngineSupervisor(EngineBase):
         )
         return self._proc
 
-    async def _pump_logs(self, proc: asyncio.subprocess.Process) -> None:
-        """Copy the engine's output into our log until it closes. Never raises: a pump that stopped would leave the
-        engine blocked on a full pipe. A line longer than MAX_LOG_LINE is cut there and the rest of it dropped."""
-        assert proc.stdout is not None
-        pending, skipping = b"", False  # skipping: the rest of a line already logged (cut) is dropped
-        while True:
-            try:
-                piece = await proc.stdout.read(65536)
-            except Exception:  # the pipe broke: nothing more will come
-                log.exception("reading the engine's output failed")
-                piece = b""
-            if not piece:
-                if not skipping:
-                    self._log_line(pending)
-                return
-            *lines, pending = (pending + piece).split(b"\n")
-            for line in lines:
-                if not skipping:
-                    self._log_line(line)
-                skipping = False
-            if len(pending) > MAX_LOG_LINE:
-                if not skipping:
-                    self._log_line(pending)
-                pending, skipping = b"", True
-
-    def _log_line(self, raw: bytes) -> None:
-        line = raw[:MAX_LOG_LINE].decode(errors="replace").rstrip()
-        if len(raw) > MAX_LOG_LINE:
-            line += " … (line cut)"
-        if not line:
-            return
+    def _saw_line(self, line: str) -> None:
         self.last_log_line = line
-        self._recent.append(line)
-        log.info("[engine] %s", line)
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         """Return when the process exits, or after repeated failed health checks (a hung engine)."""
@@ -295,51 +258,4 @@ class EngineSupervisor(EngineBase):
             await self._task
         self._set_state(EngineState.STOPPED)
         remove_private_socket(self.url)
-        await self.aclose()
-
-
-class AttachedEngine(EngineBase):
-    """An engine this gateway does not own: readiness means waiting for it, restarts are someone else's."""
-
-    def __init__(self, url: str, api_key: str, served_model: str, *, start_timeout_s: float = 900.0) -> None:
-        super().__init__(url.rstrip("/"), served_model, start_timeout_s)
-        self.api_key = api_key
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._follow(), name="engine-follower")
-
-    async def _follow(self) -> None:
-        while True:
-            self._set_state(EngineState.STARTING)
-            try:
-                await self._wait_ready(lambda: True)
-                await self._check_release()
-            except TimeoutError as exc:
-                log.error("%s", exc)
-                continue
-            except ConfigError as exc:  # a vLLM this gateway does not support: say so and stop, as a launch would
-                self.last_failure = str(exc)
-                self._set_state(EngineState.FAILED)
-                self.failed.set()
-                return
-            self._set_state(EngineState.READY)
-            while await self._healthy():  # noqa: ASYNC110 - polling a remote engine; nothing local to await
-                await asyncio.sleep(WATCH_INTERVAL_S)
-            log.warning("attached engine at %s stopped answering", self.url)
-
-    async def _check_release(self) -> None:
-        try:
-            answer = await self._http.get(f"{http_base(self.url)}/version", timeout=PROBE_TIMEOUT_S)
-            version = str(answer.json()["version"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"the engine at {self.url} does not say its vLLM version ({exc})") from exc
-        supported(version, f"the engine at {self.url}")
-
-    async def stop(self) -> None:
-        self._set_state(EngineState.STOPPING)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._set_state(EngineState.STOPPED)
         await self.aclose()

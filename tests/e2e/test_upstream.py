@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.auth import KeyLimits, KeySpec, hash_key
-from server.engine.supervisor import AttachedEngine
+from server.engine.attached import AttachedEngine
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID, Settings
 from tests.conftest import ENGINE_KEY

@@ -1,0 +1,65 @@
+"""An engine this gateway does not own (`serve --engine-url`): it waits for it to be ready, checks that its vLLM
+release is one this gateway supports, and follows its health; restarts are someone else's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from server.engine.address import http_base
+from server.engine.readiness import PROBE_TIMEOUT_S
+from server.engine.supervisor import WATCH_INTERVAL_S, EngineBase, EngineState
+from server.engine.vllm_release import supported
+from server.errors import ConfigError
+
+log = logging.getLogger("mistral_local.engine")
+
+
+class AttachedEngine(EngineBase):
+    """An engine this gateway does not own: readiness means waiting for it, restarts are someone else's."""
+
+    def __init__(self, url: str, api_key: str, served_model: str, *, start_timeout_s: float = 900.0) -> None:
+        super().__init__(url.rstrip("/"), served_model, start_timeout_s)
+        self.api_key = api_key
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="engine-follower")
+
+    async def _follow(self) -> None:
+        while True:
+            self._set_state(EngineState.STARTING)
+            try:
+                await self._wait_ready(lambda: True)
+                await self._check_release()
+            except TimeoutError as exc:
+                log.error("%s", exc)
+                continue
+            except ConfigError as exc:  # a vLLM this gateway does not support: say so and stop, as a launch would
+                self.last_failure = str(exc)
+                self._set_state(EngineState.FAILED)
+                self.failed.set()
+                return
+            self._set_state(EngineState.READY)
+            while await self._healthy():  # noqa: ASYNC110 - polling a remote engine; nothing local to await
+                await asyncio.sleep(WATCH_INTERVAL_S)
+            log.warning("attached engine at %s stopped answering", self.url)
+
+    async def _check_release(self) -> None:
+        try:
+            answer = await self._http.get(f"{http_base(self.url)}/version", timeout=PROBE_TIMEOUT_S)
+            version = str(answer.json()["version"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"the engine at {self.url} does not say its vLLM version ({exc})") from exc
+        supported(version, f"the engine at {self.url}")
+
+    async def stop(self) -> None:
+        self._set_state(EngineState.STOPPING)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_state(EngineState.STOPPED)
+        await self.aclose()
