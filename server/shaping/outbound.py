@@ -150,6 +150,8 @@ def completion_response(raw: dict[str, Any], env: Envelope) -> dict[str, Any]:
 
 
 def chunk(env: Envelope, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A streamed chunk. No `system_fingerprint`: OpenRouter's TypeScript SDK takes a string or nothing there, and a
+    null failed every stream (the answers, where null is what it expects, keep it)."""
     return {
         "id": env.id,
         "provider": env.provider,
@@ -157,7 +159,6 @@ def chunk(env: Envelope, choices: list[dict[str, Any]], **extra: Any) -> dict[st
         "object": "chat.completion.chunk",
         "created": env.created,
         "choices": choices,
-        "system_fingerprint": None,
         **extra,
     }
 

@@ -34,6 +34,8 @@ def test_sse_wire_format(gateway: Gateway) -> None:
     assert events[0]["choices"][0]["delta"]["content"]
     assert {e["id"] for e in events} == {headers["x-generation-id"]}
     assert all(e["object"] == "chat.completion.chunk" and e["provider"] == "Local" for e in events)
+    # Omitted, never null: OpenRouter's TypeScript SDK rejects a null system_fingerprint in a stream.
+    assert not any("system_fingerprint" in e for e in events)
     assert all(e["choices"][0]["delta"]["role"] == "assistant" for e in events[:-1])
     finish = events[-2]["choices"][0]
     assert finish["finish_reason"] == "length" and finish["native_finish_reason"] == "length"
