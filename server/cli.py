@@ -47,10 +47,17 @@ def serve(
     engine_url: Annotated[
         str | None,
         typer.Option(
-            help="Attach to a running engine instead of launching one (its key: MISTRAL_LOCAL_ENGINE_API_KEY)."
+            help="Attach to a running engine instead of launching one: http://HOST:PORT or unix:PATH (its key: "
+            "MISTRAL_LOCAL_ENGINE_API_KEY)."
         ),
     ] = None,
-    engine_port: Annotated[int | None, typer.Option(help="Fixed loopback port for the launched engine.")] = None,
+    engine_port: Annotated[
+        int | None,
+        typer.Option(
+            help="A loopback TCP port for the launched engine (default: a Unix socket only this user can reach; a "
+            "port lets benchmarks and other gateways in, and every local user)."
+        ),
+    ] = None,
     keys_file: Annotated[Path | None, typer.Option(help="YAML file of API keys (see `mistral-local new-key`).")] = None,
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")

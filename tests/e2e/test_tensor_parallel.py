@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import stat
 from pathlib import Path
@@ -26,7 +27,7 @@ def greedy(client: openai.OpenAI) -> list[str]:
     return out
 
 
-def assert_private_engine(gw: Gateway) -> None:
+def private_engine_socket(gw: Gateway) -> Path:
     """By default the engine's API server listens on no TCP port, only on a Unix socket in a directory only this
     user can enter (vLLM's key leaves routes such as /invocations open to whoever reaches the port)."""
     api_server = gw.engine_api_server()
@@ -37,19 +38,30 @@ def assert_private_engine(gw: Gateway) -> None:
     assert socket_file.name == "engine.sock"
     assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
     assert socket_file.parent.stat().st_uid == os.getuid()
+    return socket_file
 
 
 def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway, client: openai.OpenAI) -> None:
-    tp2 = start_gateway("gateway-tp2", "--profile", "cpu-tiny-tp2")
+    key = secrets.token_urlsafe(16)
+    tp2 = start_gateway("gateway-tp2", "--profile", "cpu-tiny-tp2", env={"MISTRAL_LOCAL_ENGINE_API_KEY": key})
     try:
         tp2.wait_ready()
         tree = tp2.tree()
         workers = [p for p in tree if "vllm" in " ".join(p.cmdline()).lower() or p.name().startswith("VLLM")]
         assert len(tree) >= 4, [p.cmdline()[:4] for p in tree]  # gateway, reaper, API server, engine core...
-        assert_private_engine(tp2)
+        socket_file = private_engine_socket(tp2)
         tp2_client = openai.OpenAI(base_url=f"{tp2.url}/v1", api_key="unused", max_retries=0, timeout=120)
         with tp2_client:
             assert greedy(tp2_client) == greedy(client)
+        # Another gateway of this user attaches to the engine over its socket.
+        attached = start_gateway("gateway-on-socket", "--engine-url", f"unix:{socket_file}",
+                                 env={"MISTRAL_LOCAL_ENGINE_API_KEY": key})  # fmt: skip
+        try:
+            attached.wait_ready(timeout_s=60)
+            with openai.OpenAI(base_url=f"{attached.url}/v1", api_key="x", max_retries=0, timeout=120) as other:
+                assert greedy(other) == greedy(client)
+        finally:
+            attached.stop()
         assert workers
 
         # SIGKILL gives the gateway no chance to clean up: the engine must still go (see server/engine/reaper.py).
