@@ -38,7 +38,9 @@ def test_sweep_through_the_gateway_writes_results_plots_and_report(gateway: Gate
         assert (r["completed"], r["failed"]) == (8, 0)
         assert r["total_output_tokens"] == 8 * 16  # ignore_eos reaches the engine through the gateway
         assert r["total_input_tokens"] >= 8 * 64  # the chat template adds a few tokens
-        for key in ("request_throughput", "output_throughput", "median_ttft_ms", "p99_tpot_ms", "median_itl_ms"):
+        # Mean ITL, not median: tokens of one stream that reach the client in one read have a gap of 0, and on a busy
+        # machine that can be most of them.
+        for key in ("request_throughput", "output_throughput", "median_ttft_ms", "p99_tpot_ms", "mean_itl_ms"):
             assert r[key] > 0, key
     for png in ("throughput_vs_latency.png", "ttft_cdf.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,7 +33,8 @@ def private_engine_socket(gw: Gateway) -> Path:
     api_server = gw.engine_api_server()
     tcp = [c for c in api_server.net_connections(kind="inet") if c.status == "LISTEN"]
     assert tcp == [], tcp
-    (path,) = [c.laddr for c in api_server.net_connections(kind="unix") if c.status == "LISTEN" and c.laddr]
+    # psutil gives Unix sockets no status: the listening one is the one bound to the engine's path.
+    (path,) = {c.laddr for c in api_server.net_connections(kind="unix") if c.laddr.endswith("/engine.sock")}
     socket_file = Path(path)
     assert socket_file.name == "engine.sock"
     assert stat.S_IMODE(socket_file.parent.stat().st_mode) == 0o700
