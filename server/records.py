@@ -142,7 +142,8 @@ class RecordStore:
     def _connect(self) -> sqlite3.Connection:
         # Created (or kept) readable by this user only; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.path.chmod(0o600)
+        with contextlib.suppress(PermissionError):  # a file the operator made and owns: theirs to protect
+            self.path.chmod(0o600)
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
