@@ -24,7 +24,7 @@ from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
-from server.prompt_size import demand, prompt_estimate, prompt_upper_bound
+from server.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
 from server.records import GenerationRecord
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
@@ -43,8 +43,6 @@ from server.sse import FinalizingStreamingResponse, StreamOutcome, relay, shaper
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
 
-# Without max_tokens, compression leaves this much room for the answer (at most a quarter of the context).
-COMPRESSION_OUTPUT_RESERVE = 1024
 DEFAULT_CONTEXT = 4096  # until the engine has said its own
 
 
@@ -148,10 +146,10 @@ class Pipeline:
         call.key_label = principal.label
         if stream:
             return await self._stream(call, ticket, path, payload)
-        with _released(ticket, on_error_only=True):
-            raw = await self.engine.post(path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
-        return self._json(call, ticket, shape(raw, call.env))
+        with _released(ticket):  # the record releases it first, with what was used
+            raw = await self.engine.post(path, payload)
+            return self._json(call, ticket, shape(raw, call.env))
 
     def _cap_output(self, payload: dict[str, Any]) -> None:
         """With a server-wide output cap, a request that names no limit gets the cap, not the whole context."""
@@ -174,7 +172,8 @@ class Pipeline:
             return
         limit = req.output_limit
         if "middle-out" in (req.transforms or []) or req.plugin_enabled("context-compression"):
-            budget = context - (limit or min(COMPRESSION_OUTPUT_RESERVE, context // 4))
+            # Without max_tokens, room for a typical answer (at most a quarter of the context).
+            budget = context - (limit or min(TYPICAL_OUTPUT_TOKENS, context // 4))
 
             async def count(messages: list[dict[str, Any]]) -> int:
                 return await self.engine.count_tokens({**payload, "messages": messages})
@@ -256,33 +255,38 @@ class Pipeline:
         finish: str | None,
         native: str | None,
     ) -> None:
-        record = GenerationRecord.ended_now(
-            usage=usage,
-            started=call.started,
-            first_token_at=first_token_at,
-            attempts=[*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}],
-            id=call.env.id,
-            model=call.env.model,
-            provider=call.env.provider,
-            api_type=call.api_type,
-            num_images=call.images,
-            streamed=streamed,
-            cancelled=cancelled,
-            finish_reason=finish,
-            native_finish_reason=native,
-            key_label=call.key_label,
-        )
-        self.metrics.generation(
-            api=call.api_type,
-            key=call.key_label,
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            latency_s=time.monotonic() - call.started,
-            ttft_s=first_token_at - call.started if first_token_at is not None else None,
-        )
-        self.records.add(record)
-        # After the record: the key's spending grows before its hold on its worst case ends.
-        ticket.release(record.prompt_tokens + record.completion_tokens if usage else None)
+        used: int | None = None
+        try:
+            record = GenerationRecord.ended_now(
+                usage=usage,
+                started=call.started,
+                first_token_at=first_token_at,
+                attempts=[*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}],
+                id=call.env.id,
+                model=call.env.model,
+                provider=call.env.provider,
+                api_type=call.api_type,
+                num_images=call.images,
+                streamed=streamed,
+                cancelled=cancelled,
+                finish_reason=finish,
+                native_finish_reason=native,
+                key_label=call.key_label,
+            )
+            self.metrics.generation(
+                api=call.api_type,
+                key=call.key_label,
+                prompt_tokens=record.prompt_tokens,
+                completion_tokens=record.completion_tokens,
+                latency_s=time.monotonic() - call.started,
+                ttft_s=first_token_at - call.started if first_token_at is not None else None,
+            )
+            self.records.add(record)
+            used = record.prompt_tokens + record.completion_tokens if usage else None
+        finally:
+            # After the record: the key's spending grows before its hold on its worst case ends; and released
+            # whatever happened to the record.
+            ticket.release(used)
 
 
 @dataclass
