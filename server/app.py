@@ -28,6 +28,7 @@ from server.playground import routes as playground
 from server.request_log import RequestObserver
 from server.serving import is_loopback
 from server.settings import Settings
+from server.tracing import Tracing
 from server.upstream import Upstream
 
 API_ROUTERS = (generate.router, models.router, account.router, tokenize.router)
@@ -46,6 +47,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
     state = state or local_state(settings, engine)
     admission, records, metrics = state.admission, state.records, state.metrics
     catalog = Catalog(settings, lambda: engine.max_model_len)
+    tracing = Tracing.start(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +60,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
         ):
             client = EngineClient(http, engine, settings.retry_after_s)
             app.state.engine_client = client
-            pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics)
+            pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics, tracing)
             app.state.pipeline = pipeline
             upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
             app.state.dispatcher = Dispatcher(settings, pipeline, catalog, records, upstream)
@@ -69,6 +71,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
             finally:
                 await engine.stop()
                 await records.close()
+                tracing.shutdown()
 
     # The OpenAPI document is served by a route of ours, behind the same key check as every other route.
     app = FastAPI(
@@ -98,7 +101,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     hosts = allowed_hosts(settings.allowed_hosts, settings.host, is_loopback(settings.host))
     app.add_middleware(Guard, keyring=app.state.keyring, public_routes=settings.public_routes, hosts=hosts)
-    app.add_middleware(RequestObserver, metrics=metrics)
+    app.add_middleware(RequestObserver, metrics=metrics, tracing=tracing)
     app.include_router(ops.router)
     app.include_router(playground.router)
     for prefix in API_PREFIXES:

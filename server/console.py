@@ -34,12 +34,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """The message after its request id, when it has one (rich adds the time and level)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"[{rid}] {message}" if rid else message
+
+
 def configure_logging(level: str, fmt: str = "auto") -> None:
     """fmt: "json", "text", or "auto" (rich text on a terminal, JSON otherwise)."""
     console = Console(stderr=True)
     handler: logging.Handler
     if fmt == "text" or (fmt == "auto" and console.is_terminal):
         handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(TextFormatter())
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

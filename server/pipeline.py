@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi.responses import Response
+from opentelemetry.trace import Span, StatusCode
 
 from server.auth import Principal
 from server.catalog import Catalog
@@ -26,6 +27,7 @@ from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
 from server.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
 from server.records import GenerationRecord
+from server.request_log import request_id
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
@@ -39,6 +41,7 @@ from server.shaping.outbound import (
 )
 from server.shaping.outbound import usage as priced_usage
 from server.sse import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
+from server.tracing import Tracing
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
@@ -56,8 +59,10 @@ class Pipeline:
         fetcher: httpx.AsyncClient,
         admission: Admits,
         metrics: Metrics,
+        tracing: Tracing,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.engine = engine
         self.catalog = catalog
         self.records = records
@@ -108,7 +113,9 @@ class Pipeline:
         # Admitted before any image is fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload)
         with _released(ticket, on_error_only=True):
-            await resolve_images(images, self._image)
+            if images:
+                with self.tracing.span("image_fetch", {"mistral_local.images": len(images)}):
+                    await resolve_images(images, self._image)
             await self._fit(req, payload)
         return await self._generate(call, principal, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
@@ -129,7 +136,8 @@ class Pipeline:
         elif req.prompt is not None and len(req.prompt) > self.limits.max_string_chars:
             raise InvalidRequest(f"prompt: longer than {self.limits.max_string_chars} characters")
         payload, images = tokenize_payload(req, self.settings.model_id)
-        ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
+        with self.tracing.span("admission"):
+            ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
         with _released(ticket):
             await resolve_images(images, self._image)
             return await self.engine.post("/tokenize", payload)
@@ -137,7 +145,7 @@ class Pipeline:
     def _start(self, req: SamplingFields) -> Call:
         env = self._envelope(req)
         check_provider(req.provider, env.model, self.settings)
-        return Call(env=env, started=time.monotonic())
+        return Call(env=env, started=time.monotonic(), span=self.tracing.current())
 
     async def _generate(
         self, call: Call, principal: Principal, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
@@ -148,7 +156,15 @@ class Pipeline:
             return await self._stream(call, ticket, path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
         with _released(ticket):  # the record releases it first, with what was used
-            raw = await self.engine.post(path, payload)
+            span = self.tracing.engine_call()
+            try:
+                raw = await self.engine.post(path, payload, self._engine_headers(call, span))
+            except BaseException as exc:
+                _failed(span, exc)
+                raise
+            finally:
+                if span is not None:
+                    span.end()
             return self._json(call, ticket, shape(raw, call.env))
 
     def _cap_output(self, payload: dict[str, Any]) -> None:
@@ -162,7 +178,8 @@ class Pipeline:
     async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Hold:
         pricing = self.pricing
         wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion))
-        return await self.admission.admit(principal, wanted)
+        with self.tracing.span("admission"):
+            return await self.admission.admit(principal, wanted)
 
     async def _fit(self, req: ChatRequest, payload: dict[str, Any]) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + max_tokens over the context, which vLLM
@@ -203,9 +220,21 @@ class Pipeline:
             content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())
         return Response(encoded, media_type="application/json", headers={"X-Generation-Id": call.env.id})
 
+    def _engine_headers(self, call: Call, span: Span | None) -> dict[str, str]:
+        """The engine logs the request under the client's request id (with the generation's, as vLLM wants ids
+        unique and a client may reuse its own), and traces it as a child of `span`."""
+        return {"X-Request-Id": f"{request_id.get()}.{call.env.id}", **self.tracing.context_headers(span)}
+
     async def _stream(self, call: Call, ticket: Hold, path: str, payload: dict[str, Any]) -> Response:
+        span = self.tracing.engine_call()
         with _released(ticket, on_error_only=True):
-            response = await self.engine.stream(path, payload)  # errors before streaming keep their HTTP status
+            try:  # errors before streaming keep their HTTP status
+                response = await self.engine.stream(path, payload, self._engine_headers(call, span))
+            except BaseException as exc:
+                _failed(span, exc)
+                if span is not None:
+                    span.end()
+                raise
         outcome = StreamOutcome()
         text_completion = call.api_type == "text_completions"
         shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
@@ -218,6 +247,12 @@ class Pipeline:
                 return
             finished = True
             response.close()  # unread to the end, the connection is dropped, so the engine stops generating
+            if span is not None:
+                Tracing.first_token(span, outcome.first_token_at)
+                span.add_event("stream_end")
+                if outcome.error is not None:
+                    span.set_status(StatusCode.ERROR, "the stream ended with an error")
+                span.end()
             self._record(
                 call,
                 ticket,
@@ -282,6 +317,7 @@ class Pipeline:
                 ttft_s=first_token_at - call.started if first_token_at is not None else None,
             )
             self.records.add(record)
+            Tracing.generation(call.span, record)
             used = record.prompt_tokens + record.completion_tokens if usage else None
         finally:
             # After the record: the key's spending grows before its hold on its worst case ends; and released
@@ -299,6 +335,13 @@ class Call:
     images: int = 0
     key_label: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    span: Span | None = None  # the request's trace span, when tracing is on
+
+
+def _failed(span: Span | None, exc: BaseException) -> None:
+    """The error's kind only: an engine's message may quote the request."""
+    if span is not None:
+        span.set_status(StatusCode.ERROR, type(exc).__name__)
 
 
 @contextlib.contextmanager

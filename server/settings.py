@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth import KeySpec
@@ -17,7 +17,8 @@ CANONICAL_SLUG = DEFAULT.canonical_slug
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MISTRAL_LOCAL_", frozen=True)
+    # populate_by_name: the fields named after OpenTelemetry's variables are also set by their own names.
+    model_config = SettingsConfigDict(env_prefix="MISTRAL_LOCAL_", frozen=True, populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -80,6 +81,25 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(5, ge=1)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
+    # OpenTelemetry traces (server/tracing.py), off unless a collector is named: the collector's address
+    # (http://HOST:4318 for OTLP over HTTP, /v1/traces is added; HOST:4317 for gRPC). OpenTelemetry's standard
+    # variables are read too; OTEL_EXPORTER_OTLP_HEADERS and the other exporter settings apply as they are.
+    otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "MISTRAL_LOCAL_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf",
+        validation_alias=AliasChoices(
+            "MISTRAL_LOCAL_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+    )
+    # The gateway's service name in traces; the engine's is this with "-engine".
+    otel_service_name: str = Field(
+        "mistral-local", validation_alias=AliasChoices("MISTRAL_LOCAL_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME")
+    )
     # Debug only: write prompts and completions to the log. Off by default; `serve` warns loudly when on.
     log_content: bool = False
     # API keys: a YAML file (`keys: [{label, sha256, limits, disabled}]`) and/or the same list as JSON here.

@@ -5,7 +5,7 @@ Transport errors and engine error bodies are translated into the gateway's error
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -79,9 +79,11 @@ class EngineClient:
         except aiohttp.ClientError as exc:  # the engine took the request and then failed it
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
 
-    async def _send(self, path: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+    async def _send(
+        self, path: str, payload: dict[str, Any], extra: Mapping[str, str] | None
+    ) -> aiohttp.ClientResponse:
         body = self._body(payload)
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **(extra or {})}
         if self.engine.api_key:  # an attached engine may have none
             headers["authorization"] = f"Bearer {self.engine.api_key}"
         with self._translated():
@@ -96,8 +98,11 @@ class EngineClient:
         with self._translated():
             return await response.read()
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        async with await self._send(path, payload) as response:
+    async def post(
+        self, path: str, payload: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """`headers`: the request's id and trace context, which the engine logs and traces under."""
+        async with await self._send(path, payload, headers) as response:
             content = await self._read(response)
         try:
             data: dict[str, Any] = orjson.loads(content)
@@ -105,9 +110,11 @@ class EngineClient:
             raise UpstreamError("Engine returned invalid JSON") from exc
         return data
 
-    async def stream(self, path: str, payload: dict[str, Any]) -> EngineStream:
+    async def stream(
+        self, path: str, payload: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> EngineStream:
         """An open 200 streaming response; errors the engine reports before streaming are raised here."""
-        return EngineStream(await self._send(path, payload))
+        return EngineStream(await self._send(path, payload, headers))
 
     async def count_tokens(self, payload: dict[str, Any]) -> int:
         """Prompt tokens for a chat payload, counted by the engine's own tokenizer (images and tools included)."""

@@ -24,6 +24,8 @@ PRIVATE_ENV = {
     "DO_NOT_TRACK": "1",
     "HF_HUB_OFFLINE": "1",
     "VLLM_MEDIA_URL_ALLOW_REDIRECTS": "0",
+    # At DEBUG, vLLM's request log (--enable-log-requests) writes prompts.
+    "VLLM_LOGGING_LEVEL": "INFO",
 }
 # The engine fetches image URLs itself, with no address policy: it may fetch only from this name, which the DNS
 # never resolves (RFC 2606), so every image must reach it as a data: URL the gateway made (server/images.py).
@@ -133,6 +135,9 @@ def build_command(
         "--enable-prompt-tokens-details",
         "--allowed-media-domains",
         NO_MEDIA_DOMAIN,
+        # A line per request with the id the gateway sends (X-Request-Id), so the engine's log ties to the
+        # gateway's; the sampling parameters on that line are cut by server/engine/output.py.
+        "--enable-log-requests",
         "--served-model-name",
         *served_names,
         *_listen_flags(url),

@@ -2,12 +2,17 @@
 
 It is read in pieces, not lines: asyncio's line reader raises on a line over 64 KiB, which used to end supervision.
 A line longer than MAX_LOG_LINE is logged cut there and the rest of it dropped.
+
+vLLM's line for each request it receives (--enable-log-requests) names the request and then its sampling
+parameters, which hold request text (stop strings, JSON schemas, banned words): the parameters are cut, and the line
+is logged under the gateway's request id (the engine's id is `chatcmpl-<request id>.<generation id>`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 
@@ -16,6 +21,8 @@ log = logging.getLogger("mistral_local.engine")
 MAX_LOG_LINE = 8192
 KEPT_LINES = 200
 READ_BYTES = 65536
+_RECEIVED = re.compile(r"Received request (\S+?): params: .*")
+_GATEWAY_ID = re.compile(r"(?:chatcmpl-|cmpl-)?(\S+?)\.gen-")
 
 
 class EngineOutput:
@@ -53,6 +60,13 @@ class EngineOutput:
             line += " … (line cut)"
         if not line:
             return
+        received = _RECEIVED.search(line)
+        rid = None
+        if received is not None:
+            engine_id = received.group(1)
+            line = f"{line[: received.start()]}Received request {engine_id} (parameters not logged)"
+            ours = _GATEWAY_ID.match(engine_id)
+            rid = ours.group(1) if ours else None
         self.recent.append(line)
         self._on_line(line)
-        log.info("[engine] %s", line)
+        log.info("[engine] %s", line, extra={"request_id": rid})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from server.planning.model_shape import checkpoint_weights, read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, plan
 from server.planning.profile_writer import to_profile
 from server.settings import Settings
+from server.tracing import engine_flags
 
 log = logging.getLogger("mistral_local")
 
@@ -113,7 +115,7 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: s
     report = check_model(model_dir, weights=not settings.random_weights)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
-    return build_command(
+    command = build_command(
         profile,
         model_dir,
         report.format,
@@ -124,6 +126,8 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: s
         # A fixed key only when the operator set one (so other gateways can attach); else a new one per start.
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )
+    flags, env = engine_flags(settings)  # vLLM's own trace export, when tracing is on
+    return replace(command, argv=(*command.argv, *flags), env=command.env | env)
 
 
 def served_quantization(model_dir: Path, profile: Profile) -> str:
