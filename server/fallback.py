@@ -26,7 +26,7 @@ from server.errors import GatewayError
 from server.gateway_state import Records
 from server.pipeline import Pipeline
 from server.prompt_size import request_demand
-from server.records import GenerationRecord
+from server.records import GenerationRecord, request_tags
 from server.schemas.request import ChatRequest
 from server.settings import Settings
 from server.shaping.outbound import new_generation_id
@@ -129,8 +129,10 @@ class Dispatcher:
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         started = time.monotonic()
 
+        tags = request_tags(req)
+
         def record(answer: Answer) -> None:
-            used = self._record(answer, principal, model, attempts, started, streamed=req.stream)
+            used = self._record(answer, principal, model, attempts, started, tags, streamed=req.stream)
             ticket.release(used)
 
         try:
@@ -150,6 +152,7 @@ class Dispatcher:
         model: str,
         attempts: list[dict[str, Any]],
         started: float,
+        tags: dict[str, str | None],
         *,
         streamed: bool,
     ) -> int | None:
@@ -171,6 +174,7 @@ class Dispatcher:
             finish_reason=answer.finish_reason if answer.error is None else "error",
             native_finish_reason=answer.finish_reason,
             key_label=principal.label,
+            **tags,
         )
         self.records.add(record)
         return record.prompt_tokens + record.completion_tokens if answer.usage else None

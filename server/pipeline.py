@@ -4,6 +4,7 @@ the engine, shape the answer (JSON or SSE), and record its metadata. Routes call
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
 from server.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
-from server.records import GenerationRecord
+from server.records import GenerationRecord, request_tags
 from server.request_log import request_id
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
@@ -109,7 +110,7 @@ class Pipeline:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
         payload, images = chat_payload(req, self.settings.model_id, self.settings.default_temperature)
-        self._cap_output(payload)
+        self._prepare(payload, principal)
         # Admitted before any image is fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload)
         with _released(ticket, on_error_only=True):
@@ -124,7 +125,7 @@ class Pipeline:
         call.api_type = "text_completions"
         check_completion(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
-        self._cap_output(payload)
+        self._prepare(payload, principal)
         ticket = await self._admit(principal, payload)
         return await self._generate(call, principal, ticket, "/v1/completions", payload, stream=req.stream)
 
@@ -145,7 +146,7 @@ class Pipeline:
     def _start(self, req: SamplingFields) -> Call:
         env = self._envelope(req)
         check_provider(req.provider, env.model, self.settings)
-        return Call(env=env, started=time.monotonic(), span=self.tracing.current())
+        return Call(env=env, started=time.monotonic(), span=self.tracing.current(), tags=request_tags(req))
 
     async def _generate(
         self, call: Call, principal: Principal, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
@@ -167,10 +168,14 @@ class Pipeline:
                     span.end()
             return self._json(call, ticket, shape(raw, call.env))
 
-    def _cap_output(self, payload: dict[str, Any]) -> None:
-        """With a server-wide output cap, a request that names no limit gets the cap, not the whole context."""
+    def _prepare(self, payload: dict[str, Any], principal: Principal) -> None:
+        """With a server-wide output cap, a request that names no limit gets the cap, not the whole context. Each
+        key's prompts are cached apart (vLLM's cache_salt): a key cannot learn from timing what prompts another
+        key sent. No keys, one tenant: one cache."""
         if self.settings.max_output_tokens is not None and "max_tokens" not in payload:
             payload["max_tokens"] = self.settings.max_output_tokens
+        if principal.label is not None:
+            payload["cache_salt"] = cache_salt(principal.label)
 
     def context(self) -> int:
         return self.engine.engine.max_model_len or DEFAULT_CONTEXT
@@ -307,6 +312,7 @@ class Pipeline:
                 finish_reason=finish,
                 native_finish_reason=native,
                 key_label=call.key_label,
+                **call.tags,
             )
             self.metrics.generation(
                 api=call.api_type,
@@ -336,6 +342,13 @@ class Call:
     key_label: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     span: Span | None = None  # the request's trace span, when tracing is on
+    tags: dict[str, str | None] = field(default_factory=dict)  # records.request_tags
+
+
+def cache_salt(label: str) -> str:
+    """The key's own prefix-cache namespace. Not a secret: clients cannot set it (the engine payload is built from
+    checked fields only), so knowing another key's salt gains nothing."""
+    return hashlib.sha256(f"mistral-local key {label}".encode()).hexdigest()[:32]
 
 
 def _failed(span: Span | None, exc: BaseException) -> None:

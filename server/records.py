@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from server.request_log import request_id
+
 log = logging.getLogger("mistral_local.records")
 
 FLUSH_INTERVAL_S = 0.5
@@ -55,6 +57,12 @@ class GenerationRecord:
     key_label: str | None
     # Every attempt of the request, in order, as JSON (OpenRouter's provider_responses): model, provider, status.
     attempts: str = "[]"
+    # Who and what the client said the request belongs to (OpenRouter's `user`, `session_id`, `prompt_cache_key`),
+    # and the request's id (X-Request-Id, in the logs and traces): to group generations, never to route them.
+    external_user: str | None = None
+    session_id: str | None = None
+    prompt_cache_key: str | None = None
+    request_id: str | None = None
 
     def __post_init__(self) -> None:
         """Budgets are sums of these: a record that cannot be real (negative, or not numbers) is refused."""
@@ -90,6 +98,17 @@ class GenerationRecord:
         )
 
 
+def request_tags(req: Any) -> dict[str, str | None]:
+    """A chat or completion request's `user`, `session_id` and `prompt_cache_key`, and its request id, as the
+    record's fields."""
+    return {
+        "external_user": req.user,
+        "session_id": req.session_id,
+        "prompt_cache_key": getattr(req, "prompt_cache_key", None),  # chat only
+        "request_id": request_id.get(),
+    }
+
+
 _COLUMNS = [f.name for f in fields(GenerationRecord)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -97,11 +116,20 @@ CREATE TABLE IF NOT EXISTS generations (
     created_at REAL NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, cost REAL NOT NULL, latency_ms INTEGER NOT NULL,
     ttft_ms INTEGER, streamed INTEGER NOT NULL, cancelled INTEGER NOT NULL, finish_reason TEXT,
-    native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]'
+    native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]', external_user TEXT,
+    session_id TEXT, prompt_cache_key TEXT, request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
 """
+# Columns added since the first schema, for databases made before them.
+_ADDED_COLUMNS = {
+    "attempts": "TEXT NOT NULL DEFAULT '[]'",
+    "external_user": "TEXT",
+    "session_id": "TEXT",
+    "prompt_cache_key": "TEXT",
+    "request_id": "TEXT",
+}
 _ADD_USAGE = """
 INSERT INTO key_usage (label, tokens, cost) VALUES (?, ?, ?)
 ON CONFLICT (label) DO UPDATE SET tokens = tokens + excluded.tokens, cost = cost + excluded.cost
@@ -150,8 +178,9 @@ class RecordStore:
             had_usage = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'key_usage'").fetchone() is not None
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(generations)")}
-            if "attempts" not in columns:  # a database from before attempts were recorded
-                conn.execute("ALTER TABLE generations ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]'")
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE generations ADD COLUMN {name} {kind}")
             if not had_usage:  # a database from before spending was kept apart: start from its records
                 with conn:
                     conn.execute(

@@ -96,6 +96,38 @@ def test_a_database_from_before_spending_was_kept_apart_starts_from_its_records(
     asyncio.run(go())
 
 
+def test_a_database_of_the_first_schema_gains_the_new_columns_and_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "g.sqlite3"
+    first_schema = (
+        "CREATE TABLE generations (id TEXT PRIMARY KEY, model TEXT NOT NULL, provider TEXT NOT NULL, "
+        "api_type TEXT NOT NULL, created_at REAL NOT NULL, prompt_tokens INTEGER NOT NULL, "
+        "completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, "
+        "cost REAL NOT NULL, latency_ms INTEGER NOT NULL, ttft_ms INTEGER, streamed INTEGER NOT NULL, "
+        "cancelled INTEGER NOT NULL, finish_reason TEXT, native_finish_reason TEXT, key_label TEXT)"
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(first_schema)
+        db.execute("INSERT INTO generations VALUES ('gen-old','m','Local','completions',?,1,2,0,0,0,5,NULL,0,0,"
+                   "'stop','stop','alice')", (time.time(),))  # fmt: skip
+
+    async def go() -> None:
+        store = RecordStore(path, 30)
+        await store.open()
+        old = await store.get("gen-old")
+        assert old is not None and old.attempts == "[]" and old.session_id is None
+        tagged = record("gen-new").__dict__ | {"session_id": "s-1", "external_user": "u-1", "request_id": "r-1"}
+        await written(store, GenerationRecord(**tagged))
+        await store.close()
+        again = RecordStore(path, 30)
+        await again.open()
+        new = await again.get("gen-new")
+        assert new is not None and (new.session_id, new.external_user, new.request_id) == ("s-1", "u-1", "r-1")
+        assert again.spent("alice") == (13, 0.5)
+        await again.close()
+
+    asyncio.run(go())
+
+
 def test_the_database_is_readable_by_its_user_only(tmp_path: Path) -> None:
     path = tmp_path / "g.sqlite3"
     path.touch(mode=0o644)

@@ -18,7 +18,7 @@ router = APIRouter(dependencies=[Depends(require_key)], tags=["account"], respon
 
 
 def generation_body(r: GenerationRecord) -> dict[str, Any]:
-    return {
+    body = {
         "id": r.id,
         "upstream_id": None,
         "total_cost": r.cost,
@@ -52,7 +52,7 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
         "web_search_engine": None,
         "origin": "",
         "is_byok": False,
-        "external_user": None,
+        "external_user": r.external_user,
         "api_type": r.api_type,
         "preset_id": None,
         "router": None,
@@ -62,6 +62,8 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
         "data_region": "local",
         "workspace_id": None,
     }
+    optional = {"request_id": r.request_id, "session_id": r.session_id}  # OpenRouter omits them when unknown
+    return body | {k: v for k, v in optional.items() if v is not None}
 
 
 @router.get("/generation", response_model=DataResponse)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from server.api.deps import KeyDep, require_key
 from server.api.json_route import OrjsonRoute
-from server.schemas.request import ChatRequest, CompletionRequest
+from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.schemas.response import ERROR_RESPONSES, ChatResponse, CompletionResponse
 
 router = APIRouter(
@@ -15,14 +17,27 @@ router = APIRouter(
 )
 
 
+R = TypeVar("R", bound=SamplingFields)
+
+
+def with_session(body: R, request: Request) -> R:
+    """OpenRouter's `x-session-id` header stands for the body's `session_id` (the body wins)."""
+    header = request.headers.get("x-session-id")
+    if body.session_id is not None or not header:
+        return body
+    return body.model_copy(update={"session_id": header[:256]})
+
+
 @router.post("/chat/completions", response_model=ChatResponse, summary="Chat completion (streaming or not)")
 async def chat_completions(body: ChatRequest, request: Request, principal: KeyDep) -> Response:
     dispatcher = request.app.state.dispatcher
     # The client's own body, for a hosted upstream (its fields go there as they came); parsed only if one exists.
     raw = await request.json() if dispatcher.upstream is not None else {}
+    body = with_session(body, request)
     return await dispatcher.chat(body, raw, request.headers, principal)  # type: ignore[no-any-return]
 
 
 @router.post("/completions", response_model=CompletionResponse, summary="Legacy text completion")
 async def completions(body: CompletionRequest, request: Request, principal: KeyDep) -> Response:
+    body = with_session(body, request)
     return await request.app.state.pipeline.complete(body, principal)  # type: ignore[no-any-return]

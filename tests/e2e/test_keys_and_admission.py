@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.engine
 
 KEYS = {
     name: f"sk-ml-{name}-0123456789"
-    for name in ("alice", "budget", "rpm", "off", "tpm", "lean", "once", "ops", "quitter")
+    for name in ("alice", "budget", "rpm", "off", "tpm", "lean", "once", "ops", "quitter", "tenant1", "tenant2")
 }
 SPECS = [
     {"label": "alice", "sha256": hash_key(KEYS["alice"])},
@@ -31,6 +32,8 @@ SPECS = [
     {"label": "once", "sha256": hash_key(KEYS["once"]), "limits": {"requests_per_minute": 1}},
     {"label": "ops", "sha256": hash_key(KEYS["ops"]), "management": True},
     {"label": "quitter", "sha256": hash_key(KEYS["quitter"]), "limits": {"token_budget": 1_000_000}},
+    {"label": "tenant1", "sha256": hash_key(KEYS["tenant1"])},
+    {"label": "tenant2", "sha256": hash_key(KEYS["tenant2"])},
 ]
 CAPACITY = 4  # 2 in flight + 2 waiting
 QUEUE_TIMEOUT_S = 3
@@ -193,3 +196,37 @@ def test_a_stream_left_before_its_usage_is_still_charged(guarded: Gateway) -> No
 def key_usage(gw: Gateway, label: str) -> int:
     tokens: int = httpx.get(f"{gw.url}/api/v1/key", headers=auth(label)).json()["data"]["usage_tokens"]
     return tokens
+
+
+def cached_tokens(gw: Gateway, label: str, prompt: str) -> int:
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 1}
+    r = httpx.post(f"{gw.url}/api/v1/chat/completions", headers=auth(label), json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    return int(r.json()["usage"]["prompt_tokens_details"]["cached_tokens"])
+
+
+def test_each_key_has_its_own_prefix_cache(guarded: Gateway) -> None:
+    """A prompt one key sent is cached for that key only: another key sending it gets no cache hit, so it cannot
+    tell from timing (or from cached_tokens) what others asked."""
+    prompt = " ".join(secrets.token_hex(4) for _ in range(150))  # new to the engine, many cache blocks long
+    assert cached_tokens(guarded, "tenant1", prompt) == 0
+    assert cached_tokens(guarded, "tenant1", prompt) > 0  # the same key hits its own cache
+    assert cached_tokens(guarded, "tenant2", prompt) == 0
+    assert cached_tokens(guarded, "tenant2", prompt) > 0
+
+
+def test_records_say_which_user_session_and_request(guarded: Gateway) -> None:
+    """OpenRouter's `user` and `session_id` (or its x-session-id header) are recorded with the request id, which
+    the response's X-Request-Id and the logs also carry."""
+    url = f"{guarded.url}/api/v1/chat/completions"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "user": "user-17"}
+    r = httpx.post(url, headers=auth("alice") | {"x-session-id": "session-9"}, json=body, timeout=120)
+    assert r.status_code == 200
+    gen = httpx.get(f"{guarded.url}/api/v1/generation", params={"id": r.json()["id"]}, headers=auth("alice"))
+    data = gen.json()["data"]
+    assert data["external_user"] == "user-17"
+    assert data["session_id"] == "session-9"
+    assert data["request_id"] == r.headers["x-request-id"]
+    anonymous = httpx.post(url, headers=auth("alice"), json=body | {"user": None}, timeout=120).json()["id"]
+    data = httpx.get(f"{guarded.url}/api/v1/generation", params={"id": anonymous}, headers=auth("alice")).json()
+    assert data["data"]["external_user"] is None and "session_id" not in data["data"]
