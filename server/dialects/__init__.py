@@ -1,0 +1,1 @@
+"""Other APIs than OpenRouter chat (OpenAI Responses, Anthropic Messages), translated to and from the chat path."""

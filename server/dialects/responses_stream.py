@@ -1,0 +1,192 @@
+"""The chat path's answer as the Responses API's: the JSON object, or the stream of typed events
+(`response.created`, `response.output_item.added`, `response.output_text.delta`, …, `response.completed`).
+
+The chat stream is OpenRouter's (server/sse.py): `data:` chunks, `: OPENROUTER PROCESSING` comments (kept: SSE
+clients skip comments), a usage chunk, then `[DONE]`; a failure is a chunk with a top-level `error`, which becomes
+`response.failed`. Items are opened as their first delta arrives and closed, in order, when the next item starts or
+the stream ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi.responses import Response, StreamingResponse
+
+from server.dialects.responses import (
+    ResponsesRequest,
+    call_item,
+    finished,
+    from_chat,
+    item_id,
+    message_item,
+    output_text,
+    response_object,
+    usage,
+)
+
+
+@dataclass
+class OpenItem:
+    item: dict[str, Any]  # as in output_item.added (status in_progress)
+    index: int  # output_index
+    text: str = ""  # a message's text, or a call's arguments so far
+
+
+class ResponsesStream:
+    def __init__(self, req: ResponsesRequest) -> None:
+        self.req = req
+        self.response: dict[str, Any] | None = None  # made from the first chunk (its id, model, created)
+        self.seq = 0
+        self.items: list[dict[str, Any]] = []  # closed items, in output order
+        self.message: OpenItem | None = None
+        self.calls: dict[int, OpenItem] = {}  # the chat's tool-call index -> its open item
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+    def feed(self, raw: bytes) -> bytes:
+        """One SSE event of the chat stream, as the Responses events it makes."""
+        if raw.startswith(b":"):
+            return raw + b"\n\n"
+        data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
+        if not data:
+            return b""
+        if data == b"[DONE]":
+            return self.end()
+        chunk = orjson.loads(data)
+        out = self.start(chunk) if self.response is None else b""
+        if "error" in chunk:
+            return out + self.failed(chunk["error"])
+        if chunk.get("usage") is not None:
+            self.usage = usage(chunk["usage"])
+        for choice in chunk.get("choices") or []:
+            out += self.choice(choice)
+        return out
+
+    def start(self, chunk: dict[str, Any]) -> bytes:
+        self.response = response_object(self.req, chunk["id"], chunk["created"], chunk["model"])
+        return self.event("response.created", response=self.response) + self.event(
+            "response.in_progress", response=self.response
+        )
+
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        delta = choice.get("delta") or {}
+        out = b""
+        if delta.get("content"):
+            out += self.text(delta["content"])
+        for call in delta.get("tool_calls") or []:
+            out += self.call(call)
+        if choice.get("finish_reason") is not None:
+            self.finish_reason = choice["finish_reason"]
+        return out
+
+    def _open(self, item: dict[str, Any]) -> tuple[OpenItem, bytes]:
+        opened = OpenItem(item, len(self.items) + (self.message is not None) + len(self.calls))
+        return opened, self.event("response.output_item.added", output_index=opened.index, item=item)
+
+    def text(self, delta: str) -> bytes:
+        out = b""
+        if self.message is None:
+            out += self.close_calls()
+            self.message, added = self._open(message_item("", status="in_progress"))
+            part = self.event(
+                "response.content_part.added", **self._where(self.message), content_index=0, part=output_text("")
+            )
+            out += added + part
+        self.message.text += delta
+        where = self._where(self.message)
+        return out + self.event("response.output_text.delta", **where, content_index=0, delta=delta, logprobs=[])
+
+    def call(self, call: dict[str, Any]) -> bytes:
+        out = b""
+        index = call.get("index", 0)
+        if index not in self.calls:
+            out += self.close_message()
+            function = call.get("function") or {}
+            item = call_item(call.get("id") or item_id("call"), function.get("name") or "", "", "in_progress")
+            self.calls[index], added = self._open(item)
+            out += added
+        opened = self.calls[index]
+        arguments = (call.get("function") or {}).get("arguments") or ""
+        if arguments:
+            opened.text += arguments
+            out += self.event("response.function_call_arguments.delta", **self._where(opened), delta=arguments)
+        return out
+
+    @staticmethod
+    def _where(opened: OpenItem) -> dict[str, Any]:
+        return {"item_id": opened.item["id"], "output_index": opened.index}
+
+    def close_message(self) -> bytes:
+        if self.message is None:
+            return b""
+        m, self.message = self.message, None
+        done = message_item(m.text, msg_id=m.item["id"])
+        self.items.append(done)
+        where = self._where(m)
+        return (
+            self.event("response.output_text.done", **where, content_index=0, text=m.text, logprobs=[])
+            + self.event("response.content_part.done", **where, content_index=0, part=output_text(m.text))
+            + self.event("response.output_item.done", output_index=m.index, item=done)
+        )
+
+    def close_calls(self) -> bytes:
+        out = b""
+        for c in sorted(self.calls.values(), key=lambda c: c.index):
+            done = call_item(c.item["call_id"], c.item["name"], c.text, fc_id=c.item["id"])
+            self.items.append(done)
+            out += self.event(
+                "response.function_call_arguments.done", **self._where(c), name=c.item["name"], arguments=c.text
+            )
+            out += self.event("response.output_item.done", output_index=c.index, item=done)
+        self.calls = {}
+        return out
+
+    def end(self) -> bytes:
+        out = self.close_message() + self.close_calls()
+        assert self.response is not None
+        final = finished(self.response | {"output": self.items, "usage": self.usage}, self.finish_reason)
+        kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
+        return out + self.event(kind, response=final)
+
+    def failed(self, error: dict[str, Any]) -> bytes:
+        assert self.response is not None
+        message = str(error.get("message", "The generation failed"))
+        final = self.response | {
+            "status": "failed",
+            "output": self.items,
+            "error": {"code": "server_error", "message": message},
+            "usage": self.usage,
+        }
+        return self.event("response.failed", response=final)
+
+
+async def _events(body: AsyncIterable[Any], stream: ResponsesStream) -> AsyncGenerator[bytes, None]:
+    rest = b""
+    try:
+        async for data in body:  # bytes: the chat path's streams yield nothing else
+            *events, rest = (rest + bytes(data)).split(b"\n\n")
+            if out := b"".join(stream.feed(e) for e in events):
+                yield out
+    finally:
+        if isinstance(body, AsyncGenerator):
+            await body.aclose()  # the chat stream's own cleanup (a client that left is recorded as cancelled)
+
+
+def as_responses(req: ResponsesRequest, answer: Response) -> Response:
+    """The chat path's answer (JSON or stream) in the Responses API's shape, with the same headers."""
+    if isinstance(answer, StreamingResponse):
+        answer.body_iterator = _events(answer.body_iterator, ResponsesStream(req))
+        return answer
+    if answer.status_code != 200:  # an error (from a hosted upstream): already in the error shape
+        return answer
+    body = orjson.dumps(from_chat(req, orjson.loads(answer.body)))
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return Response(body, media_type="application/json", headers=headers)
