@@ -70,6 +70,8 @@ class Guard:
         if self.hosts is not None and host_name(headers.get(b"host", b"")) not in self.hosts:
             raise InvalidRequest("Invalid host header: this server does not answer to that name")
         authorization = headers.get(b"authorization")
+        if authorization is None and (api_key := headers.get(b"x-api-key")):
+            authorization = b"Bearer " + api_key  # how Anthropic's clients send the key
         if authorization is None and self.public.match(scope["method"], scope["path"]):
             return ANONYMOUS, self.keyring.enabled
         return self.keyring.authenticate(authorization.decode("latin-1") if authorization else None), False

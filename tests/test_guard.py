@@ -110,3 +110,11 @@ def test_host_rules() -> None:
     assert host_name(b"Example.org:80") == "example.org"
     assert host_name(b"::1") == "::1"
     assert host_name(b"") == ""
+
+
+def test_anthropic_clients_key_in_x_api_key_is_the_same_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MISTRAL_LOCAL_API_KEYS", KEYS)
+    with served_app(gateway_settings()) as url:
+        assert httpx.get(f"{url}/api/v1/key", headers={"x-api-key": KEY}).json()["data"]["label"] == "alice"
+        assert httpx.get(f"{url}/api/v1/key", headers={"x-api-key": "sk-wrong"}).status_code == 401
+        assert httpx.get(f"{url}/api/v1/key").status_code == 401

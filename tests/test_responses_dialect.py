@@ -149,3 +149,20 @@ def test_a_chat_answer_becomes_a_response() -> None:
     response = Response.model_validate(from_chat(ResponsesRequest(input="hi"), chat))
     assert response.status == "completed" and response.output[0].type == "function_call"
     assert response.usage is not None and response.usage.input_tokens_details.cached_tokens == 3
+
+
+def test_text_amid_a_calls_arguments_waits_for_the_call_to_end() -> None:
+    start = {"index": 0, "id": "abcDEF123", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}
+    events = run(
+        ResponsesRequest(input="hi"),
+        chunk({"tool_calls": [start]}),
+        chunk({"content": "stray"}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+        chunk({"content": ""}, finish="tool_calls"),
+        chunk(usage=USAGE),
+        b"data: [DONE]",
+    )
+    final = Response.model_validate(events[-1]["response"])
+    call, message = final.output
+    assert call.type == "function_call" and call.arguments == '{"a":1}'
+    assert message.type == "message" and message.content[0].text == "stray"  # type: ignore[union-attr]

@@ -4,17 +4,18 @@
 The chat stream is OpenRouter's (server/sse.py): `data:` chunks, `: OPENROUTER PROCESSING` comments (kept: SSE
 clients skip comments), a usage chunk, then `[DONE]`; a failure is a chunk with a top-level `error`, which becomes
 `response.failed`. Items are opened as their first delta arrives and closed, in order, when the next item starts or
-the stream ends."""
+the stream ends. Text that arrives while function calls are open is held and sent as a message after them (a
+closed call item cannot take more arguments)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
+from server.dialects.answer import translated
 from server.dialects.responses import (
     ResponsesRequest,
     call_item,
@@ -43,6 +44,7 @@ class ResponsesStream:
         self.items: list[dict[str, Any]] = []  # closed items, in output order
         self.message: OpenItem | None = None
         self.calls: dict[int, OpenItem] = {}  # the chat's tool-call index -> its open item
+        self.held = ""  # text that came while calls were open
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
 
@@ -93,8 +95,10 @@ class ResponsesStream:
 
     def text(self, delta: str) -> bytes:
         out = b""
+        if self.calls:
+            self.held += delta
+            return out
         if self.message is None:
-            out += self.close_calls()
             self.message, added = self._open(message_item("", status="in_progress"))
             part = self.event(
                 "response.content_part.added", **self._where(self.message), content_index=0, part=output_text("")
@@ -151,6 +155,8 @@ class ResponsesStream:
 
     def end(self) -> bytes:
         out = self.close_message() + self.close_calls()
+        if self.held:
+            out += self.text(self.held) + self.close_message()
         assert self.response is not None
         final = finished(self.response | {"output": self.items, "usage": self.usage}, self.finish_reason)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
@@ -168,25 +174,6 @@ class ResponsesStream:
         return self.event("response.failed", response=final)
 
 
-async def _events(body: AsyncIterable[Any], stream: ResponsesStream) -> AsyncGenerator[bytes, None]:
-    rest = b""
-    try:
-        async for data in body:  # bytes: the chat path's streams yield nothing else
-            *events, rest = (rest + bytes(data)).split(b"\n\n")
-            if out := b"".join(stream.feed(e) for e in events):
-                yield out
-    finally:
-        if isinstance(body, AsyncGenerator):
-            await body.aclose()  # the chat stream's own cleanup (a client that left is recorded as cancelled)
-
-
 def as_responses(req: ResponsesRequest, answer: Response) -> Response:
-    """The chat path's answer (JSON or stream) in the Responses API's shape, with the same headers."""
-    if isinstance(answer, StreamingResponse):
-        answer.body_iterator = _events(answer.body_iterator, ResponsesStream(req))
-        return answer
-    if answer.status_code != 200:  # an error (from a hosted upstream): already in the error shape
-        return answer
-    body = orjson.dumps(from_chat(req, orjson.loads(answer.body)))
-    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    return Response(body, media_type="application/json", headers=headers)
+    """The chat path's answer (JSON or stream) in the Responses API's shape."""
+    return translated(answer, ResponsesStream(req), lambda chat: from_chat(req, chat))

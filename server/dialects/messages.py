@@ -1,0 +1,230 @@
+"""Anthropic's Messages API as OpenRouter serves it at `/api/v1/messages` (the Anthropic SDK and coding agents
+pointed at it), translated to a chat request on the chat path and back.
+
+Blocks: text, image (base64 or URL), tool_use and tool_result (a user turn's tool results become tool messages,
+before the turn's own text, as the chat form orders them); thinking blocks from another model are dropped (this one
+does not think); documents and server tools are refused with a 400."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import Field
+
+from server.errors import InvalidRequest
+from server.schemas.request import ChatRequest, Lenient, Plugin, ProviderPreferences
+
+# Chat finish reasons as Anthropic's stop reasons.
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+
+
+class MessagesRequest(Lenient):
+    model: str | None = None
+    models: list[str] | None = None
+    max_tokens: int = Field(ge=1, le=2**31)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stream: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    provider: ProviderPreferences | None = None
+    plugins: list[Plugin] | None = None
+    session_id: str | None = None
+
+
+class CountTokensRequest(Lenient):
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+def chat_messages(req: MessagesRequest | CountTokensRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if req.system:
+        messages.append({"role": "system", "content": _system(req.system)})
+    for i, message in enumerate(req.messages):
+        role: Literal["user", "assistant"] | None = message.get("role")
+        if role not in ("user", "assistant"):
+            raise InvalidRequest(f"messages[{i}].role: must be user or assistant")
+        content = message.get("content")
+        if isinstance(content, str):
+            messages.append({"role": role, "content": content})
+            continue
+        if not isinstance(content, list):
+            raise InvalidRequest(f"messages[{i}].content: must be a string or a list of content blocks")
+        (_assistant if role == "assistant" else _user)(messages, content, f"messages[{i}].content")
+    return messages
+
+
+def to_chat(req: MessagesRequest) -> ChatRequest:
+    body: dict[str, Any] = {
+        "messages": chat_messages(req),
+        "stream": req.stream,
+        "usage": {"include": True},
+        "max_tokens": req.max_tokens,
+        **{k: v for k, v in _sampling(req).items() if v is not None},
+    }
+    if req.tools:
+        body["tools"] = tools(req.tools)
+    if req.tool_choice is not None:
+        body |= _tool_choice(req.tool_choice)
+    return ChatRequest.model_validate(body)
+
+
+def _sampling(req: MessagesRequest) -> dict[str, Any]:
+    return {
+        "model": req.model,
+        "models": req.models,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "top_k": req.top_k,
+        "stop": req.stop_sequences,
+        "user": (req.metadata or {}).get("user_id"),
+        "session_id": req.session_id,
+        "provider": req.provider.model_dump(exclude_none=True) if req.provider else None,
+        "plugins": [p.model_dump(exclude_none=True) for p in req.plugins] if req.plugins else None,
+    }
+
+
+def _system(system: str | list[dict[str, Any]]) -> str:
+    if isinstance(system, str):
+        return system
+    return "\n".join(block.get("text", "") for block in system if block.get("type") == "text")
+
+
+def _user(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], where: str) -> None:
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "tool_result":
+            content = block.get("content")
+            result = content if isinstance(content, str) else [_part(b, f"{where}[{j}].content") for b in content or []]
+            messages.append({"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": result or ""})
+        else:
+            parts.append(_part(block, f"{where}[{j}]"))
+    if parts:
+        messages.append({"role": "user", "content": parts})
+
+
+def _assistant(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], where: str) -> None:
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text", ""))
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": arguments},
+                }
+            )
+        elif kind not in ("thinking", "redacted_thinking"):
+            raise InvalidRequest(f"{where}[{j}].type: {kind!r} is not supported by this server")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+    if calls:
+        message["tool_calls"] = calls
+    messages.append(message)
+
+
+def _part(block: dict[str, Any], where: str) -> dict[str, Any]:
+    kind = block.get("type")
+    if kind == "text":
+        return {"type": "text", "text": block.get("text")}
+    if kind == "image":
+        source = block.get("source") or {}
+        if source.get("type") == "base64":
+            url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+        elif source.get("type") == "url":
+            url = str(source.get("url"))
+        else:
+            raise InvalidRequest(f"{where}.source.type: {source.get('type')!r} is not supported by this server")
+        return {"type": "image_url", "image_url": {"url": url}}
+    raise InvalidRequest(f"{where}.type: {kind!r} is not supported by this server")
+
+
+def tools(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, tool in enumerate(given):
+        if "input_schema" not in tool:  # server tools (web search, code execution…) have a `type` and no schema
+            raise InvalidRequest(f"tools[{i}]: only client tools (with input_schema) are served here")
+        function = {"name": tool.get("name"), "parameters": tool["input_schema"]}
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    kind = choice.get("type")
+    choices: dict[str, dict[str, Any]] = {
+        "auto": {"tool_choice": "auto"},
+        "any": {"tool_choice": "required"},
+        "none": {"tool_choice": "none"},
+        "tool": {"tool_choice": {"type": "function", "function": {"name": choice.get("name")}}},
+    }
+    picked = dict(choices.get(kind or "", {}))
+    if not picked:
+        raise InvalidRequest(f"tool_choice.type: {kind!r} is not supported by this server")
+    if choice.get("disable_parallel_tool_use"):
+        picked["parallel_tool_calls"] = False
+    return picked
+
+
+# --- answers -------------------------------------------------------------------------------------------------
+
+
+def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any]:
+    chat_usage = chat_usage or {}
+    cached = (chat_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return {
+        "input_tokens": chat_usage.get("prompt_tokens", 0),
+        "output_tokens": chat_usage.get("completion_tokens", 0),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def tool_use(call: dict[str, Any]) -> dict[str, Any]:
+    function = call["function"]
+    try:
+        arguments = orjson.loads(function.get("arguments") or "{}")
+    except orjson.JSONDecodeError:  # the model wrote arguments that are not JSON: keep them, as a string
+        arguments = {"_raw": function.get("arguments")}
+    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
+
+
+def message(
+    msg_id: str, model: str, content: list[dict[str, Any]], stop: str | None, used: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": STOP_REASONS.get(stop or "", stop),
+        "stop_sequence": None,
+        "usage": used,
+    }
+
+
+def from_chat(chat: dict[str, Any]) -> dict[str, Any]:
+    choice = chat["choices"][0]
+    reply = choice["message"]
+    content: list[dict[str, Any]] = []
+    if reply.get("content"):
+        content.append({"type": "text", "text": reply["content"]})
+    content += [tool_use(call) for call in reply.get("tool_calls") or []]
+    return message(chat["id"], chat["model"], content, choice.get("finish_reason"), usage(chat.get("usage")))

@@ -1,0 +1,55 @@
+"""The chat stream's shaping of engine chunks, without an engine: a streamed tool call's arguments start at their
+JSON object (vLLM 0.32's Mistral parser sometimes streams a stray `:` before it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from server.shaping.outbound import Envelope, Pricing
+from server.sse import ChunkShaper, StreamOutcome
+
+ENV = Envelope("gen-1-abcdefghijklmnopqrst", 1, "m", "Local", Pricing.from_strings("0", "0"))
+
+
+def engine_chunk(index: int, arguments: str, name: str | None = None) -> bytes:
+    function: dict[str, Any] = {"arguments": arguments} | ({"name": name} if name else {})
+    call = {"index": index, "type": "function", "function": function} | ({"id": f"id{index}"} if name else {})
+    delta = {"tool_calls": [call]}
+    return orjson.dumps({"id": "x", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+
+
+def streamed_arguments(*chunks: bytes) -> dict[int, str]:
+    shaper = ChunkShaper(ENV, StreamOutcome(), text_completion=False)
+    found: dict[int, str] = {}
+    for c in chunks:
+        shaped = shaper.shape(orjson.loads(c))
+        for call in (shaped or {"choices": [{"delta": {}}]})["choices"][0]["delta"].get("tool_calls", []):
+            found[call["index"]] = found.get(call["index"], "") + call["function"].get("arguments", "")
+    return found
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [":{", '"a":1', "}"],  # as vLLM streamed it
+        [":", '{"a"', ":1}"],
+        ["", ' {"a":1}'],  # whitespace before the object is JSON's own, kept
+        ['{"a":', '{"b":":"}}'],  # braces and colons inside the object are the object's
+    ],
+)
+def test_a_calls_streamed_arguments_parse_as_json(pieces: list[str]) -> None:
+    chunks = [engine_chunk(0, "", name="f"), *(engine_chunk(0, p) for p in pieces)]
+    arguments = streamed_arguments(*chunks)[0]
+    assert isinstance(json.loads(arguments), dict)
+    assert arguments.strip() == "".join(pieces).lstrip(":").strip()
+
+
+def test_each_call_of_a_parallel_pair_is_repaired_on_its_own() -> None:
+    found = streamed_arguments(
+        engine_chunk(0, ":{", name="f"), engine_chunk(0, "}"), engine_chunk(1, ":{", name="g"), engine_chunk(1, "}")
+    )
+    assert found == {0: "{}", 1: "{}"}
