@@ -12,7 +12,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.api import account, generate, messages, models, ops, responses, tokenize
+from server.api import account, generate, messages, models, ops, responses, tokenize, unsupported
 from server.api.deps import require_key
 from server.auth import KeyRing, load_keys_file
 from server.body_limit import BodyLimit
@@ -38,6 +38,7 @@ API_ROUTERS = (
     models.router,
     account.router,
     tokenize.router,
+    unsupported.router,
 )
 # OpenRouter's base is /api/v1; plain OpenAI clients use /v1. Both serve the same routes.
 API_PREFIXES = ("/api/v1", "/v1")

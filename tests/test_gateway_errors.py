@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
@@ -87,3 +88,17 @@ def test_integers_past_64_bits_are_400s() -> None:
             r = client.post("/api/v1/completions", json=body)
             assert r.status_code == 400, body
             assert r.json()["error"]["code"] == 400
+
+
+@pytest.mark.parametrize(
+    "method_path",
+    ["POST /api/v1/embeddings", "POST /v1/audio/speech", "POST /api/v1/images/generations", "GET /api/v1/workspaces"],
+)
+def test_endpoints_of_other_modalities_say_what_this_server_serves(method_path: str) -> None:
+    method, path = method_path.split()
+    with nowhere_app() as client:
+        r = client.request(method, path, json={"model": "x", "input": "hi"})
+    assert r.status_code == 404
+    message = r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == 404
+    assert message.startswith("This server serves one model, mistralai/mistral-small-3.1-24b-instruct")
