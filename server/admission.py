@@ -155,13 +155,14 @@ class Admission:
 
     async def admit(self, principal: Principal, demand: Demand, *, capacity: bool = True) -> Ticket:
         """`capacity` False: a request served elsewhere (the hosted upstream) that holds to the key's limits and
-        budgets but takes no local capacity."""
+        budgets but takes no local capacity. A key's own limits answer first: a key past them is told so whatever
+        the engine's state."""
+        state = self._check_key(principal, demand)
         if capacity:
             engine_state = self._engine_state()
             if self.draining or engine_state != "ready":
                 why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
                 raise EngineUnavailable(why, retry_after=self.retry_after_s)
-        state = self._check_key(principal, demand)
         if capacity and not self._fits(demand.tokens):
             await self._wait_for_room(demand.tokens)
         ticket = Ticket(self, principal, demand, capacity)

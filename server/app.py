@@ -12,7 +12,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.api import account, generate, messages, models, ops, responses, tokenize, unsupported
+from server.api import account, generate, messages, models, ops, responses, tokenize, unsupported, usage
 from server.api.deps import require_key
 from server.auth import KeyRing, load_keys_file
 from server.body_limit import BodyLimit
@@ -37,6 +37,7 @@ API_ROUTERS = (
     messages.router,
     models.router,
     account.router,
+    usage.router,
     tokenize.router,
     unsupported.router,
 )

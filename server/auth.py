@@ -89,6 +89,10 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._keys)
 
+    @property
+    def specs(self) -> list[KeySpec]:
+        return [spec for _, spec in self._keys]
+
     def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
             return ANONYMOUS

@@ -108,11 +108,20 @@ class Catalog:
             "uptime_last_5m": None,
             "uptime_last_1d": None,
             "supports_implicit_caching": True,
+            "supports_tool_choice": {"auto": True, "function": True, "none": True, "required": True},
+            "supports_diarization": False,
+            "native_tools": {},
+            "service_tier": None,
             "latency_last_30m": None,
             "throughput_last_30m": None,
         }
         keys = ("id", "name", "created", "description", "architecture")
         return {"data": {**{k: model[k] for k in keys}, "endpoints": [endpoint]}}
 
-    def listing(self) -> dict[str, Any]:
-        return {"data": [self.model()], "total_count": 1, "links": {"next": None}}
+    def listing(self, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """OpenRouter's page of models (`offset`, `limit`; the SDKs page through them): this server serves one."""
+        models = [self.model()]
+        end = len(models) if limit is None else offset + limit
+        more = end < len(models)
+        following = f"/api/v1/models?offset={end}&limit={limit}" if more else None
+        return {"data": models[offset:end], "total_count": len(models), "links": {"next": following}}

@@ -5,7 +5,7 @@ metrics. One process keeps it itself (`local_state`); gateway workers share one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.admission import Admission, Demand
 from server.auth import Principal
@@ -40,6 +40,10 @@ class Records(Protocol):
     async def get(self, generation_id: str) -> GenerationRecord | None: ...
 
     async def usage(self, key_label: str | None) -> tuple[int, float]: ...
+
+    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]: ...
+
+    async def total_cost(self) -> float: ...
 
     async def open(self) -> None: ...
 

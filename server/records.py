@@ -286,6 +286,33 @@ class RecordStore:
         result: GenerationRecord | None = await self._run(self._select, generation_id)
         return result
 
+    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]:
+        """Per UTC day, model and provider since `since` (one day, one key's, when given): [day, model, provider,
+        requests, prompt tokens, completion tokens, cached tokens, cost], newest day first."""
+        await self.flush()
+        where, params = ["created_at >= ?"], list[Any]([since])
+        for clause, value in (("date(created_at, 'unixepoch') = ?", day), ("key_label IS ?", label)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = (
+            "SELECT date(created_at, 'unixepoch') AS day, model, provider, COUNT(*), SUM(prompt_tokens), "
+            "SUM(completion_tokens), SUM(cached_tokens), SUM(cost) FROM generations "
+            f"WHERE {' AND '.join(where)} GROUP BY day, model, provider ORDER BY day DESC, model"
+        )
+        conn = self._conn
+        assert conn is not None
+        rows = await self._run(lambda: conn.execute(sql, params).fetchall())
+        return [list(row) for row in rows]
+
+    def spent_by_all(self) -> float:
+        """What every key (and keyless use) has spent since records began."""
+        return sum(cost for _, cost in self._totals.values())
+
+    async def total_cost(self) -> float:
+        """`spent_by_all`, as routes ask for it (a gateway worker asks the control process)."""
+        return self.spent_by_all()
+
     def spent(self, key_label: str | None) -> tuple[int, float]:
         """(tokens, cost) a key has used."""
         return self._totals.get(key_label, (0, 0.0))

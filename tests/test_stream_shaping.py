@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 import pytest
+from openrouter.components import ChatStreamChunk
 
-from server.shaping.outbound import Envelope, Pricing
+from server.shaping.outbound import Envelope, Pricing, error_chunk
 from server.sse import ChunkShaper, StreamOutcome
 
 ENV = Envelope("gen-1-abcdefghijklmnopqrst", 1, "m", "Local", Pricing.from_strings("0", "0"))
@@ -53,3 +54,23 @@ def test_each_call_of_a_parallel_pair_is_repaired_on_its_own() -> None:
         engine_chunk(0, ":{", name="f"), engine_chunk(0, "}"), engine_chunk(1, ":{", name="g"), engine_chunk(1, "}")
     )
     assert found == {0: "{}", 1: "{}"}
+
+
+def test_a_mid_stream_error_and_the_usage_chunk_parse_with_the_openrouter_sdk() -> None:
+    """The official SDK's own models for streamed chunks: what a failure after the first token, and the final usage
+    chunk, look like on the wire."""
+    failure = error_chunk(ENV, 502, "Engine stopped during generation")
+    parsed = ChatStreamChunk.model_validate(orjson.loads(orjson.dumps(failure)))
+    assert parsed.error is not None and parsed.error.code == 502
+    assert parsed.choices[0].finish_reason == "error"
+    shaper = ChunkShaper(ENV, StreamOutcome(), text_completion=False)
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    final = shaper.shape({"id": "x", "choices": [], "usage": usage})
+    assert final is not None
+    last = ChatStreamChunk.model_validate(orjson.loads(orjson.dumps(final)))
+    assert last.usage is not None and last.usage.total_tokens == 5 and last.choices == []

@@ -80,6 +80,7 @@ async def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
     tokens, usage = await request.app.state.records.usage(principal.label)
     limits = principal.limits
     remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
+    budgets = [] if remaining is None else [_budget(limits.cost_budget or 0.0, usage, remaining)]
     data = {
         "label": principal.label or "local (no keys configured)",
         "limit": limits.cost_budget,
@@ -99,11 +100,33 @@ async def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
         "is_provisioning_key": False,
         "creator_user_id": None,
         "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},
+        "allowed_data_regions": ["local"],
+        "budgets": budgets,
+        "effective_budget": budgets[0] if budgets else None,
+        # No free-tier model here (OpenRouter's daily allowance of free-model requests).
+        "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
+        "organization_id": None,
+        "workspace_id": None,
         # Ours: the key's configured limits and the tokens it has used.
         "limits": limits.model_dump(),
         "usage_tokens": tokens,
     }
     return {"data": data}
+
+
+def _budget(limit: float, spent: float, remaining: float) -> dict[str, Any]:
+    """A key's cost budget as OpenRouter's KeyBudget: a lifetime limit on the key itself."""
+    return {
+        "budget_id": None,
+        "guardrail_id": None,
+        "include_byok": False,
+        "limit_usd": limit,
+        "remaining_usd": remaining,
+        "reset_interval": None,
+        "resets_at": None,
+        "scope": "key_limit",
+        "spend_usd": spent,
+    }
 
 
 @router.get("/key", response_model=DataResponse)

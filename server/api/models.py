@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from server.api.deps import require_key
 from server.schemas.response import ERROR_RESPONSES, DataResponse, ModelList
@@ -13,8 +13,10 @@ router = APIRouter(dependencies=[Depends(require_key)], tags=["models"], respons
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(request: Request) -> dict[str, Any]:
-    return request.app.state.catalog.listing()  # type: ignore[no-any-return]
+async def list_models(
+    request: Request, offset: int = Query(0, ge=0), limit: int | None = Query(None, ge=1)
+) -> dict[str, Any]:
+    return request.app.state.catalog.listing(offset, limit)  # type: ignore[no-any-return]
 
 
 @router.get("/models/count", response_model=DataResponse)

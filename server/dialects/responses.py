@@ -8,6 +8,7 @@ tools: nothing leaves the machine)."""
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any, Literal
 
 from pydantic import Field
@@ -189,8 +190,11 @@ def response_object(req: ResponsesRequest, gen_id: str, created: int, model: str
         "model": model,
         "status": "in_progress",
         "output": [],
+        "completed_at": None,
         "error": None,
         "incomplete_details": None,
+        "frequency_penalty": 0,
+        "presence_penalty": 0,
         "instructions": req.instructions,
         "max_output_tokens": req.max_output_tokens,
         "metadata": req.metadata or {},
@@ -252,7 +256,7 @@ def finished(response: dict[str, Any], finish_reason: str | None) -> dict[str, A
     """The response, completed or (cut at max_output_tokens) incomplete."""
     if finish_reason == "length":
         return response | {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
-    return response | {"status": "completed"}
+    return response | {"status": "completed", "completed_at": int(time.time())}
 
 
 def from_chat(req: ResponsesRequest, chat: dict[str, Any]) -> dict[str, Any]:

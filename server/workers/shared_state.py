@@ -138,6 +138,15 @@ class SharedRecords:
         tokens, cost = (await self._link.call({"op": "usage", "label": key_label}))["usage"]
         return int(tokens), float(cost)
 
+    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]:
+        rows: list[list[Any]] = (await self._link.call({"op": "activity", "since": since, "day": day, "label": label}))[
+            "rows"
+        ]
+        return rows
+
+    async def total_cost(self) -> float:
+        return float((await self._link.call({"op": "total_cost"}))["cost"])
+
     async def open(self) -> None:
         """Nothing to open: the control process opened the database."""
 

@@ -156,4 +156,8 @@ class _WorkerLink(FramedProtocol):
             return {"record": asdict(record) if record is not None else None}
         if op == "usage":
             return {"usage": self.server.records.spent(message["label"])}
+        if op == "activity":
+            return {"rows": await self.server.records.activity(message["since"], message["day"], message["label"])}
+        if op == "total_cost":
+            return {"cost": self.server.records.spent_by_all()}
         raise GatewayError(f"unknown operation {op!r}")

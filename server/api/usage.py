@@ -1,0 +1,87 @@
+"""GET /credits and /activity, as OpenRouter's management API answers them, from the generation records. Both show
+every key's spending: a management key may read them (or anyone, when no keys are configured)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from server.api.deps import KeyDep, require_key
+from server.auth import Principal
+from server.errors import Forbidden, InvalidRequest, NotFound
+from server.schemas.response import ERROR_RESPONSES, DataResponse
+
+router = APIRouter(dependencies=[Depends(require_key)], tags=["account"], responses=ERROR_RESPONSES)
+ACTIVITY_DAYS = 30  # OpenRouter reports the last 30 days
+
+
+def _management(request: Request, principal: Principal) -> None:
+    if request.app.state.keyring.enabled and not principal.management:
+        raise Forbidden("Only a management key may read the account's usage")
+
+
+@router.get("/credits", response_model=DataResponse)
+async def credits(request: Request, principal: KeyDep) -> dict[str, Any]:
+    """Credits are the cost budgets the operator gave the keys; usage, what every generation cost."""
+    _management(request, principal)
+    granted = sum(spec.limits.cost_budget or 0.0 for spec in request.app.state.keyring.specs)
+    return {"data": {"total_credits": granted, "total_usage": await request.app.state.records.total_cost()}}
+
+
+def _day(given: str | None) -> str | None:
+    if given is None:
+        return None
+    try:
+        day = date.fromisoformat(given)
+    except ValueError as exc:
+        raise InvalidRequest("date: must be YYYY-MM-DD") from exc
+    today = datetime.now(UTC).date()
+    if not today - timedelta(days=ACTIVITY_DAYS) <= day <= today:
+        raise InvalidRequest(f"date: must be within the last {ACTIVITY_DAYS} days")
+    return day.isoformat()
+
+
+def _label(request: Request, key_hash: str | None) -> str | None:
+    if key_hash is None:
+        return None
+    for spec in request.app.state.keyring.specs:
+        if spec.sha256 == key_hash.lower():
+            return str(spec.label)
+    raise NotFound(f"No API key with hash {key_hash}")
+
+
+@router.get("/activity", response_model=DataResponse)
+async def activity(
+    request: Request,
+    principal: KeyDep,
+    day: str | None = Query(None, alias="date", description="one UTC day in the last 30 (YYYY-MM-DD)"),
+    api_key_hash: str | None = Query(None, description="one key's activity (its SHA-256, as in the keys file)"),
+) -> dict[str, Any]:
+    """Generations per UTC day, model and provider over the last 30 days."""
+    _management(request, principal)
+    since = time.time() - ACTIVITY_DAYS * 86400
+    label = _label(request, api_key_hash)
+    rows = await request.app.state.records.activity(since, _day(day), label)
+    settings = request.app.state.settings
+    return {"data": [_item(row, settings.model_id, settings.canonical_slug) for row in rows]}
+
+
+def _item(row: list[Any], model_id: str, slug: str) -> dict[str, Any]:
+    day, model, provider, requests, prompt, completion, cached, cost = row
+    return {
+        "date": day,
+        "model": model,
+        "model_permaslug": slug if model == model_id else model,
+        "endpoint_id": provider.lower(),
+        "provider_name": provider,
+        "usage": float(cost or 0.0),
+        "byok_usage_inference": 0.0,
+        "requests": int(requests),
+        "prompt_tokens": int(prompt or 0),
+        "completion_tokens": int(completion or 0),
+        "reasoning_tokens": 0,
+        "cached_tokens": int(cached or 0),
+    }
