@@ -27,6 +27,7 @@ from server.gateway_state import Records
 from server.pipeline import Pipeline
 from server.prompt_size import request_demand
 from server.records import GenerationRecord, request_tags
+from server.response_cache import Entry, ResponseCache, replay
 from server.schemas.request import ChatRequest
 from server.settings import Settings
 from server.shaping.outbound import new_generation_id
@@ -73,8 +74,46 @@ class Dispatcher:
         self.catalog = catalog
         self.records = records
         self.upstream = upstream
+        self.cache = ResponseCache(settings.response_cache_max_bytes) if settings.response_cache else None
 
     async def chat(
+        self, req: ChatRequest, raw: dict[str, Any], headers: Mapping[str, str], principal: Principal
+    ) -> Response:
+        """The answer, from the response cache when the request asked for it and an identical one was stored."""
+        use = None
+        if self.cache is not None:
+            use = self.cache.use(headers, principal.label, req.model_dump_json(exclude_none=True).encode())
+        if use is not None and use.found is not None:
+            return self._cache_hit(use.found, req, principal)
+        answer = await self._serve(req, raw, headers, principal)
+        return self.cache.store(use, answer) if self.cache is not None and use is not None else answer
+
+    def _cache_hit(self, entry: Entry, req: ChatRequest, principal: Principal) -> Response:
+        """A stored answer again: a generation of its own, recorded at no cost."""
+        gen_id = new_generation_id()
+        self.records.add(
+            GenerationRecord.ended_now(
+                usage=None,
+                started=time.monotonic(),
+                first_token_at=None,
+                attempts=[{"model": entry.model, "provider_name": self.settings.provider_name, "status": 200}],
+                id=gen_id,
+                model=entry.model,
+                provider=self.settings.provider_name,
+                api_type="completions",
+                num_images=0,
+                streamed=entry.streamed,
+                cancelled=False,
+                finish_reason=entry.finish_reason,
+                native_finish_reason=entry.finish_reason,
+                key_label=principal.label,
+                cache_source_id=entry.source_id,
+                **request_tags(req),
+            )
+        )
+        return replay(entry, gen_id)
+
+    async def _serve(
         self, req: ChatRequest, raw: dict[str, Any], headers: Mapping[str, str], principal: Principal
     ) -> Response:
         candidates = [m for m in [req.model, *(req.models or [])] if m is not None]

@@ -63,6 +63,7 @@ class GenerationRecord:
     session_id: str | None = None
     prompt_cache_key: str | None = None
     request_id: str | None = None
+    cache_source_id: str | None = None  # a response-cache hit: the generation whose answer it replayed
 
     def __post_init__(self) -> None:
         """Budgets are sums of these: a record that cannot be real (negative, or not numbers) is refused."""
@@ -117,7 +118,7 @@ CREATE TABLE IF NOT EXISTS generations (
     cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, cost REAL NOT NULL, latency_ms INTEGER NOT NULL,
     ttft_ms INTEGER, streamed INTEGER NOT NULL, cancelled INTEGER NOT NULL, finish_reason TEXT,
     native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]', external_user TEXT,
-    session_id TEXT, prompt_cache_key TEXT, request_id TEXT
+    session_id TEXT, prompt_cache_key TEXT, request_id TEXT, cache_source_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
@@ -129,6 +130,7 @@ _ADDED_COLUMNS = {
     "session_id": "TEXT",
     "prompt_cache_key": "TEXT",
     "request_id": "TEXT",
+    "cache_source_id": "TEXT",
 }
 _ADD_USAGE = """
 INSERT INTO key_usage (label, tokens, cost) VALUES (?, ?, ?)

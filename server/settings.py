@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         "mistral-local", validation_alias=AliasChoices("MISTRAL_LOCAL_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME")
     )
+    # OpenRouter's response cache (X-OpenRouter-Cache: true on a request): off unless enabled here; per key, in
+    # memory, at most this many bytes of answers per process (server/response_cache.py).
+    response_cache: bool = False
+    response_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=0)
     # Debug only: write prompts and completions to the log. Off by default; `serve` warns loudly when on.
     log_content: bool = False
     # API keys: a YAML file (`keys: [{label, sha256, limits, disabled}]`) and/or the same list as JSON here.

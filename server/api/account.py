@@ -62,7 +62,8 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
         "data_region": "local",
         "workspace_id": None,
     }
-    optional = {"request_id": r.request_id, "session_id": r.session_id}  # OpenRouter omits them when unknown
+    # OpenRouter omits these when unknown.
+    optional = {"request_id": r.request_id, "session_id": r.session_id, "response_cache_source_id": r.cache_source_id}
     return body | {k: v for k, v in optional.items() if v is not None}
 
 

@@ -1,0 +1,109 @@
+"""OpenRouter's response cache against the real engine, on a gateway whose operator enabled it: an identical request
+from the same key replays the stored answer (sent or streamed) under a new generation id, costs nothing and is
+recorded as a hit; another key never gets it; `-Clear` and `-TTL` work; off unless the operator enables it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from server.auth import hash_key, new_key
+from tests.conftest import ENGINE_KEY
+from tests.gateway_process import Gateway, attached_gateway
+
+pytestmark = pytest.mark.engine
+
+KEYS = {label: new_key() for label in ("a", "b")}
+CACHE = {"X-OpenRouter-Cache": "true"}
+
+
+@pytest.fixture(scope="module")
+def cached(gateway: Gateway) -> Iterator[Gateway]:
+    specs = [{"label": label, "sha256": hash_key(key)} for label, key in KEYS.items()]
+    env = {"MISTRAL_LOCAL_API_KEYS": json.dumps(specs), "MISTRAL_LOCAL_RESPONSE_CACHE": "true"}
+    with attached_gateway("gateway-cache", gateway, ENGINE_KEY, env, headers=auth("a")) as gw:
+        yield gw
+
+
+def auth(label: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[label]}"}
+
+
+def body(prompt: str, **more: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": prompt}], "max_tokens": 8, "temperature": 1.0, **more}
+
+
+def chat(gw: Gateway, label: str, payload: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    url = f"{gw.url}/api/v1/chat/completions"
+    return httpx.post(url, headers=auth(label) | (headers or {}), json=payload, timeout=120)
+
+
+def record(gw: Gateway, label: str, gen_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{gw.url}/api/v1/generation", params={"id": gen_id}, headers=auth(label))
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+def test_a_hit_replays_the_answer_at_no_cost(cached: Gateway) -> None:
+    payload = body("Name a colour.")
+    first = chat(cached, "a", payload, CACHE)
+    assert first.headers["x-openrouter-cache-status"] == "MISS" and first.headers["x-openrouter-cache-ttl"] == "300"
+    hit = chat(cached, "a", payload, CACHE)
+    assert hit.headers["x-openrouter-cache-status"] == "HIT"
+    one, two = first.json(), hit.json()
+    assert two["choices"][0]["message"] == one["choices"][0]["message"]
+    assert two["id"] != one["id"] and hit.headers["x-generation-id"] == two["id"]
+    assert two["usage"]["total_tokens"] == 0 and two["usage"]["cost"] == 0
+    replayed = record(cached, "a", two["id"])
+    assert replayed["response_cache_source_id"] == one["id"]
+    assert replayed["tokens_prompt"] == replayed["tokens_completion"] == 0
+    assert "response_cache_source_id" not in record(cached, "a", one["id"])
+
+
+def test_another_key_never_gets_a_keys_entry(cached: Gateway) -> None:
+    payload = body("Name a fruit.")
+    assert chat(cached, "a", payload, CACHE).headers["x-openrouter-cache-status"] == "MISS"
+    assert chat(cached, "b", payload, CACHE).headers["x-openrouter-cache-status"] == "MISS"
+    assert chat(cached, "b", payload, CACHE).headers["x-openrouter-cache-status"] == "HIT"
+
+
+def test_a_stream_is_replayed_as_its_chunks(cached: Gateway) -> None:
+    def stream() -> tuple[str, list[dict[str, Any]], str]:
+        url = f"{cached.url}/api/v1/chat/completions"
+        with httpx.stream("POST", url, headers=auth("a") | CACHE, json=body("Count.", stream=True), timeout=120) as r:
+            chunks = [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: {")]
+            return r.headers["x-openrouter-cache-status"], chunks, r.headers["x-generation-id"]
+
+    status, first, _ = stream()
+    again, replayed, gen_id = stream()
+    assert (status, again) == ("MISS", "HIT")
+    text = [
+        "".join(c["delta"].get("content") or "" for chunk in x for c in chunk["choices"]) for x in (first, replayed)
+    ]
+    assert text[0] == text[1] and text[0]
+    assert {c["id"] for c in replayed} == {gen_id} != {c["id"] for c in first}
+    assert replayed[-1]["usage"]["total_tokens"] == 0
+
+
+def test_clear_and_ttl(cached: Gateway) -> None:
+    payload = body("Name a tree.")
+    assert chat(cached, "a", payload, CACHE | {"X-OpenRouter-Cache-TTL": "1"}).headers["x-openrouter-cache-ttl"] == "1"
+    time.sleep(1.5)  # past the TTL: the entry is gone
+    assert chat(cached, "a", payload, CACHE).headers["x-openrouter-cache-status"] == "MISS"
+    assert chat(cached, "a", payload, CACHE).headers["x-openrouter-cache-status"] == "HIT"
+    cleared = chat(cached, "a", payload, CACHE | {"X-OpenRouter-Cache-Clear": "true"})
+    assert cleared.headers["x-openrouter-cache-status"] == "MISS"
+    bad = chat(cached, "a", payload, CACHE | {"X-OpenRouter-Cache-TTL": "0"})
+    assert bad.status_code == 400 and "X-OpenRouter-Cache-TTL" in bad.json()["error"]["message"]
+
+
+def test_without_the_header_or_the_operators_switch_nothing_is_cached(cached: Gateway, gateway: Gateway) -> None:
+    payload = body("Name a river.")
+    assert "x-openrouter-cache-status" not in chat(cached, "a", payload).headers
+    off = httpx.post(f"{gateway.url}/api/v1/chat/completions", headers=CACHE, json=payload, timeout=120)
+    assert off.status_code == 200 and "x-openrouter-cache-status" not in off.headers
