@@ -25,6 +25,8 @@ from server.catalog import Catalog
 from server.errors import GatewayError
 from server.gateway_state import Records
 from server.pipeline import Pipeline
+from server.presets import apply as apply_preset
+from server.presets import presets_of
 from server.prompt_size import request_demand
 from server.records import GenerationRecord, request_tags
 from server.response_cache import Entry, ResponseCache, replay
@@ -75,11 +77,17 @@ class Dispatcher:
         self.records = records
         self.upstream = upstream
         self.cache = ResponseCache(settings.response_cache_max_bytes) if settings.response_cache else None
+        self.presets = presets_of(settings)
 
     async def chat(
         self, req: ChatRequest, raw: dict[str, Any], headers: Mapping[str, str], principal: Principal
     ) -> Response:
-        """The answer, from the response cache when the request asked for it and an identical one was stored."""
+        """The answer, from the response cache when the request asked for it and an identical one was stored. A
+        request that names a preset gets the preset's settings first."""
+        req, preset = apply_preset(req, self.presets)
+        if preset is not None and preset.cache_enabled:
+            ttl = {"x-openrouter-cache-ttl": str(preset.cache_ttl_seconds)} if preset.cache_ttl_seconds else {}
+            headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}
         use = None
         if self.cache is not None:
             use = self.cache.use(headers, principal.label, req.model_dump_json(exclude_none=True).encode())

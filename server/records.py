@@ -64,6 +64,7 @@ class GenerationRecord:
     prompt_cache_key: str | None = None
     request_id: str | None = None
     cache_source_id: str | None = None  # a response-cache hit: the generation whose answer it replayed
+    preset_id: str | None = None  # the preset the request named
 
     def __post_init__(self) -> None:
         """Budgets are sums of these: a record that cannot be real (negative, or not numbers) is refused."""
@@ -107,6 +108,7 @@ def request_tags(req: Any) -> dict[str, str | None]:
         "session_id": req.session_id,
         "prompt_cache_key": getattr(req, "prompt_cache_key", None),  # chat only
         "request_id": request_id.get(),
+        "preset_id": (req.model_extra or {}).get("preset"),  # set by server/presets.py
     }
 
 
@@ -118,7 +120,8 @@ CREATE TABLE IF NOT EXISTS generations (
     cached_tokens INTEGER NOT NULL, num_images INTEGER NOT NULL, cost REAL NOT NULL, latency_ms INTEGER NOT NULL,
     ttft_ms INTEGER, streamed INTEGER NOT NULL, cancelled INTEGER NOT NULL, finish_reason TEXT,
     native_finish_reason TEXT, key_label TEXT, attempts TEXT NOT NULL DEFAULT '[]', external_user TEXT,
-    session_id TEXT, prompt_cache_key TEXT, request_id TEXT, cache_source_id TEXT
+    session_id TEXT, prompt_cache_key TEXT, request_id TEXT, cache_source_id TEXT,
+    preset_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
@@ -131,6 +134,7 @@ _ADDED_COLUMNS = {
     "prompt_cache_key": "TEXT",
     "request_id": "TEXT",
     "cache_source_id": "TEXT",
+    "preset_id": "TEXT",
 }
 _ADD_USAGE = """
 INSERT INTO key_usage (label, tokens, cost) VALUES (?, ?, ?)

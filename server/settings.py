@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth import KeySpec
 from server.checkpoint.identity import DEFAULT
+from server.presets import Preset
 
 OPENROUTER_MODEL_ID = DEFAULT.model_id
 CANONICAL_SLUG = DEFAULT.canonical_slug
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         "mistral-local", validation_alias=AliasChoices("MISTRAL_LOCAL_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME")
     )
+    # Presets (server/presets.py): a YAML file (`presets: {NAME: {system_prompt, parameters, tools, …}}`) and/or the
+    # same mapping as JSON here.
+    presets_file: Path | None = None
+    presets: dict[str, Preset] = Field(default_factory=dict)
     # OpenRouter's response cache (X-OpenRouter-Cache: true on a request): off unless enabled here; per key, in
     # memory, at most this many bytes of answers per process (server/response_cache.py).
     response_cache: bool = False

@@ -54,7 +54,7 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
         "is_byok": False,
         "external_user": r.external_user,
         "api_type": r.api_type,
-        "preset_id": None,
+        "preset_id": r.preset_id,
         "router": None,
         "provider_responses": json.loads(r.attempts) or None,
         "user_agent": None,

@@ -1,6 +1,7 @@
-"""OpenRouter's response cache against the real engine, on a gateway whose operator enabled it: an identical request
-from the same key replays the stored answer (sent or streamed) under a new generation id, costs nothing and is
-recorded as a hit; another key never gets it; `-Clear` and `-TTL` work; off unless the operator enables it."""
+"""OpenRouter's response cache and presets against the real engine, on a gateway whose operator enabled the cache and
+defined presets: an identical request from the same key replays the stored answer (sent or streamed) under a new
+generation id, costs nothing and is recorded as a hit; another key never gets it; `-Clear` and `-TTL` work; off
+unless the operator enables it. A preset's system prompt and parameters apply, and it can turn the cache on."""
 
 from __future__ import annotations
 
@@ -20,12 +21,21 @@ pytestmark = pytest.mark.engine
 
 KEYS = {label: new_key() for label in ("a", "b")}
 CACHE = {"X-OpenRouter-Cache": "true"}
+SYSTEM = "You are a terse assistant who answers every question in exactly one short sentence."
+PRESETS = {
+    "terse": {"system_prompt": SYSTEM, "parameters": {"max_tokens": 3}},
+    "remembered": {"parameters": {"max_tokens": 4}, "cache_enabled": True, "cache_ttl_seconds": 60},
+}
 
 
 @pytest.fixture(scope="module")
 def cached(gateway: Gateway) -> Iterator[Gateway]:
     specs = [{"label": label, "sha256": hash_key(key)} for label, key in KEYS.items()]
-    env = {"MISTRAL_LOCAL_API_KEYS": json.dumps(specs), "MISTRAL_LOCAL_RESPONSE_CACHE": "true"}
+    env = {
+        "MISTRAL_LOCAL_API_KEYS": json.dumps(specs),
+        "MISTRAL_LOCAL_RESPONSE_CACHE": "true",
+        "MISTRAL_LOCAL_PRESETS": json.dumps(PRESETS),
+    }
     with attached_gateway("gateway-cache", gateway, ENGINE_KEY, env, headers=auth("a")) as gw:
         yield gw
 
@@ -107,3 +117,26 @@ def test_without_the_header_or_the_operators_switch_nothing_is_cached(cached: Ga
     assert "x-openrouter-cache-status" not in chat(cached, "a", payload).headers
     off = httpx.post(f"{gateway.url}/api/v1/chat/completions", headers=CACHE, json=payload, timeout=120)
     assert off.status_code == 200 and "x-openrouter-cache-status" not in off.headers
+
+
+def test_a_presets_system_prompt_and_parameters_apply(cached: Gateway) -> None:
+    plain = chat(cached, "a", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}).json()
+    preset = chat(cached, "a", {"model": "@preset/terse", "messages": [{"role": "user", "content": "hi"}]})
+    assert preset.status_code == 200, preset.text
+    answer = preset.json()
+    assert answer["usage"]["completion_tokens"] == 3  # the preset's max_tokens
+    assert answer["usage"]["prompt_tokens"] > plain["usage"]["prompt_tokens"] + 10  # its system prompt came first
+    assert record(cached, "a", answer["id"])["preset_id"] == "terse"
+    unknown = chat(cached, "a", {"model": "@preset/nope", "messages": [{"role": "user", "content": "hi"}]})
+    assert unknown.status_code == 400 and unknown.json()["error"]["message"] == "Preset 'nope' not found"
+
+
+def test_a_preset_can_turn_the_cache_on(cached: Gateway) -> None:
+    payload = {
+        "model": "mistralai/mistral-small-3.1-24b-instruct@preset/remembered",
+        "messages": [{"role": "user", "content": "Name a bird."}],
+    }
+    first = chat(cached, "b", payload)
+    assert first.headers["x-openrouter-cache-status"] == "MISS" and first.headers["x-openrouter-cache-ttl"] == "60"
+    assert first.json()["usage"]["completion_tokens"] == 4
+    assert chat(cached, "b", payload).headers["x-openrouter-cache-status"] == "HIT"
