@@ -3,12 +3,8 @@ the engine, shape the answer (JSON or SSE), and record its metadata. Routes call
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,6 +13,7 @@ from fastapi.responses import Response
 from opentelemetry.trace import Span, StatusCode
 
 from server.auth import Principal
+from server.call import Call, cache_salt, failed, released
 from server.catalog import Catalog
 from server.context import compress, context_error
 from server.engine.client import EngineClient
@@ -26,8 +23,11 @@ from server.image_fetch import FetchPolicy
 from server.images import ImagePolicy, to_data_url
 from server.limits import InputLimits, check_chat, check_completion
 from server.metrics import Metrics
+from server.plugins import response_healing
+from server.plugins.file_parser import has_files, parse_files
+from server.plugins.web import refuse_web
 from server.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
-from server.records import GenerationRecord, request_tags
+from server.records import request_tags
 from server.request_log import request_id
 from server.routing import check_provider
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
@@ -104,7 +104,11 @@ class Pipeline:
         self, req: ChatRequest, principal: Principal, attempts: list[dict[str, Any]] | None = None
     ) -> Response:
         """`attempts`: the earlier tries of this request (server/fallback.py), recorded with this generation."""
+        refuse_web(req)
+        if has_files(req):  # PDFs, read here (one at a time, off the event loop) before anything else is checked
+            req = await parse_files(req, self.limits.max_images, self.settings.image_max_edge)
         call = self._start(req)
+        call.heal_json = response_healing.wanted(req)
         call.attempts = attempts or []
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
@@ -113,7 +117,7 @@ class Pipeline:
         self._prepare(payload, principal)
         # Admitted before any image is fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload)
-        with _released(ticket, on_error_only=True):
+        with released(ticket, on_error_only=True):
             if images:
                 with self.tracing.span("image_fetch", {"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
@@ -139,7 +143,7 @@ class Pipeline:
         payload, images = tokenize_payload(req, self.settings.model_id)
         with self.tracing.span("admission"):
             ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
-        with _released(ticket):
+        with released(ticket):
             await resolve_images(images, self._image)
             return await self.engine.post("/tokenize", payload)
 
@@ -156,12 +160,12 @@ class Pipeline:
         if stream:
             return await self._stream(call, ticket, path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
-        with _released(ticket):  # the record releases it first, with what was used
+        with released(ticket):  # the record releases it first, with what was used
             span = self.tracing.engine_call()
             try:
                 raw = await self.engine.post(path, payload, self._engine_headers(call, span))
             except BaseException as exc:
-                _failed(span, exc)
+                failed(span, exc)
                 raise
             finally:
                 if span is not None:
@@ -209,6 +213,8 @@ class Pipeline:
                 raise context_error(context, prompt, limit)
 
     def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
+        if call.heal_json:
+            body = response_healing.heal(body)
         choice = (body.get("choices") or [{}])[0]
         self._record(
             call,
@@ -232,11 +238,11 @@ class Pipeline:
 
     async def _stream(self, call: Call, ticket: Hold, path: str, payload: dict[str, Any]) -> Response:
         span = self.tracing.engine_call()
-        with _released(ticket, on_error_only=True):
+        with released(ticket, on_error_only=True):
             try:  # errors before streaming keep their HTTP status
                 response = await self.engine.stream(path, payload, self._engine_headers(call, span))
             except BaseException as exc:
-                _failed(span, exc)
+                failed(span, exc)
                 if span is not None:
                     span.end()
                 raise
@@ -297,23 +303,7 @@ class Pipeline:
     ) -> None:
         used: int | None = None
         try:
-            record = GenerationRecord.ended_now(
-                usage=usage,
-                started=call.started,
-                first_token_at=first_token_at,
-                attempts=[*call.attempts, {"model": call.env.model, "provider_name": call.env.provider, "status": 200}],
-                id=call.env.id,
-                model=call.env.model,
-                provider=call.env.provider,
-                api_type=call.api_type,
-                num_images=call.images,
-                streamed=streamed,
-                cancelled=cancelled,
-                finish_reason=finish,
-                native_finish_reason=native,
-                key_label=call.key_label,
-                **call.tags,
-            )
+            record = call.record(usage, first_token_at, streamed, cancelled, finish, native)
             self.metrics.generation(
                 api=call.api_type,
                 key=call.key_label,
@@ -329,40 +319,3 @@ class Pipeline:
             # After the record: the key's spending grows before its hold on its worst case ends; and released
             # whatever happened to the record.
             ticket.release(used)
-
-
-@dataclass
-class Call:
-    """One generation as the pipeline follows it, from request to record."""
-
-    env: Envelope
-    started: float
-    api_type: str = "completions"  # OpenRouter's api_type: "completions" is chat, "text_completions" legacy
-    images: int = 0
-    key_label: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    span: Span | None = None  # the request's trace span, when tracing is on
-    tags: dict[str, str | None] = field(default_factory=dict)  # records.request_tags
-
-
-def cache_salt(label: str) -> str:
-    """The key's own prefix-cache namespace. Not a secret: clients cannot set it (the engine payload is built from
-    checked fields only), so knowing another key's salt gains nothing."""
-    return hashlib.sha256(f"mistral-local key {label}".encode()).hexdigest()[:32]
-
-
-def _failed(span: Span | None, exc: BaseException) -> None:
-    """The error's kind only: an engine's message may quote the request."""
-    if span is not None:
-        span.set_status(StatusCode.ERROR, type(exc).__name__)
-
-
-@contextlib.contextmanager
-def _released(ticket: Hold, *, on_error_only: bool = False) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        ticket.release()
-        raise
-    if not on_error_only:
-        ticket.release()

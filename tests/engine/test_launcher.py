@@ -91,6 +91,7 @@ def test_cpu_tiny_exact_argv() -> None:
         "--enable-prompt-tokens-details",
         "--allowed-media-domains",
         "media-fetching-disabled.invalid",
+        "--enable-log-requests",
         "--served-model-name",
         NAMES[0],
         "--host",
