@@ -12,7 +12,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.api import account, generate, messages, models, ops, responses, tokenize, unsupported, usage
+from server.api import account, generate, keys, messages, models, ops, responses, tokenize, unsupported, usage
 from server.api.deps import require_key
 from server.auth import KeyRing, load_keys_file
 from server.body_limit import BodyLimit
@@ -23,6 +23,7 @@ from server.errors import install_error_handlers
 from server.fallback import Dispatcher
 from server.gateway_state import GatewayState, local_state
 from server.guard import Guard, allowed_hosts
+from server.keys_store import KeyStore
 from server.pipeline import Pipeline
 from server.playground import routes as playground
 from server.request_log import RequestObserver
@@ -38,6 +39,7 @@ API_ROUTERS = (
     models.router,
     account.router,
     usage.router,
+    keys.router,
     tokenize.router,
     unsupported.router,
 )
@@ -46,10 +48,16 @@ API_PREFIXES = ("/api/v1", "/v1")
 
 
 def keyring_for(settings: Settings) -> KeyRing:
+    """The configured keys (environment, keys file), then those made through the API."""
     keys = list(settings.api_keys)
     if settings.keys_file is not None:
         keys += load_keys_file(settings.keys_file)
-    return KeyRing(keys)
+    store = key_store(settings)
+    return KeyRing(keys, store.lookup, store.any())
+
+
+def key_store(settings: Settings) -> KeyStore:
+    return KeyStore(settings.keys_path, settings.records_path)
 
 
 def create_app(settings: Settings, engine: EngineBase, state: GatewayState | None = None) -> FastAPI:
@@ -94,6 +102,7 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
     )
     app.state.settings = settings
     app.state.keyring = keyring_for(settings)
+    app.state.key_store = key_store(settings)
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.engine = engine

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,15 +80,21 @@ def load_keys_file(path: Path) -> list[KeySpec]:
 
 
 class KeyRing:
-    def __init__(self, keys: list[KeySpec]) -> None:
+    def __init__(
+        self, keys: list[KeySpec], lookup: Callable[[str], KeySpec | None] | None = None, stored: bool = False
+    ) -> None:
+        """`lookup`: the keys made through the API (server/keys_store.py), by SHA-256, asked when no configured key
+        matches; `stored`: whether any exist (they keep keys on even if the configured ones were all removed)."""
         labels = [k.label for k in keys]
         if len(set(labels)) != len(labels):
             raise ConfigError("API key labels must be unique")
         self._keys = [(bytes.fromhex(k.sha256), k) for k in keys]
+        self._lookup = lookup
+        self._enabled = bool(keys) or stored
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return self._enabled
 
     @property
     def specs(self) -> list[KeySpec]:
@@ -104,6 +111,8 @@ class KeyRing:
         for stored, spec in self._keys:  # compare with every key, so timing says nothing about which matched
             if hmac.compare_digest(stored, digest):
                 found = spec
+        if found is None and self._lookup is not None:
+            found = self._lookup(digest.hex())
         if found is None:
             raise Unauthorized("Invalid API key")
         if found.disabled:

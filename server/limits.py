@@ -74,6 +74,9 @@ def check_completion(req: CompletionRequest, limits: InputLimits) -> None:
             _check_text(prompt, f"prompt[{i}]", limits)
     if sum(len(p) if isinstance(p, str | list) else 1 for p in prompts) > limits.max_string_chars:
         raise InvalidRequest(f"prompt: longer than {limits.max_string_chars} characters or tokens in all")
+    if req.echo and not all(isinstance(p, str) for p in prompts):
+        # vLLM 0.32 fails the whole request (500) echoing a prompt it was given as token ids: it has no text for it.
+        raise InvalidRequest("echo: the prompt must be text (a prompt of token ids cannot be echoed)")
 
 
 def check_chat(req: ChatRequest, limits: InputLimits) -> int:

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     max_string_chars: int = Field(1_000_000, ge=1)
 
     @property
+    def keys_path(self) -> Path:
+        """Keys made through the API (server/keys_store.py), beside the records."""
+        return self.records_path.with_name("keys.sqlite3")
+
+    @property
     def records_path(self) -> Path:
         return self.db_path or self.cache_dir / "generations.sqlite3"
 

@@ -26,7 +26,7 @@ def nowhere_engine(settings: Settings) -> AttachedEngine:
 
 
 def gateway_settings(**overrides: Any) -> Settings:
-    return Settings(cache_dir=Path(tempfile.mkdtemp(prefix="gw-")), **overrides)
+    return Settings(**{"cache_dir": Path(tempfile.mkdtemp(prefix="gw-"))} | overrides)
 
 
 @contextmanager

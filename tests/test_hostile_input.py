@@ -107,3 +107,11 @@ def test_token_ids_past_the_vocabulary_are_a_400(url: str, path: str, body: dict
     r = httpx.post(f"{url}{path}", json=body, timeout=30)
     assert r.status_code == 400
     assert "less than 131072" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("prompt", [[5, 6], [[5], [6]]])
+def test_echoing_a_prompt_of_token_ids_is_a_400(url: str, prompt: Any) -> None:
+    """vLLM 0.32 answered these with a 500 (it has no text to echo), found by schemathesis."""
+    r = httpx.post(f"{url}/api/v1/completions", json={"prompt": prompt, "echo": True}, timeout=30)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "echo: the prompt must be text (a prompt of token ids cannot be echoed)"

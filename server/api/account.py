@@ -97,7 +97,7 @@ async def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
         "byok_usage_weekly": 0,
         "byok_usage_monthly": 0,
         "is_free_tier": False,
-        "is_management_key": False,
+        "is_management_key": principal.management,
         "is_provisioning_key": False,
         "creator_user_id": None,
         "rate_limit": {"requests": -1, "interval": "10s", "note": "This field is deprecated and safe to ignore."},

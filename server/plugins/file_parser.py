@@ -88,11 +88,11 @@ def _pages(data: bytes, name: str, max_images: int, max_edge: int) -> list[dict[
     return parts
 
 
-def _read(data: bytes, name: str, engine: str, max_images: int, max_edge: int) -> list[dict[str, Any]]:
+def _read(data: bytes, name: str, where: str, engine: str, max_images: int, max_edge: int) -> list[dict[str, Any]]:
     try:
         return _pages(data, name, max_images, max_edge) if engine == "native" else _text(data, name)
     except pdfium.PdfiumError as exc:
-        raise InvalidRequest(f"{name}: could not be read as a PDF ({exc})") from exc
+        raise InvalidRequest(f"{where}: {name} could not be read as a PDF ({exc})") from exc
 
 
 async def parse_files(req: ChatRequest, max_images: int, max_edge: int) -> ChatRequest:
@@ -108,7 +108,8 @@ async def parse_files(req: ChatRequest, max_images: int, max_edge: int) -> ChatR
             if not (isinstance(part, UnsupportedPart) and part.type == "file"):
                 content.append(body["messages"][i]["content"][j])
                 continue
-            name, data = _pdf_bytes(part, f"messages[{i}].content[{j}]")
-            content += await loop.run_in_executor(_PDFIUM, _read, data, name, engine, max_images, max_edge)
+            where = f"messages[{i}].content[{j}]"
+            name, data = _pdf_bytes(part, where)
+            content += await loop.run_in_executor(_PDFIUM, _read, data, name, where, engine, max_images, max_edge)
         body["messages"][i]["content"] = content
     return ChatRequest.model_validate(body)

@@ -170,10 +170,16 @@ def test_roles_names_and_prefill(gateway: Gateway) -> None:
     assert prefilled.json()["usage"]["prompt_tokens"] > plain
 
 
+def test_a_file_that_is_not_a_pdf_is_a_400(gateway: Gateway) -> None:
+    part = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,AAAA"}}
+    r = post(gateway, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"].startswith("messages[0].content[1]: a.pdf could not be read as a PDF")
+
+
 @pytest.mark.parametrize(
     "part",
     [
-        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,AAAA"}},
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
         {"type": "video_url", "video_url": {"url": "https://example.org/v.mp4"}},
     ],

@@ -1,0 +1,164 @@
+"""Keys made through the API (OpenRouter's `/keys`), kept in SQLite beside the generation records: hashed (the key
+itself is shown once, when made), readable by this user only, shared by every gateway worker (each looks a key up
+on use, so a key made, changed or deleted on one worker holds on all of them at once), kept across restarts.
+
+A key's `limit` is a cost budget in USD; with `limit_reset` (daily, weekly from Monday, monthly; UTC) it counts only
+what the key spent since the current window began, read from the generation records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from server.auth import KeyLimits, KeySpec
+from server.errors import Unauthorized
+
+Reset = Literal["daily", "weekly", "monthly"]
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, label TEXT NOT NULL, disabled INTEGER NOT NULL,
+    limit_usd REAL, limit_reset TEXT, include_byok_in_limit INTEGER NOT NULL, expires_at REAL,
+    created_at REAL NOT NULL, updated_at REAL
+)
+"""
+_COLUMNS = (
+    "hash, name, label, disabled, limit_usd, limit_reset, include_byok_in_limit, expires_at, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    hash: str
+    name: str
+    label: str  # how the key is shown: its first and last characters
+    disabled: bool
+    limit_usd: float | None
+    limit_reset: Reset | None
+    include_byok_in_limit: bool
+    expires_at: float | None
+    created_at: float
+    updated_at: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def window_start(reset: Reset | None, now: datetime) -> datetime | None:
+    if reset is None:
+        return None
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if reset == "daily":
+        return day
+    if reset == "weekly":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+class KeyStore:
+    def __init__(self, path: Path, records_path: Path) -> None:
+        self.path, self.records_path = path, records_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        with contextlib.suppress(PermissionError), self._db() as db:
+            db.execute(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def add(self, key: StoredKey) -> None:
+        with self._db() as db:
+            db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _row(key))
+
+    def get(self, key_hash: str) -> StoredKey | None:
+        with self._db() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
+        return StoredKey(*row) if row is not None else None
+
+    def named(self, name: str) -> StoredKey | None:
+        with self._db() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
+        return StoredKey(*row) if row is not None else None
+
+    def all(self) -> list[StoredKey]:
+        with self._db() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at").fetchall()
+        return [StoredKey(*row) for row in rows]
+
+    def replace(self, key: StoredKey) -> None:
+        with self._db() as db:
+            db.execute(f"INSERT OR REPLACE INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _row(key))
+
+    def delete(self, key_hash: str) -> bool:
+        with self._db() as db:
+            return db.execute("DELETE FROM api_keys WHERE hash = ?", (key_hash,)).rowcount > 0
+
+    def spent(self, label: str, since: datetime | None) -> tuple[float, float]:
+        """(what the key spent since records began, what it spent since `since`), in USD, from the records."""
+        if not self.records_path.exists():
+            return 0.0, 0.0
+        conn = sqlite3.connect(f"file:{self.records_path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            total = conn.execute("SELECT cost FROM key_usage WHERE label = ?", (label,)).fetchone()
+            recent = conn.execute(
+                "SELECT SUM(cost) FROM generations WHERE key_label = ? AND created_at >= ?",
+                (label, since.timestamp() if since else 0.0),
+            ).fetchone()
+        except sqlite3.OperationalError:  # the records' tables are not made yet
+            return 0.0, 0.0
+        finally:
+            conn.close()
+        return float(total[0] if total else 0.0), float(recent[0] or 0.0)
+
+    def lookup(self, key_hash: str) -> KeySpec | None:
+        """The key ring's question: a key made through the API, as it stands now."""
+        key = self.get(key_hash)
+        if key is None:
+            return None
+        if key.expired(time.time()):
+            raise Unauthorized("API key has expired")
+        return self.spec(key)
+
+    def any(self) -> bool:
+        with self._db() as db:
+            found = db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone()
+        return found is not None
+
+    def spec(self, key: StoredKey) -> KeySpec:
+        """The key as the key ring checks it. A budget that resets counts only the current window: the budget is
+        raised by what the key spent before the window began."""
+        budget = key.limit_usd
+        start = window_start(key.limit_reset, datetime.now(UTC))
+        if budget is not None and start is not None:
+            total, recent = self.spent(key.name, start)
+            budget += max(0.0, total - recent)
+        limits = KeyLimits(cost_budget=budget)
+        return KeySpec(label=key.name, sha256=key.hash, limits=limits, disabled=bool(key.disabled))
+
+
+def _row(key: StoredKey) -> tuple[Any, ...]:
+    return (
+        key.hash,
+        key.name,
+        key.label,
+        int(key.disabled),
+        key.limit_usd,
+        key.limit_reset,
+        int(key.include_byok_in_limit),
+        key.expires_at,
+        key.created_at,
+        key.updated_at,
+    )

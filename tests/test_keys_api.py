@@ -1,0 +1,125 @@
+"""Key management as OpenRouter's `/keys`, through the official Python SDK and raw HTTP, on a gateway without an
+engine: a key made works at once and after a restart, is hashed on disk, can be listed, read, disabled, limited,
+given an expiry and deleted, only by a management key; a budget with a reset counts the current window only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openrouter import OpenRouter, errors
+
+from server.auth import hash_key, new_key
+from server.keys_store import KeyStore, StoredKey
+from server.records import RecordStore
+from tests.served_app import gateway_settings, served_app
+from tests.test_records import record
+
+OPS, USER = new_key(), new_key()
+SPECS = [
+    {"label": "ops", "sha256": hash_key(OPS), "management": True},
+    {"label": "user", "sha256": hash_key(USER)},
+]
+
+
+def settings(cache_dir: Path) -> Any:
+    return gateway_settings(api_keys=json.loads(json.dumps(SPECS)), cache_dir=cache_dir)
+
+
+def whoami(url: str, key: str) -> httpx.Response:
+    return httpx.get(f"{url}/api/v1/key", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_key_made_through_the_sdk_works_at_once_and_after_a_restart(tmp_path: Path) -> None:
+    with served_app(settings(tmp_path)) as url:
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        made = sdk.api_keys.create(name="team-a", limit=5.0)
+        assert made.key.startswith("sk-ml-") and made.data.name == "team-a" and made.data.limit == 5.0
+        assert whoami(url, made.key).json()["data"]["label"] == "team-a"
+        assert whoami(url, made.key).json()["data"]["limit"] == 5.0
+    # On disk: its hash, never the key.
+    assert made.key.encode() not in (tmp_path / "keys.sqlite3").read_bytes()
+    with sqlite3.connect(tmp_path / "keys.sqlite3") as db:
+        assert db.execute("SELECT hash FROM api_keys").fetchall() == [(hash_key(made.key),)]
+    with served_app(settings(tmp_path)) as url:
+        assert whoami(url, made.key).status_code == 200
+
+
+def test_list_get_update_delete(tmp_path: Path) -> None:
+    with served_app(settings(tmp_path)) as url:
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        made = sdk.api_keys.create(name="team-b")
+        key_hash = made.data.hash
+        names = [k.name for k in sdk.api_keys.list().data]
+        assert names == ["ops", "user", "team-b"]  # the configured keys too
+        assert sdk.api_keys.get(hash=key_hash).data.name == "team-b"
+        updated = sdk.api_keys.update(hash=key_hash, disabled=True, limit=2.0, limit_reset="daily")
+        assert updated.data.disabled and updated.data.limit == 2.0 and updated.data.limit_reset == "daily"
+        assert whoami(url, made.key).status_code == 403  # disabled: at once
+        assert "team-b" not in [k.name for k in sdk.api_keys.list().data]
+        assert "team-b" in [k.name for k in sdk.api_keys.list(include_disabled=True).data]
+        assert sdk.api_keys.delete(hash=key_hash).DELETED is True
+        assert whoami(url, made.key).status_code == 401
+        with pytest.raises(errors.NotFoundResponseError):
+            sdk.api_keys.get(hash=key_hash)
+
+
+def test_an_expired_key_is_refused(tmp_path: Path) -> None:
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    with served_app(settings(tmp_path)) as url:
+        made = httpx.post(
+            f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {OPS}"}, json={"name": "gone", "expires_at": past}
+        ).json()
+        refused = whoami(url, made["key"])
+        assert refused.status_code == 401 and refused.json()["error"]["message"] == "API key has expired"
+
+
+def test_only_a_management_key_manages_keys(tmp_path: Path) -> None:
+    with served_app(settings(tmp_path)) as url:
+        as_user = httpx.post(f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {USER}"}, json={"name": "x"})
+        assert as_user.status_code == 403
+        ops = {"Authorization": f"Bearer {OPS}"}
+        assert httpx.post(f"{url}/api/v1/keys", headers=ops, json={"name": "user"}).status_code == 400  # taken
+        assert httpx.patch(f"{url}/api/v1/keys/{hash_key(USER)}", headers=ops, json={}).status_code == 404
+    with served_app(gateway_settings(cache_dir=tmp_path / "open")) as url:  # no keys at all: nothing to manage
+        assert httpx.post(f"{url}/api/v1/keys", json={"name": "x"}).status_code == 403
+
+
+def test_a_budget_that_resets_counts_the_current_window(tmp_path: Path) -> None:
+    records = tmp_path / "generations.sqlite3"
+
+    async def spend() -> None:
+        store = RecordStore(records, 30)
+        await store.open()
+        old = record("gen-old", label="daily", cost=2.0)
+        store.add(stored_at(old, time.time() - 2 * 86400))
+        store.add(record("gen-new", label="daily", cost=0.5))
+        await store.close()
+
+    asyncio.run(spend())
+    keys = KeyStore(tmp_path / "keys.sqlite3", records)
+    key = StoredKey(hash_key("k"), "daily", "sk-…", False, 1.0, "daily", False, None, time.time(), None)
+    # 2.5 spent in all, 0.5 of it today: the budget of 1.0 has 0.5 left, so the check allows up to 2.5 + 0.5.
+    assert keys.spec(key).limits.cost_budget == pytest.approx(3.0)
+    assert keys.spec(StoredKey(**{**key.__dict__, "limit_reset": None})).limits.cost_budget == 1.0
+
+
+def stored_at(r: Any, created_at: float) -> Any:
+    return r.__class__(**{**r.__dict__, "created_at": created_at})
+
+
+def test_the_sdk_parses_every_key_answer(tmp_path: Path) -> None:
+    with served_app(settings(tmp_path)) as url, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fields the SDK marks deprecated yet requires
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        made = sdk.api_keys.create(name="parsed", limit=1.0, limit_reset="monthly")
+        assert sdk.api_keys.get_current_key_metadata().data.is_management_key is True
+        assert sdk.api_keys.get(hash=made.data.hash).data.limit_reset == "monthly"
