@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # The scaled-down checkpoint and other build products live here (git-ignored).
 export MISTRAL_LOCAL_CACHE_DIR ?= $(CURDIR)/.cache
 
-.PHONY: setup browser serve test lint typecheck pytest
+.PHONY: setup browser sdk-ts serve test lint typecheck pytest
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,10 @@ setup:
 # Debian's chromium, for the playground's browser tests.
 browser:
 	@bash scripts/browser.sh
+
+# OpenRouter's TypeScript SDK (npm), for the SDK tests.
+sdk-ts:
+	@bash scripts/sdk_ts.sh
 
 serve: setup
 	$(BIN)/mistral-local serve $(ARGS)
@@ -25,7 +29,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests; make treats that as the failure it is.
-pytest: setup browser
+pytest: setup browser sdk-ts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

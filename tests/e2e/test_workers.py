@@ -158,6 +158,18 @@ def test_records_and_metrics_are_shared(workers: Gateway) -> None:
     assert requests_seen() - before == 8  # counted by the workers that served them, summed by the one asked
 
 
+def test_a_key_made_or_disabled_through_the_api_holds_on_every_worker(workers: Gateway) -> None:
+    """Made on one connection, then used on 12 of their own (the kernel spreads them over both workers)."""
+    made = httpx.post(f"{workers.url}/api/v1/keys", headers=auth("ops"), json={"name": "made-here"}, timeout=30)
+    assert made.status_code == 201, made.text
+    key, key_hash = made.json()["key"], made.json()["data"]["hash"]
+    fresh = {"Authorization": f"Bearer {key}"}
+    assert all(httpx.get(f"{workers.url}/api/v1/key", headers=fresh).status_code == 200 for _ in range(12))
+    off = httpx.patch(f"{workers.url}/api/v1/keys/{key_hash}", headers=auth("ops"), json={"disabled": True})
+    assert off.status_code == 200
+    assert all(httpx.get(f"{workers.url}/api/v1/key", headers=fresh).status_code == 403 for _ in range(12))
+
+
 def test_a_killed_worker_gives_back_its_admissions_and_is_replaced(workers: Gateway) -> None:
     before = worker_pids(workers)
     with held_streams(workers, "pair", 2) as streams:
