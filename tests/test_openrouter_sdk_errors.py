@@ -1,17 +1,27 @@
-"""Errors of every status the gateway answers without an engine, through the official OpenRouter Python SDK: each
-becomes the SDK's own typed error (a body it could not parse would surface as ResponseValidationError instead)."""
+"""Errors of every status the gateway answers without an engine, through the official OpenRouter SDKs (Python, and
+TypeScript via tests/sdk_ts/parse.mjs): each becomes the SDK's own typed error (a body it could not parse would
+surface as a validation error instead). And streamed chunks, a mid-stream failure among them, through the TypeScript
+SDK's own chunk schema."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from openrouter import OpenRouter, errors
 
 from server.auth import hash_key, new_key
+from server.shaping.outbound import Envelope, Pricing, error_chunk
+from server.sse import ChunkShaper, StreamOutcome
 from tests.served_app import gateway_settings, served_app
+
+SDK_DIR = Path(__file__).resolve().parent / "sdk_ts"
 
 KEYS = {name: new_key() for name in ("ok", "off", "lean")}
 SPECS = [
@@ -55,3 +65,47 @@ def test_each_status_is_the_sdks_own_error(
     with pytest.raises(error) as info:
         call(sdk(url, key))
     assert str(info.value.data.error.code) == status  # type: ignore[attr-defined]
+
+
+def run_ts_sdk(given: dict[str, Any]) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed for the TypeScript SDK's tests"
+    done = subprocess.run(
+        [node, "parse.mjs"], input=json.dumps(given), capture_output=True, text=True, cwd=SDK_DIR, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    results: dict[str, Any] = json.loads(done.stdout)
+    return results
+
+
+def test_the_typescript_sdk_raises_its_own_error_for_each_status(url: str) -> None:
+    given = {"mode": "errors", "url": url.removesuffix("/api/v1"), "model": MODEL, "keys": KEYS}
+    results = run_ts_sdk(given)
+    expected = {"e400": "BadRequest", "e401": "Unauthorized", "e402": "PaymentRequired", "e403": "Forbidden",
+                "e404": "NotFound", "e413": "PayloadTooLarge", "e503": "ServiceUnavailable"}  # fmt: skip
+    for check, kind in expected.items():
+        assert results[check]["ok"], results[check]
+        assert results[check]["value"] == {"raised": f"{kind}ResponseError", "status": int(check[1:])}
+
+
+def test_the_typescript_sdk_parses_a_mid_stream_error_and_the_usage_chunk() -> None:
+    """OpenRouter's TypeScript SDK failed on every streamed chunk while they carried `system_fingerprint: null`."""
+    env = Envelope("gen-1-abcdefghijklmnopqrst", 1, MODEL, "Local", Pricing.from_strings("0", "0"))
+    shaper = ChunkShaper(env, StreamOutcome(), text_completion=False)
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    text = shaper.shape({"id": "x", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
+    last = shaper.shape({"id": "x", "choices": [], "usage": usage})
+    failure = error_chunk(env, 502, "Engine stopped during generation")
+    chunks = [orjson.dumps(c).decode() for c in (text, last, failure)]
+    results = run_ts_sdk({"mode": "chunks", "url": "http://unused", "model": MODEL, "chunks": chunks})
+    assert results["chunks"]["ok"], results["chunks"]
+    assert results["chunks"]["value"] == [
+        {"error": None, "finish": None, "usage": None},
+        {"error": None, "finish": None, "usage": 5},
+        {"error": 502, "finish": "error", "usage": None},
+    ]

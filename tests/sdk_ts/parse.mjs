@@ -1,14 +1,17 @@
 // Every kind of answer the server gives, through OpenRouter's official TypeScript SDK, which validates each answer
 // against its own schemas (a null where OpenRouter omits a field, or a missing field, fails the call).
-// Input on stdin: {"url", "model", "image"}. Output on stdout: {check: {ok, value} | {ok: false, error}}.
+// Input on stdin: {"mode", "url", "model", ...}; mode "answers" (the default; with "image") calls the server,
+// "errors" (with "keys": {ok, off, lean}) makes calls that fail with each status, "chunks" (with "chunks": [JSON])
+// parses stream chunks with the SDK's own schema. Output on stdout: {check: {ok, value} | {ok: false, error}}.
 import { OpenRouter } from "@openrouter/sdk";
+import { ChatStreamChunk$inboundSchema } from "@openrouter/sdk/models";
 
 const input = JSON.parse(await new Promise((done) => {
   let text = "";
   process.stdin.on("data", (piece) => (text += piece));
   process.stdin.on("end", () => done(text));
 }));
-const sdk = new OpenRouter({ apiKey: "sk-or-v1-local", serverURL: `${input.url}/api/v1` });
+const sdk = new OpenRouter({ apiKey: "sk-or-v1-local", serverURL: `${input.url}/api/v1`, retryConfig: { strategy: "none" } });
 const model = input.model;
 const hi = [{ role: "user", content: "hi" }];
 const tool = {
@@ -26,7 +29,7 @@ const tool = {
 };
 const force = { type: "function", function: { name: "get_weather" } };
 
-const checks = {
+const answers = {
   async chat() {
     const content = [{ type: "text", text: "What?" }, { type: "image_url", imageUrl: { url: input.image } }];
     const r = await sdk.chat.send({ chatRequest: { model, messages: [{ role: "user", content }], maxTokens: 3, logprobs: true } });
@@ -85,6 +88,36 @@ const checks = {
     }
   },
 };
+
+async function failure(call) {
+  try {
+    await call();
+    return { raised: null };
+  } catch (error) {
+    return { raised: error.constructor.name, status: error.statusCode };
+  }
+}
+
+const as = (key) => new OpenRouter({ apiKey: key, serverURL: `${input.url}/api/v1`, retryConfig: { strategy: "none" } });
+const errors = input.keys && {
+  e400: () => failure(() => as(input.keys.ok).chat.send({ chatRequest: { model: "acme/nope", messages: hi } })),
+  e401: () => failure(() => as("sk-wrong").chat.send({ chatRequest: { model, messages: hi } })),
+  e402: () => failure(() => as(input.keys.lean).chat.send({ chatRequest: { model, messages: hi, maxTokens: 100 } })),
+  e403: () => failure(() => as(input.keys.off).chat.send({ chatRequest: { model, messages: hi } })),
+  e404: () => failure(() => as(input.keys.ok).generations.getGeneration({ id: "gen-0-none" })),
+  e413: () => failure(() =>
+    as(input.keys.ok).chat.send({ chatRequest: { model, messages: [{ role: "user", content: "x".repeat(8000) }] } })),
+  e503: () => failure(() => as(input.keys.ok).chat.send({ chatRequest: { model, messages: hi } })),
+};
+const chunks = input.chunks && {
+  async chunks() {
+    return input.chunks.map((c) => {
+      const chunk = ChatStreamChunk$inboundSchema.parse(JSON.parse(c));
+      return { error: chunk.error?.code ?? null, finish: chunk.choices[0]?.finishReason ?? null, usage: chunk.usage?.totalTokens ?? null };
+    });
+  },
+};
+const checks = { answers, errors, chunks }[input.mode ?? "answers"];
 
 const results = {};
 for (const [name, check] of Object.entries(checks)) {
