@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def error_response(exc: GatewayError) -> JSONResponse:
     return JSONResponse(error_body(exc.status, exc.message, exc.metadata), status_code=exc.status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
@@ -135,7 +136,9 @@ async def _on_gateway_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    """The body as FastAPI checked it, or as a route checked what it made of it (another API's request, translated
+    into a chat request: server/dialects/)."""
+    assert isinstance(exc, RequestValidationError | ValidationError)
     return error_response(InvalidRequest(_validation_message(exc)))
 
 
@@ -153,5 +156,6 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -94,18 +94,27 @@ def _sampling(req: MessagesRequest) -> dict[str, Any]:
     }
 
 
+def _block(block: Any, where: str) -> dict[str, Any]:
+    if not isinstance(block, dict):
+        raise InvalidRequest(f"{where}: must be a content block (an object with a type)")
+    return block
+
+
 def _system(system: str | list[dict[str, Any]]) -> str:
     if isinstance(system, str):
         return system
-    return "\n".join(block.get("text", "") for block in system if block.get("type") == "text")
+    blocks = [_block(b, f"system[{i}]") for i, b in enumerate(system)]
+    return "\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
 
 
 def _user(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], where: str) -> None:
     parts: list[dict[str, Any]] = []
-    for j, block in enumerate(blocks):
+    for j, block in enumerate(_block(b, f"{where}[{j}]") for j, b in enumerate(blocks)):
         kind = block.get("type")
         if kind == "tool_result":
             content = block.get("content")
+            if not isinstance(content, str | list | None):
+                raise InvalidRequest(f"{where}[{j}].content: must be a string or a list of content blocks")
             result = content if isinstance(content, str) else [_part(b, f"{where}[{j}].content") for b in content or []]
             messages.append({"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": result or ""})
         else:
@@ -117,7 +126,7 @@ def _user(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], where: s
 def _assistant(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], where: str) -> None:
     text: list[str] = []
     calls: list[dict[str, Any]] = []
-    for j, block in enumerate(blocks):
+    for j, block in enumerate(_block(b, f"{where}[{j}]") for j, b in enumerate(blocks)):
         kind = block.get("type")
         if kind == "text":
             text.append(block.get("text", ""))
@@ -138,12 +147,12 @@ def _assistant(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], whe
     messages.append(message)
 
 
-def _part(block: dict[str, Any], where: str) -> dict[str, Any]:
-    kind = block.get("type")
+def _part(block: Any, where: str) -> dict[str, Any]:
+    kind = _block(block, where).get("type")
     if kind == "text":
         return {"type": "text", "text": block.get("text")}
     if kind == "image":
-        source = block.get("source") or {}
+        source = _block(block.get("source") or {}, f"{where}.source")
         if source.get("type") == "base64":
             url = f"data:{source.get('media_type')};base64,{source.get('data')}"
         elif source.get("type") == "url":

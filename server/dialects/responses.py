@@ -81,6 +81,8 @@ def to_chat(req: ResponsesRequest) -> ChatRequest:
     if req.tool_choice is not None:
         body["tool_choice"] = _tool_choice(req.tool_choice)
     if (fmt := (req.text or {}).get("format")) is not None:
+        if not isinstance(fmt, dict):
+            raise InvalidRequest("text.format: must be an object with a type")
         body["response_format"] = _format(fmt)
     if req.truncation == "auto":
         body["transforms"] = ["middle-out"]
