@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from server.api.deps import KeyDep, require_key
 from server.api.json_route import OrjsonRoute
+from server.auth import Principal
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.schemas.response import ERROR_RESPONSES, ChatResponse, CompletionResponse
 
@@ -26,6 +27,14 @@ def with_session(body: R, request: Request) -> R:
     if body.session_id is not None or not header:
         return body
     return body.model_copy(update={"session_id": header[:256]})
+
+
+async def dispatched(chat: ChatRequest, request: Request, principal: Principal) -> Response:
+    """A chat request another API's request became (server/dialects/), through the same front door as chat; a
+    hosted upstream gets it in chat form."""
+    dispatcher = request.app.state.dispatcher
+    raw = chat.model_dump(mode="json", exclude_none=True, by_alias=True) if dispatcher.upstream is not None else {}
+    return await dispatcher.chat(with_session(chat, request), raw, request.headers, principal)  # type: ignore[no-any-return]
 
 
 @router.post("/chat/completions", response_model=ChatResponse, summary="Chat completion (streaming or not)")

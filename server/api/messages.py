@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from server.api.deps import KeyDep, require_key
-from server.api.generate import with_session
+from server.api.generate import dispatched
 from server.api.json_route import OrjsonRoute
 from server.dialects.messages import CountTokensRequest, MessagesRequest, chat_messages, to_chat, tools
 from server.dialects.messages_stream import as_messages
@@ -23,11 +23,7 @@ router = APIRouter(
 
 @router.post("/messages", summary="Anthropic Messages API (streaming or not)")
 async def messages(body: MessagesRequest, request: Request, principal: KeyDep) -> Response:
-    chat = with_session(to_chat(body), request)
-    dispatcher = request.app.state.dispatcher
-    # A hosted upstream gets the chat request this one became.
-    raw = chat.model_dump(mode="json", exclude_none=True, by_alias=True) if dispatcher.upstream is not None else {}
-    return as_messages(await dispatcher.chat(chat, raw, request.headers, principal))
+    return as_messages(await dispatched(to_chat(body), request, principal))
 
 
 @router.post("/messages/count_tokens", summary="Input tokens of a Messages request, by the engine's tokenizer")

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
 
-class EventTranslator(Protocol):
+class EventTranslator:
+    """The chat stream's events as another API's. Keep-alive comments pass as they are (SSE clients skip them)."""
+
     def feed(self, raw: bytes) -> bytes:
         """One SSE event of the chat stream (without its blank line), as the other API's events."""
-        ...
+        if raw.startswith(b":"):
+            return raw + b"\n\n"
+        data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
+        if not data:
+            return b""
+        return self.end() if data == b"[DONE]" else self.chunk(orjson.loads(data))
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def end(self) -> bytes:
+        raise NotImplementedError
 
 
 async def _events(body: AsyncIterable[Any], stream: EventTranslator) -> AsyncGenerator[bytes, None]:

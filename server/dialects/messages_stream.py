@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from server.dialects.answer import translated
+from server.dialects.answer import EventTranslator, translated
 from server.dialects.messages import STOP_REASONS, from_chat, message, usage
 
 
-class MessagesStream:
+class MessagesStream(EventTranslator):
     def __init__(self) -> None:
         self.started = False
         self.block: int | None = None  # the open block's index
@@ -31,16 +31,8 @@ class MessagesStream:
     def event(kind: str, **fields: Any) -> bytes:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
 
-    def feed(self, raw: bytes) -> bytes:
-        """One SSE event of the chat stream, as the Messages events it makes."""
-        if raw.startswith(b":"):
-            return raw + b"\n\n"
-        data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
-        if not data:
-            return b""
-        if data == b"[DONE]":
-            return self.end()
-        chunk = orjson.loads(data)
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        """One chunk of the chat stream, as the events it makes."""
         out = b""
         if not self.started:
             self.started = True

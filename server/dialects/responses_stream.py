@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from server.dialects.answer import translated
+from server.dialects.answer import EventTranslator, translated
 from server.dialects.responses import (
     ResponsesRequest,
     call_item,
@@ -36,7 +36,7 @@ class OpenItem:
     text: str = ""  # a message's text, or a call's arguments so far
 
 
-class ResponsesStream:
+class ResponsesStream(EventTranslator):
     def __init__(self, req: ResponsesRequest) -> None:
         self.req = req
         self.response: dict[str, Any] | None = None  # made from the first chunk (its id, model, created)
@@ -53,16 +53,8 @@ class ResponsesStream:
         self.seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
-    def feed(self, raw: bytes) -> bytes:
-        """One SSE event of the chat stream, as the Responses events it makes."""
-        if raw.startswith(b":"):
-            return raw + b"\n\n"
-        data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
-        if not data:
-            return b""
-        if data == b"[DONE]":
-            return self.end()
-        chunk = orjson.loads(data)
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        """One chunk of the chat stream, as the events it makes."""
         out = self.start(chunk) if self.response is None else b""
         if "error" in chunk:
             return out + self.failed(chunk["error"])
