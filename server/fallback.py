@@ -90,7 +90,7 @@ class Dispatcher:
             headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}
         use = None
         if self.cache is not None:
-            use = self.cache.use(headers, principal.label, req.model_dump_json(exclude_none=True).encode())
+            use = self.cache.use(headers, principal.label, lambda: req.model_dump_json(exclude_none=True).encode())
         if use is not None and use.found is not None:
             return self._cache_hit(use.found, req, principal)
         answer = await self._serve(req, raw, headers, principal)

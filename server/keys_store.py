@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,17 +68,17 @@ class KeyStore:
         self.path, self.records_path = path, records_path
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        with contextlib.suppress(PermissionError), self._db() as db:
+        # One connection for the process (a key is looked up on every request that uses one): SQLite sees the other
+        # workers' writes at each new statement.
+        self._conn = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._db() as db:
             db.execute(_SCHEMA)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        with self._lock, self._conn:
+            yield self._conn
 
     def add(self, key: StoredKey) -> None:
         with self._db() as db:

@@ -124,6 +124,8 @@ CREATE TABLE IF NOT EXISTS generations (
     preset_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
+-- A key's spending in a window (keys whose budget resets, server/keys_store.py).
+CREATE INDEX IF NOT EXISTS generations_key_time ON generations (key_label, created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
 """
 # Columns added since the first schema, for databases made before them.

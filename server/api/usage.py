@@ -18,15 +18,15 @@ router = APIRouter(dependencies=[Depends(require_key)], tags=["account"], respon
 ACTIVITY_DAYS = 30  # OpenRouter reports the last 30 days
 
 
-def _management(request: Request, principal: Principal) -> None:
-    if request.app.state.keyring.enabled and not principal.management:
+def _management(principal: Principal) -> None:
+    if not principal.operator:
         raise Forbidden("Only a management key may read the account's usage")
 
 
 @router.get("/credits", response_model=DataResponse)
 async def credits(request: Request, principal: KeyDep) -> dict[str, Any]:
     """Credits are the cost budgets the operator gave the keys; usage, what every generation cost."""
-    _management(request, principal)
+    _management(principal)
     granted = sum(spec.limits.cost_budget or 0.0 for spec in request.app.state.keyring.specs)
     return {"data": {"total_credits": granted, "total_usage": await request.app.state.records.total_cost()}}
 
@@ -61,7 +61,7 @@ async def activity(
     api_key_hash: str | None = Query(None, description="one key's activity (its SHA-256, as in the keys file)"),
 ) -> dict[str, Any]:
     """Generations per UTC day, model and provider over the last 30 days."""
-    _management(request, principal)
+    _management(principal)
     since = time.time() - ACTIVITY_DAYS * 86400
     label = _label(request, api_key_hash)
     rows = await request.app.state.records.activity(since, _day(day), label)

@@ -89,8 +89,8 @@ def _sampling(req: MessagesRequest) -> dict[str, Any]:
         "stop": req.stop_sequences,
         "user": (req.metadata or {}).get("user_id"),
         "session_id": req.session_id,
-        "provider": req.provider.model_dump(exclude_none=True) if req.provider else None,
-        "plugins": [p.model_dump(exclude_none=True) for p in req.plugins] if req.plugins else None,
+        "provider": req.provider,  # already checked: taken as they are
+        "plugins": req.plugins,
     }
 
 

@@ -103,8 +103,8 @@ def _sampling(req: ResponsesRequest) -> dict[str, Any]:
         "user": req.user,
         "session_id": req.session_id,
         "prompt_cache_key": req.prompt_cache_key,
-        "provider": req.provider.model_dump(exclude_none=True) if req.provider else None,
-        "plugins": [p.model_dump(exclude_none=True) for p in req.plugins] if req.plugins else None,
+        "provider": req.provider,  # already checked: taken as they are
+        "plugins": req.plugins,
     }
 
 
