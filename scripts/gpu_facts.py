@@ -10,7 +10,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from server.engine.hardware import detect, gpus_from_nvml_records, nvidia_smi_gpus, nvml_records
+from server.planning.hardware import detect, gpus_from_nvml_records, nvidia_smi_gpus, nvml_records
 from server.planning.model_shape import reference_shape
 from server.planning.planner import Inventory, PlanRequest, plan
 

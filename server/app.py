@@ -1,5 +1,6 @@
-"""`create_app(settings, engine, state)`: the FastAPI gateway. The lifespan starts and stops the engine, opens the
-generation records and owns the HTTP clients (one to the engine, one for fetching remote images, one upstream).
+"""`create_app(settings, engine, state)`: the FastAPI gateway, where its parts are built and wired (routes reach them
+through server/api/deps.py). The lifespan starts and stops the engine, opens the generation records and owns the
+HTTP clients (one to the engine, one for fetching remote images, one upstream) and the generation path built on them.
 `state` is the admission, records and metrics it shares with other gateway workers; by default its own."""
 
 from __future__ import annotations
@@ -8,29 +9,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
+from server.access.auth import KeyRing, load_keys_file
+from server.access.body_limit import BodyLimit
+from server.access.guard import Guard, allowed_hosts
+from server.access.keys import KeyStore
 from server.api import account, generate, keys, messages, models, ops, responses, tokenize, unsupported, usage
-from server.api.deps import require_key
-from server.auth import KeyRing, load_keys_file
-from server.body_limit import BodyLimit
+from server.api.deps import Gateway, Generation, require_key
 from server.catalog import Catalog
 from server.engine.client import EngineClient, engine_session
-from server.engine.supervisor import EngineBase
+from server.engine.protocol import ManagedEngine
 from server.errors import install_error_handlers
-from server.fallback import Dispatcher
 from server.gateway_state import GatewayState, local_state
-from server.guard import Guard, allowed_hosts
-from server.keys_store import KeyStore
-from server.pipeline import Pipeline
+from server.generation.dispatch import Dispatch
+from server.generation.pipeline import Pipeline
+from server.generation.record import Recorder
+from server.generation.upstream import Upstream
 from server.playground import routes as playground
-from server.request_log import RequestObserver
 from server.serving import is_loopback
 from server.settings import Settings
-from server.tracing import Tracing
-from server.upstream import Upstream
+from server.telemetry.request_log import RequestObserver
+from server.telemetry.tracing import Tracing
 
 API_ROUTERS = (
     generate.router,
@@ -60,14 +63,39 @@ def key_store(settings: Settings) -> KeyStore:
     return KeyStore(settings.keys_path, settings.records_path)
 
 
-def create_app(settings: Settings, engine: EngineBase, state: GatewayState | None = None) -> FastAPI:
+def generation_path(
+    gateway: Gateway,
+    tracing: Tracing,
+    engine_http: aiohttp.ClientSession,
+    fetcher: httpx.AsyncClient,
+    hosted: httpx.AsyncClient,
+) -> Generation:
+    """Front door, pipeline and engine client, on the lifespan's HTTP clients."""
+    settings = gateway.settings
+    client = EngineClient(engine_http, gateway.engine, settings.retry_after_s)
+    recorder = Recorder(gateway.records, gateway.metrics)
+    pipeline = Pipeline(settings, client, recorder, fetcher, gateway.admission, tracing)
+    upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
+    dispatch = Dispatch(settings, pipeline, gateway.catalog, recorder, gateway.admission, upstream)
+    return Generation(dispatch, pipeline, client)
+
+
+def create_app(settings: Settings, engine: ManagedEngine, state: GatewayState | None = None) -> FastAPI:
     state = state or local_state(settings, engine)
-    admission, records, metrics = state.admission, state.records, state.metrics
-    catalog = Catalog(settings, lambda: engine.max_model_len)
+    gateway = Gateway(
+        settings,
+        engine,
+        keyring_for(settings),
+        key_store(settings),
+        state.admission,
+        state.records,
+        state.metrics,
+        Catalog(settings, lambda: engine.max_model_len),
+    )
     tracing = Tracing.start(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with (
             engine_session(settings.engine_request_timeout_s, engine.url) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
@@ -75,22 +103,17 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
             # The hosted upstream is on the internet: the environment's proxy settings apply (a corporate proxy).
             httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0)) as hosted,
         ):
-            client = EngineClient(http, engine, settings.retry_after_s)
-            app.state.engine_client = client
-            pipeline = Pipeline(settings, client, catalog, records, fetcher, admission, metrics, tracing)
-            app.state.pipeline = pipeline
-            upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
-            app.state.dispatcher = Dispatcher(settings, pipeline, catalog, records, upstream)
-            await records.open()
+            gateway.generation = generation_path(gateway, tracing, http, fetcher, hosted)
+            await state.records.open()
             await engine.start()
             try:
                 yield
             finally:
+                gateway.generation = None
                 await engine.stop()
-                await records.close()
+                await state.records.close()
                 tracing.shutdown()
 
-    # The OpenAPI document is served by a route of ours, behind the same key check as every other route.
     app = FastAPI(
         title="mistral-local",
         version=__version__,
@@ -100,15 +123,15 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
         redoc_url=None,
         description="Mistral Small 3.1 on vLLM with OpenRouter's request and response shape.",
     )
-    app.state.settings = settings
-    app.state.keyring = keyring_for(settings)
-    app.state.key_store = key_store(settings)
-    app.state.admission = admission
-    app.state.metrics = metrics
-    app.state.engine = engine
-    app.state.catalog = catalog
-    app.state.records = records
-    metrics.bind(
+    app.state.gateway = gateway
+    _wire(app, gateway, tracing)
+    return app
+
+
+def _wire(app: FastAPI, gateway: Gateway, tracing: Tracing) -> None:
+    """Metrics' live gauges, error handlers, middleware and routes."""
+    settings, engine, admission = gateway.settings, gateway.engine, gateway.admission
+    gateway.metrics.bind(
         in_flight=lambda: admission.in_flight,
         queue_depth=lambda: admission.waiting,
         engine_ready=lambda: float(engine.ready),
@@ -118,16 +141,15 @@ def create_app(settings: Settings, engine: EngineBase, state: GatewayState | Non
     # Outermost first: request ids and access log, then who may call (before the body is read), then body size.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     hosts = allowed_hosts(settings.allowed_hosts, settings.host, is_loopback(settings.host))
-    app.add_middleware(Guard, keyring=app.state.keyring, public_routes=settings.public_routes, hosts=hosts)
-    app.add_middleware(RequestObserver, metrics=metrics, tracing=tracing)
+    app.add_middleware(Guard, keyring=gateway.keyring, public_routes=settings.public_routes, hosts=hosts)
+    app.add_middleware(RequestObserver, metrics=gateway.metrics, tracing=tracing)
     app.include_router(ops.router)
     app.include_router(playground.router)
     for prefix in API_PREFIXES:
         for router in API_ROUTERS:
             app.include_router(router, prefix=prefix)
 
+    # The OpenAPI document is served by a route of ours, behind the same key check as every other route.
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
     async def openapi() -> dict[str, Any]:
         return app.openapi()
-
-    return app

@@ -52,6 +52,12 @@ class Catalog:
             raise InvalidRequest(f"{requested} is not a valid model ID")
         return requested
 
+    def first_served(self, order: list[str]) -> str:
+        """The first of OpenRouter's model order (`model`, then `models`) this server serves; none: the first's
+        400 (no model named: the served model)."""
+        served = next((m for m in order if self.serves(m)), None)
+        return self.resolve(served or (order[0] if order else None))
+
     def serves(self, requested: str) -> bool:
         return base_id(requested) in self._ids
 

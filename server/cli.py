@@ -4,10 +4,41 @@ elsewhere; heavy imports stay inside the commands so `--help` is instant."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from server.bench.flags import (
+    BenchApiKey,
+    BenchBaseUrl,
+    BenchBurstiness,
+    BenchCompare,
+    BenchCompareApiKey,
+    BenchCompareLabel,
+    BenchCompareModel,
+    BenchDataset,
+    BenchDuration,
+    BenchIgnoreEos,
+    BenchImages,
+    BenchImageSize,
+    BenchInputLen,
+    BenchLabel,
+    BenchMaxConcurrency,
+    BenchModel,
+    BenchNumPrompts,
+    BenchOut,
+    BenchOutputLen,
+    BenchPrefixLen,
+    BenchRangeRatio,
+    BenchReadyTimeout,
+    BenchRequestRate,
+    BenchRounds,
+    BenchSeed,
+    BenchSharegptPath,
+    BenchSlo,
+    BenchTokenizer,
+    BenchWarmups,
+)
 from server.errors import ConfigError, EngineFailed
 
 app = typer.Typer(
@@ -15,111 +46,79 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+ServeHost = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
+
+ServePort = Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")]
+
+ServeWorkers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Gateway processes sharing the port, with one set of limits and records (default 1). More when "
+        "one core cannot relay the engine's output: see docs/performance.md.",
+    ),
+]
+
+ServeModel = Annotated[
+    Path | None,
+    typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
+]
+
+ServeProfile = Annotated[
+    str | None,
+    typer.Option(
+        help="Hardware profile: a name in configs/profiles, a YAML path, or auto (detect GPUs and plan; no GPU: "
+        "cpu-tiny, or cpu-24b for real weights). Default: auto."
+    ),
+]
+
+ServeEngineUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Attach to a running engine instead of launching one: http://HOST:PORT or unix:PATH (its key: "
+        "MISTRAL_LOCAL_ENGINE_API_KEY)."
+    ),
+]
+
+ServeEnginePort = Annotated[
+    int | None,
+    typer.Option(
+        help="A loopback TCP port for the launched engine (default: a Unix socket only this user can reach; a "
+        "port lets benchmarks and other gateways in, and every local user)."
+    ),
+]
+
+ServeKeysFile = Annotated[Path | None, typer.Option(help="YAML file of API keys (see `mistral-local new-key`).")]
+
+ServeInsecureNoAuth = Annotated[
+    bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")
+]
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=64,
-            help="Gateway processes sharing the port, with one set of limits and records (default 1). More when "
-            "one core cannot relay the engine's output: see docs/performance.md.",
-        ),
-    ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
-    ] = None,
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="Hardware profile: a name in configs/profiles, a YAML path, or auto (detect GPUs and plan; no GPU: "
-            "cpu-tiny, or cpu-24b for real weights). Default: auto."
-        ),
-    ] = None,
-    engine_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Attach to a running engine instead of launching one: http://HOST:PORT or unix:PATH (its key: "
-            "MISTRAL_LOCAL_ENGINE_API_KEY)."
-        ),
-    ] = None,
-    engine_port: Annotated[
-        int | None,
-        typer.Option(
-            help="A loopback TCP port for the launched engine (default: a Unix socket only this user can reach; a "
-            "port lets benchmarks and other gateways in, and every local user)."
-        ),
-    ] = None,
-    keys_file: Annotated[Path | None, typer.Option(help="YAML file of API keys (see `mistral-local new-key`).")] = None,
-    insecure_no_auth: Annotated[
-        bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")
-    ] = False,
+    ctx: typer.Context,
+    host: ServeHost = None,
+    port: ServePort = None,
+    workers: ServeWorkers = None,
+    model: ServeModel = None,
+    profile: ServeProfile = None,
+    engine_url: ServeEngineUrl = None,
+    engine_port: ServeEnginePort = None,
+    keys_file: ServeKeysFile = None,
+    insecure_no_auth: ServeInsecureNoAuth = False,
 ) -> None:
     """Run the gateway and the engine it supervises (or attaches to)."""
-    import asyncio
-    import logging
+    # Every flag reaches the command's function by name (ctx.params).
+    from server.workers.start import serve_from_flags
 
-    import uvloop
-
-    from server.app import create_app, keyring_for
-    from server.checkpoint.identity import identity_overrides
-    from server.console import configure_logging, show_engine_progress
-    from server.engine.selection import build_engine
-    from server.serving import check_exposure, check_port_free, run
-    from server.settings import Settings
-    from server.workers.control import run_control
-
-    flags: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "model": model,
-        "profile": profile,
-        "engine_url": engine_url,
-        "engine_port": engine_port,
-        "keys_file": keys_file,
-        "insecure_no_auth": insecure_no_auth or None,
-    }
-    given = {k: v for k, v in flags.items() if v is not None}
-    settings = Settings(**given)
-    # Weights from `fetch-weights` say which model they are (3.1 or 3.2): served under that name unless overridden.
-    named = identity_overrides(settings.model, settings.model_fields_set)
-    if named:
-        settings = Settings(**given, **named)
-    configure_logging(settings.log_level, settings.log_format)
-    if settings.log_content:
-        logging.getLogger("mistral_local").warning(
-            "CONTENT LOGGING IS ON (MISTRAL_LOCAL_LOG_CONTENT): prompts and completions are written to this log. "
-            "Use it for debugging only; never in production."
-        )
-    try:
-        check_exposure(settings, keyring_for(settings).enabled)
-        check_port_free(settings.host, settings.port)
-        engine, settings = build_engine(settings)
-        app_ = create_app(settings, engine) if settings.workers == 1 else None
-    except ConfigError as exc:
-        _fail(str(exc))
-
-    async def main() -> None:
-        progress = asyncio.create_task(show_engine_progress(engine))
-        try:
-            await (run(app_, settings) if app_ is not None else run_control(settings, engine))
-        finally:
-            progress.cancel()
-
-    uvloop.run(main())  # uvloop's event loop: every streamed chunk costs less on it than on asyncio's
+    serve_from_flags(ctx.params)
 
 
 @app.command()
 def plan(
+    ctx: typer.Context,
     gpu: Annotated[
         str | None,
         typer.Option(
@@ -151,108 +150,47 @@ def plan(
     """Plan vLLM's arguments for the model on a set of GPUs, showing the arithmetic (and the commands to run)."""
     from server.planning.cli_plan import run_plan
 
-    run_plan(
-        gpu=gpu,
-        count=count,
-        nodes=nodes,
-        memory_gib=memory_gib,
-        model=model,
-        weights=weights,
-        target=target,
-        context=context,
-        kv_cache_dtype=kv_cache_dtype,
-        images=images,
-        utilization=utilization,
-        write=write,
-    )
+    run_plan(**ctx.params)
 
 
 @app.command()
 def bench(
-    base_url: Annotated[str, typer.Option(help="Target API base: this server, a vLLM engine, or OpenRouter.")] = (
-        "http://127.0.0.1:8000/api/v1"
-    ),
-    api_key: Annotated[
-        str,
-        typer.Option(envvar="MISTRAL_LOCAL_BENCH_API_KEY", help="The target's key (env MISTRAL_LOCAL_BENCH_API_KEY)."),
-    ] = "",
-    model: Annotated[str, typer.Option(help="Model id to request.")] = "mistralai/mistral-small-3.1-24b-instruct",
-    label: Annotated[str, typer.Option(help="Name of the target in tables and plots.")] = "A",
-    compare: Annotated[
-        str | None,
-        typer.Option(help="Second target's base URL: the same requests, interleaved, as ratios to the first."),
-    ] = None,
-    compare_api_key: Annotated[str, typer.Option(envvar="MISTRAL_LOCAL_BENCH_COMPARE_API_KEY")] = "",
-    compare_model: Annotated[str | None, typer.Option(help="Model id at the second target (default: --model).")] = None,
-    compare_label: Annotated[str, typer.Option()] = "B",
-    rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds per comparison (order alternates).")] = 4,
-    dataset: Annotated[str, typer.Option(help="random, image or sharegpt.")] = "random",
-    sharegpt_path: Annotated[
-        Path | None, typer.Option(help="ShareGPT-format JSON file (with --dataset sharegpt).")
-    ] = None,
-    input_len: Annotated[int, typer.Option(min=1, help="Prompt tokens (Tekken).")] = 1024,
-    output_len: Annotated[int, typer.Option(min=1, help="Output tokens (max_tokens).")] = 128,
-    range_ratio: Annotated[float, typer.Option(min=0, max=1, help="Lengths uniform in [L(1-r), L(1+r)].")] = 0.0,
-    prefix_len: Annotated[int, typer.Option(min=0, help="Tokens of a prefix every prompt shares.")] = 0,
-    image_size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of generated images (--dataset image).")] = "512x512",
-    images: Annotated[int, typer.Option(min=1, help="Images per request (--dataset image).")] = 1,
-    num_prompts: Annotated[int, typer.Option(min=1, help="Requests per run.")] = 100,
-    duration: Annotated[float | None, typer.Option(help="Stop sending after this many seconds.")] = None,
-    max_concurrency: Annotated[str, typer.Option(help="Concurrency caps to sweep, e.g. 1,4,16,64 (inf: none).")] = "1",
-    request_rate: Annotated[float, typer.Option(help="Requests per second (inf: all at once).")] = float("inf"),
-    burstiness: Annotated[float, typer.Option(help="Gamma shape of arrivals: 1 Poisson, <1 burstier.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Same seed, same requests.")] = 0,
-    warmups: Annotated[int, typer.Option(min=0, help="Requests sent (and not measured) before each run.")] = 1,
-    ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --output-len tokens (vLLM targets).")] = True,
-    slo: Annotated[list[str] | None, typer.Option(help="Goodput limit, repeatable: ttft:MS, tpot:MS, e2el:MS.")] = None,
-    ready_timeout: Annotated[float, typer.Option(help="Wait up to this many seconds for the target.")] = 0.0,
-    tokenizer: Annotated[Path | None, typer.Option(help="tekken.json (default: mistral-common's Tekken v7).")] = None,
-    out: Annotated[Path, typer.Option(help="Directory for results.json, report.md and the plots.")] = Path(
-        "bench-results"
-    ),
+    ctx: typer.Context,
+    base_url: BenchBaseUrl = "http://127.0.0.1:8000/api/v1",
+    api_key: BenchApiKey = "",
+    model: BenchModel = "mistralai/mistral-small-3.1-24b-instruct",
+    label: BenchLabel = "A",
+    compare: BenchCompare = None,
+    compare_api_key: BenchCompareApiKey = "",
+    compare_model: BenchCompareModel = None,
+    compare_label: BenchCompareLabel = "B",
+    rounds: BenchRounds = 4,
+    dataset: BenchDataset = "random",
+    sharegpt_path: BenchSharegptPath = None,
+    input_len: BenchInputLen = 1024,
+    output_len: BenchOutputLen = 128,
+    range_ratio: BenchRangeRatio = 0.0,
+    prefix_len: BenchPrefixLen = 0,
+    image_size: BenchImageSize = "512x512",
+    images: BenchImages = 1,
+    num_prompts: BenchNumPrompts = 100,
+    duration: BenchDuration = None,
+    max_concurrency: BenchMaxConcurrency = "1",
+    request_rate: BenchRequestRate = float("inf"),
+    burstiness: BenchBurstiness = 1.0,
+    seed: BenchSeed = 0,
+    warmups: BenchWarmups = 1,
+    ignore_eos: BenchIgnoreEos = True,
+    slo: BenchSlo = None,
+    ready_timeout: BenchReadyTimeout = 0.0,
+    tokenizer: BenchTokenizer = None,
+    out: BenchOut = Path("bench-results"),
 ) -> None:
     """Benchmark a chat endpoint with vLLM's metric definitions (TTFT, TPOT, ITL, E2EL, throughput, goodput)."""
-    from server.bench.cli_bench import BenchOptions, parse_concurrency, run_bench
-    from server.bench.client import Target
-    from server.bench.metrics import Slo
-    from server.settings import Settings
+    # Every flag reaches the command's function by name (ctx.params).
+    from server.bench.cli_bench import options_from_flags, run_bench
 
-    width, _, height = image_size.partition("x")
-    if not (width.isdigit() and height.isdigit()):
-        raise ConfigError(f"--image-size: WIDTHxHEIGHT, not {image_size!r}")
-    try:
-        limits = Slo.parse(slo) if slo else None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    second = Target(compare, compare_model or model, compare_api_key, compare_label) if compare else None
-    run_bench(
-        BenchOptions(
-            target=Target(base_url, model, api_key, label),
-            compare_with=second,
-            dataset=dataset,
-            sharegpt_path=sharegpt_path,
-            input_len=input_len,
-            output_len=output_len,
-            range_ratio=range_ratio,
-            prefix_len=prefix_len,
-            image_size=(int(width), int(height)),
-            images=images,
-            num_prompts=num_prompts,
-            duration_s=duration,
-            concurrencies=parse_concurrency(max_concurrency),
-            request_rate=request_rate,
-            burstiness=burstiness,
-            seed=seed,
-            warmups=warmups,
-            ignore_eos=ignore_eos,
-            slo=limits,
-            ready_timeout_s=ready_timeout,
-            tokenizer=tokenizer,
-            rounds=rounds,
-            out=out,
-            cache_dir=Settings().cache_dir,
-        )
-    )
+    run_bench(options_from_flags(ctx.params))
 
 
 @app.command()
@@ -322,7 +260,7 @@ def new_key_cmd(
     """Make an API key: prints the key (give it to its user) and its keys-file entry (only the hash)."""
     import yaml
 
-    from server.auth import KeySpec, hash_key, new_key
+    from server.access.auth import KeySpec, hash_key, new_key
 
     key = new_key()
     entry = KeySpec(label=label, sha256=hash_key(key), management=management).model_dump(exclude_defaults=True)

@@ -22,6 +22,7 @@ where they occur; `install_error_handlers` renders the tree, so no response ever
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -159,3 +160,31 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+# OpenRouter's wording when a request does not fit the served context, and vLLM's wording of it recognised.
+_VLLM_PROMPT = re.compile(r"maximum context length is (\d+) tokens.*?prompt contains (\d+) input tokens", re.S)
+_VLLM_REQUESTED = re.compile(
+    r"maximum context length is (\d+) tokens.*?requested (\d+) output tokens.*?"
+    r"prompt contains (?:at least )?(\d+) input tokens",
+    re.S,
+)
+
+
+def context_error(context: int, prompt_tokens: int, output_tokens: int) -> InvalidRequest:
+    total = prompt_tokens + output_tokens
+    return InvalidRequest(
+        f"This endpoint's maximum context length is {context} tokens. However, you requested about {total} tokens "
+        f"({prompt_tokens} of text input, {output_tokens} in the output). Please reduce the length of either one, "
+        "or use the context-compression plugin to compress your prompt automatically.",
+        metadata={"provider_name": None},
+    )
+
+
+def rewrite_context_error(engine_message: str) -> InvalidRequest | None:
+    """vLLM's context-length message in OpenRouter's wording; None for any other message."""
+    if m := _VLLM_REQUESTED.search(engine_message):
+        return context_error(int(m[1]), int(m[3]), int(m[2]))
+    if m := _VLLM_PROMPT.search(engine_message):
+        return context_error(int(m[1]), int(m[2]), 0)
+    return None

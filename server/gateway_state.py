@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from server.admission import Admission, Demand
-from server.auth import Principal
-from server.engine.supervisor import EngineBase
-from server.metrics import Metrics
+from server.access.admission import Admission, Demand
+from server.access.auth import Principal
+from server.engine.protocol import Engine
 from server.records import GenerationRecord, RecordStore
 from server.settings import Settings
+from server.telemetry.metrics import Metrics
 
 
 class Hold(Protocol):
@@ -65,7 +65,7 @@ class LocalState(GatewayState):
     records: RecordStore
 
 
-def local_state(settings: Settings, engine: EngineBase) -> LocalState:
+def local_state(settings: Settings, engine: Engine) -> LocalState:
     records = RecordStore(settings.records_path, settings.records_retention_days)
     admission = Admission(
         max_in_flight=settings.max_in_flight,

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from server.request_log import request_id
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("mistral_local.records")
 
@@ -100,18 +100,6 @@ class GenerationRecord:
         )
 
 
-def request_tags(req: Any) -> dict[str, str | None]:
-    """A chat or completion request's `user`, `session_id` and `prompt_cache_key`, and its request id, as the
-    record's fields."""
-    return {
-        "external_user": req.user,
-        "session_id": req.session_id,
-        "prompt_cache_key": getattr(req, "prompt_cache_key", None),  # chat only
-        "request_id": request_id.get(),
-        "preset_id": (req.model_extra or {}).get("preset"),  # set by server/presets.py
-    }
-
-
 _COLUMNS = [f.name for f in fields(GenerationRecord)]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -124,7 +112,7 @@ CREATE TABLE IF NOT EXISTS generations (
     preset_id TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
--- A key's spending in a window (keys whose budget resets, server/keys_store.py).
+-- A key's spending in a window (keys whose budget resets, server/access/keys.py).
 CREATE INDEX IF NOT EXISTS generations_key_time ON generations (key_label, created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
 """
@@ -330,10 +318,7 @@ class RecordStore:
         return self.spent(key_label)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.flush()
         if self._conn is not None:
             await self._run(self._conn.close)

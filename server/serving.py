@@ -19,8 +19,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from server.admission import Admission
-from server.engine.supervisor import EngineBase
+from server.access.admission import Admission
+from server.api.deps import gateway_of
+from server.engine.protocol import ManagedEngine
 from server.errors import ConfigError, EngineFailed
 from server.gateway_state import Admits
 from server.settings import Settings
@@ -125,8 +126,10 @@ async def run(app: FastAPI, settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=5,
     )
-    server = DrainingServer(config, app.state.admission, settings.drain_timeout_s)
-    engine: EngineBase = app.state.engine
+    gateway = gateway_of(app)
+    assert isinstance(gateway.admission, Admission), "one process: its own admission (workers: server/workers/)"
+    server = DrainingServer(config, gateway.admission, settings.drain_timeout_s)
+    engine = gateway.engine
     watch = asyncio.create_task(engine.failed.wait())
     watch.add_done_callback(lambda _: setattr(server, "should_exit", True))
     try:
@@ -136,6 +139,6 @@ async def run(app: FastAPI, settings: Settings) -> None:
     raise_if_failed(engine)
 
 
-def raise_if_failed(engine: EngineBase) -> None:
+def raise_if_failed(engine: ManagedEngine) -> None:
     if engine.failed.is_set():
         raise EngineFailed(engine.last_failure or "the engine never became ready")

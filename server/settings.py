@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.auth import KeySpec
+from server.access.auth import KeySpec
 from server.checkpoint.identity import DEFAULT
-from server.presets import Preset
+from server.schemas.preset import Preset
 
 OPENROUTER_MODEL_ID = DEFAULT.model_id
 CANONICAL_SLUG = DEFAULT.canonical_slug
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(5, ge=1)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
-    # OpenTelemetry traces (server/tracing.py), off unless a collector is named: the collector's address
+    # OpenTelemetry traces (server/telemetry/tracing.py), off unless a collector is named: the collector's address
     # (http://HOST:4318 for OTLP over HTTP, /v1/traces is added; HOST:4317 for gRPC). OpenTelemetry's standard
     # variables are read too; OTEL_EXPORTER_OTLP_HEADERS and the other exporter settings apply as they are.
     otlp_endpoint: str | None = Field(
@@ -101,12 +101,12 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         "mistral-local", validation_alias=AliasChoices("MISTRAL_LOCAL_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME")
     )
-    # Presets (server/presets.py): a YAML file (`presets: {NAME: {system_prompt, parameters, tools, …}}`) and/or the
-    # same mapping as JSON here.
+    # Presets (server/generation/presets.py): a YAML file (`presets: {NAME: {system_prompt, parameters, tools, …}}`)
+    # and/or the same mapping as JSON here.
     presets_file: Path | None = None
     presets: dict[str, Preset] = Field(default_factory=dict)
     # OpenRouter's response cache (X-OpenRouter-Cache: true on a request): off unless enabled here; per key, in
-    # memory, at most this many bytes of answers per process (server/response_cache.py).
+    # memory, at most this many bytes of answers per process (server/generation/response_cache.py).
     response_cache: bool = False
     response_cache_max_bytes: int = Field(64 * 1024 * 1024, ge=0)
     # Debug only: write prompts and completions to the log. Off by default; `serve` warns loudly when on.
@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     )
     # Hosted upstream (off unless upstream_url is set): an OpenRouter-compatible API that takes the models this
     # server does not serve, and the requests it cannot serve now (engine down, full, failing before the first
-    # token), under the privacy rules of server/fallback.py. Its key comes from MISTRAL_LOCAL_UPSTREAM_API_KEY.
+    # token), under the privacy rules of server/generation/upstream.py. Its key comes from
+    # MISTRAL_LOCAL_UPSTREAM_API_KEY.
     upstream_url: str | None = None
     upstream_api_key: SecretStr | None = None
     # Models that may go upstream ("*": any); keys (labels) that may use it (empty: every key not local-only).
@@ -155,7 +156,7 @@ class Settings(BaseSettings):
 
     @property
     def keys_path(self) -> Path:
-        """Keys made through the API (server/keys_store.py), beside the records."""
+        """Keys made through the API (server/access/keys.py), beside the records."""
         return self.records_path.with_name("keys.sqlite3")
 
     @property

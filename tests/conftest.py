@@ -7,7 +7,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from server.engine.selection import tiny_checkpoint
+from server.planning.selection import tiny_checkpoint
 from server.serving import free_port
 from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from server import admission as admission_module
-from server.admission import Admission, Demand
-from server.auth import KeyLimits, Principal
+from server.access import admission as admission_module
+from server.access.admission import Admission, Demand
+from server.access.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 ANY = Principal(label=None, limits=KeyLimits())

@@ -11,8 +11,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from server.access.auth import KeyRing, KeySpec, hash_key, load_keys_file, new_key
 from server.app import create_app
-from server.auth import KeyRing, KeySpec, hash_key, load_keys_file, new_key
 from server.engine.attached import AttachedEngine
 from server.errors import ConfigError, Forbidden, Unauthorized
 from server.serving import check_exposure, free_port

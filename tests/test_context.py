@@ -10,7 +10,8 @@ import pytest
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
-from server.context import _middle_out_order, compress, rewrite_context_error
+from server.errors import rewrite_context_error
+from server.generation.compression import _middle_out_order, compress
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The front door (server/guard.py): the key is checked before the body is read, and only this server's Host
+"""The front door (server/access/guard.py): the key is checked before the body is read, and only this server's Host
 names are answered (DNS rebinding). Each test is an attack that worked before the guard."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from server.auth import hash_key, new_key
-from server.guard import ANONYMOUS_BODY_BYTES, allowed_hosts, host_name
+from server.access.auth import hash_key, new_key
+from server.access.guard import ANONYMOUS_BODY_BYTES, allowed_hosts, host_name
 from tests.served_app import gateway_settings, served_app
 
 KEY = new_key()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.errors import InvalidRequest
-from server.image_fetch import FetchPolicy, fetch_image, refusal
+from server.generation.image_fetch import FetchPolicy, fetch_image, refusal
 from tests.e2e.image_server import BOMB, SEEN_HEADERS
 
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from server.errors import InvalidRequest
+from server.generation.inbound import chat_payload, resolve_images
+from server.generation.tool_ids import is_mistral_id, to_mistral_id
 from server.schemas.request import ChatRequest
-from server.shaping.inbound import chat_payload, resolve_images
-from server.tool_ids import is_mistral_id, to_mistral_id
 
 OPENROUTER_ONLY = {
     "models",

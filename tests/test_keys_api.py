@@ -17,8 +17,8 @@ import httpx
 import pytest
 from openrouter import OpenRouter, errors
 
-from server.auth import hash_key, new_key
-from server.keys_store import KeyStore, StoredKey
+from server.access.auth import hash_key, new_key
+from server.access.keys import KeyStore, StoredKey
 from server.records import RecordStore
 from tests.served_app import gateway_settings, served_app
 from tests.test_records import record

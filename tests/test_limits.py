@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from server.errors import InvalidRequest
-from server.image_fetch import FetchPolicy
-from server.images import ImagePolicy, decode_data_url, normalize
-from server.limits import InputLimits, check_chat
+from server.generation.image_fetch import FetchPolicy
+from server.generation.images import ImagePolicy, decode_data_url, normalize
+from server.generation.input_limits import InputLimits, check_chat
 from server.schemas.request import ChatRequest
 
 LIMITS = InputLimits(max_messages=3, max_images=2, max_output_tokens=100, max_string_chars=50)

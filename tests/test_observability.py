@@ -11,11 +11,11 @@ import secrets
 import httpx
 import pytest
 
-from server.console import TextFormatter
 from server.engine.output import EngineOutput
-from server.request_log import RequestContextFilter
 from server.settings import Settings
-from server.tracing import Tracing, engine_flags, traces_endpoint
+from server.telemetry.console import TextFormatter
+from server.telemetry.request_log import RequestContextFilter
+from server.telemetry.tracing import Tracing, engine_flags, traces_endpoint
 from tests.otlp_receiver import otlp_receiver
 from tests.served_app import gateway_settings, served_app
 

@@ -16,9 +16,9 @@ import orjson
 import pytest
 from openrouter import OpenRouter, errors
 
-from server.auth import hash_key, new_key
-from server.shaping.outbound import Envelope, Pricing, error_chunk
-from server.sse import ChunkShaper, StreamOutcome
+from server.access.auth import hash_key, new_key
+from server.generation.outbound import Envelope, Pricing, error_chunk
+from server.generation.stream import ChunkShaper, StreamOutcome
 from tests.served_app import gateway_settings, served_app
 
 SDK_DIR = Path(__file__).resolve().parent / "sdk_ts"

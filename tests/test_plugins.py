@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from server.errors import InvalidRequest, NotFound
-from server.plugins.file_parser import has_files, parse_files
-from server.plugins.response_healing import heal, wanted
-from server.plugins.web import refuse_web
+from server.generation.plugins.file_parser import has_files, parse_files
+from server.generation.plugins.response_healing import heal, wanted
+from server.generation.plugins.web import refuse_web
 from server.schemas.request import ChatRequest
 from tests.pdfs import file_part
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from server.errors import ConfigError, InvalidRequest
-from server.presets import Preset, apply, load_presets_file
+from server.generation.presets import apply, load_presets_file
+from server.schemas.preset import Preset
 from server.schemas.request import ChatRequest
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}

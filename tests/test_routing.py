@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from server.errors import NotFound
-from server.routing import check_provider, exclusion
+from server.generation.provider_prefs import check_provider, exclusion
 from server.schemas.request import ProviderPreferences
 from server.settings import Settings
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from server.admission import Demand
-from server.auth import KeyLimits, Principal
+from server.access.admission import Demand
+from server.access.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 from server.gateway_state import LocalState, local_state
 from server.records import GenerationRecord
@@ -38,12 +38,12 @@ class Control:
     path: Path
 
     async def link(self) -> StateLink:
-        return await StateLink.connect(self.path, EngineView("", "m", 1.0), retry_after_s=2)
+        return await StateLink.connect(self.path, EngineView(""), retry_after_s=2)
 
 
 @asynccontextmanager
 async def control(tmp_path: Path, **settings: object) -> AsyncIterator[Control]:
-    engine = EngineView("", "m", 1.0)
+    engine = EngineView("")
     engine.apply(READY | {"images_per_prompt": None, "restarts": 0, "last_failure": None})
     config = Settings(db_path=tmp_path / "g.sqlite3", queue_timeout_s=5, **settings)  # type: ignore[arg-type]
     state = local_state(config, engine)

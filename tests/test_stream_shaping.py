@@ -10,8 +10,8 @@ import orjson
 import pytest
 from openrouter.components import ChatStreamChunk
 
-from server.shaping.outbound import Envelope, Pricing, error_chunk
-from server.sse import ChunkShaper, StreamOutcome
+from server.generation.outbound import Envelope, Pricing, error_chunk
+from server.generation.stream import ChunkShaper, StreamOutcome
 
 ENV = Envelope("gen-1-abcdefghijklmnopqrst", 1, "m", "Local", Pricing.from_strings("0", "0"))
 

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from server.api.deps import KeyDep, require_key
-from server.auth import Principal
+from server.access.auth import Principal
+from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import NotFound
 from server.records import GenerationRecord
 from server.schemas.response import ERROR_RESPONSES, DataResponse
@@ -69,16 +69,16 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
 
 @router.get("/generation", response_model=DataResponse)
 async def get_generation(
-    request: Request, principal: KeyDep, id: str = Query(..., description="gen-… id")
+    gateway: GatewayDep, principal: KeyDep, id: str = Query(..., description="gen-… id")
 ) -> dict[str, Any]:
-    record = await request.app.state.records.get(id)
+    record = await gateway.records.get(id)
     if record is None or record.key_label != principal.label:  # another key's record does not exist for this one
         raise NotFound(f"Generation {id} not found")
     return {"data": generation_body(record)}
 
 
-async def _key_info(request: Request, principal: Principal) -> dict[str, Any]:
-    tokens, usage = await request.app.state.records.usage(principal.label)
+async def _key_info(gateway: Gateway, principal: Principal) -> dict[str, Any]:
+    tokens, usage = await gateway.records.usage(principal.label)
     limits = principal.limits
     remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
     budgets = [] if remaining is None else [_budget(limits.cost_budget or 0.0, usage, remaining)]
@@ -131,10 +131,10 @@ def _budget(limit: float, spent: float, remaining: float) -> dict[str, Any]:
 
 
 @router.get("/key", response_model=DataResponse)
-async def get_key(request: Request, principal: KeyDep) -> dict[str, Any]:
-    return await _key_info(request, principal)
+async def get_key(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    return await _key_info(gateway, principal)
 
 
 @router.get("/auth/key", response_model=DataResponse, summary="Older alias of /key")
-async def get_auth_key(request: Request, principal: KeyDep) -> dict[str, Any]:
-    return await _key_info(request, principal)
+async def get_auth_key(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    return await _key_info(gateway, principal)

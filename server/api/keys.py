@@ -1,5 +1,5 @@
 """OpenRouter's key management API (`/keys`): create, list, get, update, delete keys, with a management key. Keys
-made here live in server/keys_store.py; those of the keys file and the environment are listed too, read-only (they
+made here live in server/access/keys.py; those of the keys file and the environment are listed too, read-only (they
 change where they are configured)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, Field
 
-from server.api.deps import KeyDep, require_key
-from server.auth import KeySpec, Principal, hash_key, new_key
+from server.access.auth import KeySpec, Principal, hash_key, new_key
+from server.access.keys import StoredKey
+from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
-from server.keys_store import StoredKey
 from server.schemas.request import Strict
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
@@ -42,8 +42,8 @@ class KeyUpdate(Strict):
     workspace_id: str | None = None
 
 
-def _manager(request: Request, principal: Principal) -> None:
-    if not request.app.state.keyring.enabled:
+def _manager(gateway: Gateway, principal: Principal) -> None:
+    if not gateway.keyring.enabled:
         raise Forbidden("Keys are off on this server: configure a management key to make keys through the API")
     if not principal.management:
         raise Forbidden("Only a management key may manage keys")
@@ -53,9 +53,9 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
-async def _body(request: Request, key: StoredKey) -> dict[str, Any]:
-    _, usage = await request.app.state.records.usage(key.name)
-    spec = request.app.state.key_store.spec(key)
+async def _body(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
+    _, usage = await gateway.records.usage(key.name)
+    spec = gateway.key_store.spec(key)
     remaining = None if key.limit_usd is None else max(0.0, (spec.limits.cost_budget or 0.0) - usage)
     return {
         "hash": key.hash,
@@ -90,20 +90,20 @@ def _configured(spec: KeySpec) -> StoredKey:
     return StoredKey(spec.sha256, spec.label, spec.label, spec.disabled, budget, None, False, None, 0.0, None)
 
 
-def _found(request: Request, key_hash: str) -> StoredKey:
-    key = request.app.state.key_store.get(key_hash)
+def _found(gateway: Gateway, key_hash: str) -> StoredKey:
+    key = gateway.key_store.get(key_hash)
     if key is None:
-        configured = any(s.sha256 == key_hash for s in request.app.state.keyring.specs)
+        configured = any(s.sha256 == key_hash for s in gateway.keyring.specs)
         why = " (a configured key: change it where it is configured)" if configured else ""
         raise NotFound(f"API key {key_hash} not found{why}")
-    return key  # type: ignore[no-any-return]
+    return key
 
 
 @router.post("/keys", status_code=201, summary="Make a key (shown once)")
-async def create_key(body: KeyCreate, request: Request, principal: KeyDep) -> dict[str, Any]:
-    _manager(request, principal)
-    store = request.app.state.key_store
-    taken = {s.label for s in request.app.state.keyring.specs}
+async def create_key(body: KeyCreate, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    _manager(gateway, principal)
+    store = gateway.key_store
+    taken = {s.label for s in gateway.keyring.specs}
     if body.name in taken or store.named(body.name) is not None:
         raise InvalidRequest(f"A key named '{body.name}' exists: names are the keys' labels in records")
     secret = new_key()
@@ -111,34 +111,34 @@ async def create_key(body: KeyCreate, request: Request, principal: KeyDep) -> di
     key = StoredKey(hash_key(secret), body.name, f"{secret[:9]}...{secret[-3:]}", False, body.limit,
                     body.limit_reset, body.include_byok_in_limit, expires, time.time(), None)  # fmt: skip
     store.add(key)
-    return {"data": await _body(request, key), "key": secret}
+    return {"data": await _body(gateway, key), "key": secret}
 
 
 @router.get("/keys", response_model=DataResponse)
 async def list_keys(
-    request: Request,
+    gateway: GatewayDep,
     principal: KeyDep,
     offset: int = Query(0, ge=0),
     include_disabled: bool = Query(False),
     include_expired: bool = Query(False),
 ) -> dict[str, Any]:
-    _manager(request, principal)
+    _manager(gateway, principal)
     now = time.time()
-    keys = [_configured(s) for s in request.app.state.keyring.specs] + request.app.state.key_store.all()
+    keys = [_configured(s) for s in gateway.keyring.specs] + gateway.key_store.all()
     shown = [k for k in keys if (include_disabled or not k.disabled) and (include_expired or not k.expired(now))]
-    return {"data": [await _body(request, k) for k in shown[offset : offset + 100]]}
+    return {"data": [await _body(gateway, k) for k in shown[offset : offset + 100]]}
 
 
 @router.get("/keys/{key_hash}", response_model=DataResponse)
-async def get_key_by_hash(key_hash: str, request: Request, principal: KeyDep) -> dict[str, Any]:
-    _manager(request, principal)
-    return {"data": await _body(request, _found(request, key_hash))}
+async def get_key_by_hash(key_hash: str, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    _manager(gateway, principal)
+    return {"data": await _body(gateway, _found(gateway, key_hash))}
 
 
 @router.patch("/keys/{key_hash}", response_model=DataResponse)
-async def update_key(key_hash: str, body: KeyUpdate, request: Request, principal: KeyDep) -> dict[str, Any]:
-    _manager(request, principal)
-    key = _found(request, key_hash)
+async def update_key(key_hash: str, body: KeyUpdate, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    _manager(gateway, principal)
+    key = _found(gateway, key_hash)
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] != key.name:
         raise InvalidRequest("name: a key's name is its label in the records and cannot change")
@@ -151,8 +151,8 @@ async def update_key(key_hash: str, body: KeyUpdate, request: Request, principal
         "updated_at": time.time(),
     }
     updated = StoredKey(**{**key.__dict__, **fields})
-    request.app.state.key_store.replace(updated)
-    return {"data": await _body(request, updated)}
+    gateway.key_store.replace(updated)
+    return {"data": await _body(gateway, updated)}
 
 
 def _expiry(body: KeyUpdate) -> float | None:
@@ -160,8 +160,8 @@ def _expiry(body: KeyUpdate) -> float | None:
 
 
 @router.delete("/keys/{key_hash}")
-async def delete_key(key_hash: str, request: Request, principal: KeyDep) -> dict[str, Any]:
-    _manager(request, principal)
-    if not request.app.state.key_store.delete(_found(request, key_hash).hash):
+async def delete_key(key_hash: str, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+    _manager(gateway, principal)
+    if not gateway.key_store.delete(_found(gateway, key_hash).hash):
         raise NotFound(f"API key {key_hash} not found")
     return {"deleted": True}

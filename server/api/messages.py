@@ -1,5 +1,5 @@
 """POST /messages and /messages/count_tokens: Anthropic's Messages API, as OpenRouter serves it
-(server/dialects/messages.py). The Anthropic SDK sends its key as `x-api-key`, which server/guard.py takes."""
+(server/dialects/messages.py). The Anthropic SDK sends its key as `x-api-key`, which server/access/guard.py takes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from server.api.deps import KeyDep, require_key
+from server.api.deps import GenerationDep, KeyDep, require_key
 from server.api.generate import dispatched
 from server.api.json_route import OrjsonRoute
 from server.dialects.messages import CountTokensRequest, MessagesRequest, chat_messages, to_chat, tools
@@ -22,14 +22,14 @@ router = APIRouter(
 
 
 @router.post("/messages", summary="Anthropic Messages API (streaming or not)")
-async def messages(body: MessagesRequest, request: Request, principal: KeyDep) -> Response:
-    return as_messages(await dispatched(to_chat(body), request, principal))
+async def messages(body: MessagesRequest, request: Request, generation: GenerationDep, principal: KeyDep) -> Response:
+    return as_messages(await dispatched(to_chat(body), request, generation, principal))
 
 
 @router.post("/messages/count_tokens", summary="Input tokens of a Messages request, by the engine's tokenizer")
-async def count_tokens(body: CountTokensRequest, request: Request, principal: KeyDep) -> dict[str, Any]:
+async def count_tokens(body: CountTokensRequest, generation: GenerationDep, principal: KeyDep) -> dict[str, Any]:
     counted = TokenizeRequest.model_validate(
         {"model": body.model, "messages": chat_messages(body), "tools": tools(body.tools) if body.tools else None}
     )
-    answer = await request.app.state.pipeline.tokenize(counted, principal)
+    answer = await generation.pipeline.tokenize(counted, principal)
     return {"input_tokens": answer["count"]}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.api.deps import KeyDep, require_key
+from server.api.deps import GatewayDep, KeyDep, require_key
 from server.errors import EngineUnavailable, Forbidden
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
@@ -18,10 +18,10 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready")
-async def ready(request: Request) -> dict[str, object]:
-    engine = request.app.state.engine
-    retry = request.app.state.settings.retry_after_s
-    if request.app.state.admission.draining:
+async def ready(gateway: GatewayDep) -> dict[str, object]:
+    engine = gateway.engine
+    retry = gateway.settings.retry_after_s
+    if gateway.admission.draining:
         raise EngineUnavailable("Server is shutting down", retry_after=retry)
     if not engine.ready:
         state = engine.state.value
@@ -33,23 +33,23 @@ async def ready(request: Request) -> dict[str, object]:
 
 
 @router.get("/status")
-async def status(request: Request) -> dict[str, object]:
+async def status(gateway: GatewayDep) -> dict[str, object]:
     """A small live summary for people (the playground's status line): engine state and the admission queue."""
-    engine, admission = request.app.state.engine, request.app.state.admission
+    engine, admission = gateway.engine, gateway.admission
     return {
         "engine": {"state": engine.state.value, "ready": engine.ready, "restarts": engine.restarts},
         "in_flight": admission.in_flight,
         "waiting": admission.waiting,
         "draining": admission.draining,
-        "model": request.app.state.settings.model_id,
+        "model": gateway.settings.model_id,
     }
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request, principal: KeyDep) -> PlainTextResponse:
+async def metrics(gateway: GatewayDep, principal: KeyDep) -> PlainTextResponse:
     """Prometheus exposition: every key's label and tokens, so a management key (or the operator listed /metrics in
     public_routes)."""
     if not principal.operator:
         raise Forbidden("Metrics show every key's usage: they need a management key")
-    body = generate_latest(request.app.state.metrics.registry)
+    body = generate_latest(gateway.metrics.registry)
     return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from server.api.deps import KeyDep, require_key
+from server.api.deps import GenerationDep, KeyDep, require_key
 from server.api.generate import dispatched
 from server.api.json_route import OrjsonRoute
 from server.dialects.responses import ResponsesRequest, to_chat
@@ -18,5 +18,5 @@ router = APIRouter(
 
 
 @router.post("/responses", summary="Responses API (stateless; streaming or not)")
-async def responses(body: ResponsesRequest, request: Request, principal: KeyDep) -> Response:
-    return as_responses(body, await dispatched(to_chat(body), request, principal))
+async def responses(body: ResponsesRequest, request: Request, generation: GenerationDep, principal: KeyDep) -> Response:
+    return as_responses(body, await dispatched(to_chat(body), request, generation, principal))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from server.api.deps import KeyDep, require_key
+from server.api.deps import GatewayDep, GenerationDep, KeyDep, require_key
 from server.api.json_route import OrjsonRoute
 from server.schemas.request import DetokenizeRequest, TokenizeRequest
 from server.schemas.response import ERROR_RESPONSES
@@ -18,11 +18,11 @@ router = APIRouter(
 
 
 @router.post("/tokenize")
-async def tokenize(body: TokenizeRequest, request: Request, principal: KeyDep) -> dict[str, Any]:
-    return await request.app.state.pipeline.tokenize(body, principal)  # type: ignore[no-any-return]
+async def tokenize(body: TokenizeRequest, generation: GenerationDep, principal: KeyDep) -> dict[str, Any]:
+    return await generation.pipeline.tokenize(body, principal)
 
 
 @router.post("/detokenize")
-async def detokenize(body: DetokenizeRequest, request: Request) -> dict[str, Any]:
-    payload = {"model": request.app.state.settings.model_id, "tokens": body.tokens}
-    return await request.app.state.engine_client.post("/detokenize", payload)  # type: ignore[no-any-return]
+async def detokenize(body: DetokenizeRequest, gateway: GatewayDep, generation: GenerationDep) -> dict[str, Any]:
+    payload = {"model": gateway.settings.model_id, "tokens": body.tokens}
+    return await generation.engine_client.post("/detokenize", payload)

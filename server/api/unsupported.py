@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from server.api.deps import require_key
+from server.api.deps import Gateway, GatewayDep, require_key
 from server.errors import NotFound
 from server.schemas.response import ERROR_RESPONSES
 
@@ -33,9 +33,9 @@ MODALITY = "This server serves one model, {model} (text and images in, text out)
 router = APIRouter(dependencies=[Depends(require_key)], tags=["unsupported"], responses=ERROR_RESPONSES)
 
 
-def _refuse(what: str) -> Callable[[Request], Awaitable[None]]:
-    async def refuse(request: Request) -> None:
-        raise NotFound(MODALITY.format(model=request.app.state.settings.model_id, what=what))
+def _refuse(what: str) -> Callable[[Gateway], Awaitable[None]]:
+    async def refuse(gateway: GatewayDep) -> None:
+        raise NotFound(MODALITY.format(model=gateway.settings.model_id, what=what))
 
     return refuse
 

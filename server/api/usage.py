@@ -7,10 +7,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from server.api.deps import KeyDep, require_key
-from server.auth import Principal
+from server.access.auth import Principal
+from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
@@ -24,11 +24,11 @@ def _management(principal: Principal) -> None:
 
 
 @router.get("/credits", response_model=DataResponse)
-async def credits(request: Request, principal: KeyDep) -> dict[str, Any]:
+async def credits(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
     """Credits are the cost budgets the operator gave the keys; usage, what every generation cost."""
     _management(principal)
-    granted = sum(spec.limits.cost_budget or 0.0 for spec in request.app.state.keyring.specs)
-    return {"data": {"total_credits": granted, "total_usage": await request.app.state.records.total_cost()}}
+    granted = sum(spec.limits.cost_budget or 0.0 for spec in gateway.keyring.specs)
+    return {"data": {"total_credits": granted, "total_usage": await gateway.records.total_cost()}}
 
 
 def _day(given: str | None) -> str | None:
@@ -44,10 +44,10 @@ def _day(given: str | None) -> str | None:
     return day.isoformat()
 
 
-def _label(request: Request, key_hash: str | None) -> str | None:
+def _label(gateway: Gateway, key_hash: str | None) -> str | None:
     if key_hash is None:
         return None
-    for spec in request.app.state.keyring.specs:
+    for spec in gateway.keyring.specs:
         if spec.sha256 == key_hash.lower():
             return str(spec.label)
     raise NotFound(f"No API key with hash {key_hash}")
@@ -55,7 +55,7 @@ def _label(request: Request, key_hash: str | None) -> str | None:
 
 @router.get("/activity", response_model=DataResponse)
 async def activity(
-    request: Request,
+    gateway: GatewayDep,
     principal: KeyDep,
     day: str | None = Query(None, alias="date", description="one UTC day in the last 30 (YYYY-MM-DD)"),
     api_key_hash: str | None = Query(None, description="one key's activity (its SHA-256, as in the keys file)"),
@@ -63,9 +63,9 @@ async def activity(
     """Generations per UTC day, model and provider over the last 30 days."""
     _management(principal)
     since = time.time() - ACTIVITY_DAYS * 86400
-    label = _label(request, api_key_hash)
-    rows = await request.app.state.records.activity(since, _day(day), label)
-    settings = request.app.state.settings
+    label = _label(gateway, api_key_hash)
+    rows = await gateway.records.activity(since, _day(day), label)
+    settings = gateway.settings
     return {"data": [_item(row, settings.model_id, settings.canonical_slug) for row in rows]}
 
 

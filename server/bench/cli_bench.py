@@ -23,6 +23,7 @@ from server.bench.metrics import Slo, summarize
 from server.bench.output import markdown_report, plot_sweep, plot_ttft_cdf, result_table, save_json
 from server.bench.workload import BenchRequest, Tokenizer, image_requests, random_requests, sharegpt_requests
 from server.errors import ConfigError
+from server.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,32 @@ class BenchOptions:
     rounds: int
     out: Path
     cache_dir: Path
+
+
+def options_from_flags(flags: dict[str, Any]) -> BenchOptions:
+    """`mistral-local bench`'s flags (server/cli.py), checked."""
+    f = flags
+    width, _, height = f["image_size"].partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError(f"--image-size: WIDTHxHEIGHT, not {f['image_size']!r}")
+    try:
+        limits = Slo.parse(f["slo"]) if f["slo"] else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    second = f["compare_model"] or f["model"], f["compare_api_key"], f["compare_label"]
+    same = ("dataset", "sharegpt_path", "input_len", "output_len", "range_ratio", "prefix_len", "images")
+    return BenchOptions(
+        target=Target(f["base_url"], f["model"], f["api_key"], f["label"]),
+        compare_with=Target(f["compare"], *second) if f["compare"] else None,
+        image_size=(int(width), int(height)),
+        duration_s=f["duration"],
+        concurrencies=parse_concurrency(f["max_concurrency"]),
+        slo=limits,
+        ready_timeout_s=f["ready_timeout"],
+        cache_dir=Settings().cache_dir,
+        **{k: f[k] for k in (*same, "num_prompts", "request_rate", "burstiness", "seed", "warmups", "ignore_eos")},
+        **{k: f[k] for k in ("tokenizer", "rounds", "out")},
+    )
 
 
 def parse_concurrency(text: str) -> list[int | None]:

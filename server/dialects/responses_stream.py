@@ -1,11 +1,11 @@
 """The chat path's answer as the Responses API's: the JSON object, or the stream of typed events
 (`response.created`, `response.output_item.added`, `response.output_text.delta`, …, `response.completed`).
 
-The chat stream is OpenRouter's (server/sse.py): `data:` chunks, `: OPENROUTER PROCESSING` comments (kept: SSE
-clients skip comments), a usage chunk, then `[DONE]`; a failure is a chunk with a top-level `error`, which becomes
-`response.failed`. Items are opened as their first delta arrives and closed, in order, when the next item starts or
-the stream ends. Text that arrives while function calls are open is held and sent as a message after them (a
-closed call item cannot take more arguments)."""
+The chat stream is OpenRouter's (server/generation/stream.py): `data:` chunks, `: OPENROUTER PROCESSING` comments
+(kept: SSE clients skip comments), a usage chunk, then `[DONE]`; a failure is a chunk with a top-level `error`,
+which becomes `response.failed`. Items are opened as their first delta arrives and closed, in order, when the next
+item starts or the stream ends. Text that arrives while function calls are open is held and sent as a message after
+them (a closed call item cannot take more arguments)."""
 
 from __future__ import annotations
 

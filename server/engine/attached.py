@@ -4,7 +4,6 @@ release is one this gateway supports, and follows its health; restarts are someo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -14,6 +13,7 @@ from server.engine.readiness import PROBE_TIMEOUT_S
 from server.engine.supervisor import WATCH_INTERVAL_S, EngineBase, EngineState
 from server.engine.vllm_release import supported
 from server.errors import ConfigError
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("mistral_local.engine")
 
@@ -57,9 +57,6 @@ class AttachedEngine(EngineBase):
 
     async def stop(self) -> None:
         self._set_state(EngineState.STOPPING)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         self._set_state(EngineState.STOPPED)
         await self.aclose()

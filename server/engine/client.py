@@ -11,9 +11,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from server.context import rewrite_context_error
 from server.engine.address import aiohttp_connector, http_base
-from server.engine.supervisor import EngineBase
+from server.engine.protocol import Engine
 from server.errors import (
     EngineUnavailable,
     GatewayError,
@@ -21,9 +20,10 @@ from server.errors import (
     PayloadTooLarge,
     RequestTimeout,
     UpstreamError,
+    rewrite_context_error,
 )
 
-# What a stream read can raise once the engine has answered 200 (server/sse.py turns it into an error chunk).
+# What a stream read can raise once the engine has answered 200 (server/generation/stream.py makes it an error chunk).
 STREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
@@ -54,7 +54,7 @@ class EngineStream:
 
 
 class EngineClient:
-    def __init__(self, http: aiohttp.ClientSession, engine: EngineBase, retry_after_s: int) -> None:
+    def __init__(self, http: aiohttp.ClientSession, engine: Engine, retry_after_s: int) -> None:
         self.http = http
         self.engine = engine
         self.retry_after_s = retry_after_s

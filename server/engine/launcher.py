@@ -28,7 +28,7 @@ PRIVATE_ENV = {
     "VLLM_LOGGING_LEVEL": "INFO",
 }
 # The engine fetches image URLs itself, with no address policy: it may fetch only from this name, which the DNS
-# never resolves (RFC 2606), so every image must reach it as a data: URL the gateway made (server/images.py).
+# never resolves (RFC 2606), so every image must reach it as a data: URL the gateway made (server/generation/images.py).
 NO_MEDIA_DOMAIN = "media-fetching-disabled.invalid"
 
 

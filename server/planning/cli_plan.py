@@ -8,10 +8,10 @@ from typing import get_args
 
 from rich.console import Console
 
-from server.engine.hardware import detect
 from server.engine.profiles import PlannedFor
 from server.errors import ConfigError
 from server.planning.gpus import catalog_gpu, known
+from server.planning.hardware import detect
 from server.planning.model_shape import WEIGHTS, ModelShape, Weights, checkpoint_weights, read_shape, reference_shape
 from server.planning.planner import Inventory, KvChoice, PlanRequest, Target, plan
 from server.planning.profile_writer import profile_name, render, to_profile

@@ -1,6 +1,6 @@
 """GPUs as the planner sees them: name, memory, memory bandwidth and whether they do FP8.
 
-Detection (server/engine/hardware.py) reads memory and, through NVML, the bandwidth itself; this catalog fills in
+Detection (server/planning/hardware.py) reads memory and, through NVML, the bandwidth itself; this catalog fills in
 what `nvidia-smi` cannot tell and describes the GPUs the shipped profiles are planned for. Memory sizes are the
 totals `nvidia-smi` reports (MiB), not the marketing numbers.
 """

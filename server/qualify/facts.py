@@ -11,8 +11,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from server.engine.hardware import detect
 from server.engine.profiles import Profile
+from server.planning.hardware import detect
 from server.planning.model_shape import read_shape
 from server.planning.planner import Plan
 from server.planning.profile_writer import plan_for

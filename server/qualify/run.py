@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from server.engine.hardware import detect
 from server.engine.profiles import Profile, load_profile
-from server.engine.selection import auto_profile
 from server.errors import ConfigError, EngineFailed
+from server.planning.hardware import detect
+from server.planning.selection import auto_profile
 from server.qualify.model import random_weights_model
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID

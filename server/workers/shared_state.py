@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from server.admission import Demand
-from server.auth import Principal
+from server.access.admission import Demand
+from server.access.auth import Principal
 from server.errors import EngineUnavailable, error_for_status
 from server.records import GenerationRecord
 from server.workers.engine_view import EngineView

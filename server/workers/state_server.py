@@ -10,7 +10,6 @@ in flight, waiting, draining) is sent to all of them if it changed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -20,11 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from server.admission import Admission, Demand, Ticket
-from server.auth import KeyLimits, Principal
-from server.engine.supervisor import EngineBase
+from server.access.admission import Admission, Demand, Ticket
+from server.access.auth import KeyLimits, Principal
+from server.engine.protocol import Engine
 from server.errors import GatewayError, error_fields
 from server.records import GenerationRecord, RecordStore
+from server.tasks import cancel_and_wait
 from server.workers.engine_view import describe
 from server.workers.frames import FramedProtocol
 
@@ -33,7 +33,7 @@ PUBLISH_INTERVAL_S = 0.05
 
 
 class StateServer:
-    def __init__(self, admission: Admission, records: RecordStore, engine: EngineBase) -> None:
+    def __init__(self, admission: Admission, records: RecordStore, engine: Engine) -> None:
         self.admission, self.records, self.engine = admission, records, engine
         self.workers: set[_WorkerLink] = set()
         self._server: asyncio.Server | None = None
@@ -64,10 +64,7 @@ class StateServer:
             await asyncio.sleep(PUBLISH_INTERVAL_S)
 
     async def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        await cancel_and_wait(self._publisher)
         if self._server is not None:
             self._server.close()
             for worker in list(self.workers):

@@ -18,12 +18,12 @@ import uvicorn
 import uvloop
 
 from server.app import create_app
-from server.console import configure_logging
 from server.errors import GatewayError
 from server.gateway_state import GatewayState
-from server.metrics import Metrics
 from server.serving import shared_listener
 from server.settings import Settings
+from server.telemetry.console import configure_logging
+from server.telemetry.metrics import Metrics
 from server.workers.engine_view import EngineView
 from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
 
@@ -46,7 +46,7 @@ async def _exit_when_orphaned(link: StateLink, server: uvicorn.Server, index: in
 
 async def serve(spec: WorkerSpec) -> None:
     settings = spec.settings
-    engine = EngineView("", settings.model_id, settings.engine_start_timeout_s)  # the control process says where
+    engine = EngineView("")  # the control process says where
     try:
         link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
     except (OSError, TimeoutError, GatewayError) as exc:  # the control process is gone or not answering

@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from server.engine.vllm_release import PINNED
+from server.generation.outbound import Envelope, Pricing
+from server.generation.stream import PLAIN_DELTA, StreamOutcome, relay, shaper_for
 from server.settings import OPENROUTER_MODEL_ID
-from server.shaping.outbound import Envelope, Pricing
-from server.sse import PLAIN_DELTA, StreamOutcome, relay, shaper_for
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, start_gateway
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.engine
 
 MESSAGES = [{"role": "user", "content": "Tell me a story about the sea"}]
 STREAM = {"stream": True, "stream_options": {"include_usage": True}}
-# What the gateway sends the engine for each kind of request (server/shaping/inbound.py), keyed by a case name.
+# What the gateway sends the engine for each kind of request (server/generation/inbound.py), keyed by a case name.
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "plain": ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 64, "temperature": 1.0, "seed": 1}),
     "tools": (

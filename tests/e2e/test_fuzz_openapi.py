@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from server.auth import hash_key
+from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
 

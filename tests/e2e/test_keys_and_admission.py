@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from server.auth import hash_key
+from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.e2e.image_server import SEEN_HEADERS
 from tests.gateway_process import Gateway, attached_gateway

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from openrouter import OpenRouter, errors
 
-from server.auth import hash_key, new_key
+from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.conftest import ENGINE_KEY
 from tests.e2e.images import png_data_url

@@ -25,7 +25,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from server.auth import hash_key
+from server.access.auth import hash_key
 from server.playground.routes import CSP
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.engine.hardware import detect
+from server.planning.hardware import detect
 from tests.gateway_process import CACHE_DIR
 
 pytestmark = pytest.mark.engine

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.auth import hash_key, new_key
+from server.access.auth import hash_key, new_key
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import Gateway, attached_gateway
 

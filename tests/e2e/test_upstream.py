@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from server.access.auth import KeyLimits, KeySpec, hash_key
 from server.app import create_app
-from server.auth import KeyLimits, KeySpec, hash_key
 from server.engine.attached import AttachedEngine
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID, Settings

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from server.auth import hash_key
+from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_metrics import sample
 from tests.e2e.test_shutdown import STREAM_TOKENS, stream_story, wait_for_drain

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from server.engine import hardware
-from server.engine.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
-from server.engine.selection import build_engine, choose_model
 from server.errors import ConfigError
+from server.planning import hardware
 from server.planning.gpus import Gpu
+from server.planning.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.planning.model_shape import REFERENCE_PARAMS
+from server.planning.selection import build_engine, choose_model
 from server.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpus"

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.status import Status
 
-from server.engine.supervisor import EngineBase, EngineState
-from server.request_log import RequestContextFilter
+from server.engine.protocol import Engine
+from server.engine.supervisor import EngineState
+from server.telemetry.request_log import RequestContextFilter
 
 _LOADING = (EngineState.STARTING, EngineState.RESTARTING)
 
@@ -55,12 +56,12 @@ def configure_logging(level: str, fmt: str = "auto") -> None:
         handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # httpx logs every request line at INFO; uvicorn's access log is replaced by server/request_log.py's.
+    # httpx logs every request line at INFO; uvicorn's access log is replaced by server/telemetry/request_log.py's.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
 
 
-async def show_engine_progress(engine: EngineBase) -> None:
+async def show_engine_progress(engine: Engine) -> None:
     """A spinner with the elapsed time and the engine's latest log line, until the engine is first ready."""
     console = Console(stderr=True)
     if not console.is_terminal:

@@ -1,5 +1,6 @@
-"""One generation, route to engine and back: resolve the model, shape the request, make it fit the context, call
-the engine, shape the answer (JSON or SSE), and record its metadata. Routes call `chat` or `complete`."""
+"""One generation on the local engine, from the front door (server/generation/dispatch.py) to the engine and back:
+check and shape the request, admit it, make it fit the context, call the engine, shape the answer (JSON or SSE) and
+record it (server/generation/record.py)."""
 
 from __future__ import annotations
 
@@ -12,37 +13,26 @@ import orjson
 from fastapi.responses import Response
 from opentelemetry.trace import Span, StatusCode
 
-from server.auth import Principal
-from server.call import Call, cache_salt, failed, released
-from server.catalog import Catalog
-from server.context import compress, context_error
+from server.access.auth import Principal
 from server.engine.client import EngineClient
-from server.errors import InvalidRequest
-from server.gateway_state import Admits, Hold, Records
-from server.image_fetch import FetchPolicy
-from server.images import ImagePolicy, to_data_url
-from server.limits import InputLimits, check_chat, check_completion
-from server.metrics import Metrics
-from server.plugins import response_healing
-from server.plugins.file_parser import has_files, parse_files
-from server.plugins.web import refuse_web
-from server.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
-from server.records import request_tags
-from server.request_log import request_id
-from server.routing import check_provider
+from server.errors import InvalidRequest, context_error
+from server.gateway_state import Admits, Hold
+from server.generation import plugins
+from server.generation.compression import compress
+from server.generation.image_fetch import FetchPolicy
+from server.generation.images import ImagePolicy, to_data_url
+from server.generation.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
+from server.generation.input_limits import InputLimits, check_chat, check_completion
+from server.generation.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
+from server.generation.outbound import usage as priced_usage
+from server.generation.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
+from server.generation.provider_prefs import check_provider
+from server.generation.record import Call, Ending, Recorder, cache_salt, failed, released, request_tags
+from server.generation.stream import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
-from server.shaping.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
-from server.shaping.outbound import (
-    Envelope,
-    Pricing,
-    chat_response,
-    completion_response,
-    new_generation_id,
-)
-from server.shaping.outbound import usage as priced_usage
-from server.sse import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
-from server.tracing import Tracing
+from server.telemetry.request_log import request_id
+from server.telemetry.tracing import Tracing
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
@@ -55,21 +45,17 @@ class Pipeline:
         self,
         settings: Settings,
         engine: EngineClient,
-        catalog: Catalog,
-        records: Records,
+        recorder: Recorder,
         fetcher: httpx.AsyncClient,
         admission: Admits,
-        metrics: Metrics,
         tracing: Tracing,
     ) -> None:
         self.settings = settings
         self.tracing = tracing
         self.engine = engine
-        self.catalog = catalog
-        self.records = records
+        self.recorder = recorder
         self.fetcher = fetcher
         self.admission = admission
-        self.metrics = metrics
         profile_images = engine.engine.images_per_prompt
         self.limits = InputLimits(
             max_messages=settings.max_messages,
@@ -90,25 +76,16 @@ class Pipeline:
             ),
         )
 
-    def _envelope(self, req: SamplingFields) -> Envelope:
-        """OpenRouter tries `model`, then each of `models`; the first this server serves answers."""
-        candidates = [m for m in [req.model, *(req.models or [])] if m is not None]
-        served = next((m for m in candidates if self.catalog.serves(m)), None)
-        model = self.catalog.resolve(served or (candidates[0] if candidates else None))
-        return Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
-
     async def _image(self, url: str, field: str) -> str:
         return await to_data_url(self.fetcher, url, field, self.images)
 
     async def chat(
-        self, req: ChatRequest, principal: Principal, attempts: list[dict[str, Any]] | None = None
+        self, req: ChatRequest, principal: Principal, model: str, attempts: list[dict[str, Any]] | None = None
     ) -> Response:
-        """`attempts`: the earlier tries of this request (server/fallback.py), recorded with this generation."""
-        refuse_web(req)
-        if has_files(req):  # PDFs, read here (one at a time, off the event loop) before anything else is checked
-            req = await parse_files(req, self.limits.max_images, self.settings.image_max_edge)
-        call = self._start(req)
-        call.heal_json = response_healing.wanted(req)
+        """`model`: the id to answer as; `attempts`: the request's earlier tries, recorded with this generation."""
+        req, heal_json = await plugins.prepare(req, self.limits.max_images, self.settings.image_max_edge)
+        call = self._start(req, principal, model)
+        call.heal_json = heal_json
         call.attempts = attempts or []
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
@@ -122,16 +99,16 @@ class Pipeline:
                 with self.tracing.span("image_fetch", {"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
             await self._fit(req, payload)
-        return await self._generate(call, principal, ticket, "/v1/chat/completions", payload, stream=req.stream)
+        return await self._generate(call, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
-    async def complete(self, req: CompletionRequest, principal: Principal) -> Response:
-        call = self._start(req)
+    async def complete(self, req: CompletionRequest, principal: Principal, model: str) -> Response:
+        call = self._start(req, principal, model)
         call.api_type = "text_completions"
         check_completion(req, self.limits)
         payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
         self._prepare(payload, principal)
         ticket = await self._admit(principal, payload)
-        return await self._generate(call, principal, ticket, "/v1/completions", payload, stream=req.stream)
+        return await self._generate(call, ticket, "/v1/completions", payload, stream=req.stream)
 
     async def tokenize(self, req: TokenizeRequest, principal: Principal) -> dict[str, Any]:
         """The engine's tokenizer, under the chat path's limits and image policy, admitted like a generation (it
@@ -147,16 +124,15 @@ class Pipeline:
             await resolve_images(images, self._image)
             return await self.engine.post("/tokenize", payload)
 
-    def _start(self, req: SamplingFields) -> Call:
-        env = self._envelope(req)
-        check_provider(req.provider, env.model, self.settings)
-        return Call(env=env, started=time.monotonic(), span=self.tracing.current(), tags=request_tags(req))
+    def _start(self, req: SamplingFields, principal: Principal, model: str) -> Call:
+        check_provider(req.provider, model, self.settings)
+        env = Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
+        return Call(env, principal.label, request_tags(req), span=self.tracing.current())
 
     async def _generate(
-        self, call: Call, principal: Principal, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
+        self, call: Call, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
     ) -> Response:
         """Call the engine and answer as JSON or SSE; the admission ticket is always released."""
-        call.key_label = principal.label
         if stream:
             return await self._stream(call, ticket, path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
@@ -214,18 +190,10 @@ class Pipeline:
 
     def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
         if call.heal_json:
-            body = response_healing.heal(body)
+            body = plugins.response_healing.heal(body)
         choice = (body.get("choices") or [{}])[0]
-        self._record(
-            call,
-            ticket,
-            usage=body["usage"],
-            first_token_at=None,
-            streamed=False,
-            cancelled=False,
-            finish=choice.get("finish_reason"),
-            native=choice.get("native_finish_reason"),
-        )
+        ending = Ending(body["usage"], finish=choice.get("finish_reason"), native=choice.get("native_finish_reason"))
+        self.recorder.finish(call, ending, ticket)
         encoded = orjson.dumps(body)
         if self.settings.log_content:
             content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())
@@ -264,16 +232,15 @@ class Pipeline:
                 if outcome.error is not None:
                     span.set_status(StatusCode.ERROR, "the stream ended with an error")
                 span.end()
-            self._record(
-                call,
-                ticket,
-                usage=outcome.usage or self._usage_so_far(payload, outcome),
-                first_token_at=outcome.first_token_at,
+            ending = Ending(
+                outcome.usage or self._usage_so_far(payload, outcome),
+                outcome.first_token_at,
                 streamed=True,
                 cancelled=outcome.cancelled or (outcome.finish_reason is None and outcome.error is None),
                 finish=outcome.finish_reason,
                 native=outcome.native_finish_reason,
             )
+            self.recorder.finish(call, ending, ticket)
 
         headers = {"X-Generation-Id": call.env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return FinalizingStreamingResponse(
@@ -288,34 +255,3 @@ class Pipeline:
         and what was generated: the prompt's estimate and one token per output chunk (vLLM sends one per step)."""
         raw = {"prompt_tokens": prompt_estimate(payload), "completion_tokens": outcome.output_chunks}
         return priced_usage(raw, self.pricing)
-
-    def _record(
-        self,
-        call: Call,
-        ticket: Hold,
-        *,
-        usage: dict[str, Any] | None,
-        first_token_at: float | None,
-        streamed: bool,
-        cancelled: bool,
-        finish: str | None,
-        native: str | None,
-    ) -> None:
-        used: int | None = None
-        try:
-            record = call.record(usage, first_token_at, streamed, cancelled, finish, native)
-            self.metrics.generation(
-                api=call.api_type,
-                key=call.key_label,
-                prompt_tokens=record.prompt_tokens,
-                completion_tokens=record.completion_tokens,
-                latency_s=time.monotonic() - call.started,
-                ttft_s=first_token_at - call.started if first_token_at is not None else None,
-            )
-            self.records.add(record)
-            Tracing.generation(call.span, record)
-            used = record.prompt_tokens + record.completion_tokens if usage else None
-        finally:
-            # After the record: the key's spending grows before its hold on its worst case ends; and released
-            # whatever happened to the record.
-            ticket.release(used)

@@ -8,8 +8,8 @@ boundary), so it is sent alone only when a client would otherwise wait in silenc
 
 Usage arrives once, in a final chunk with `choices: []`, then `data: [DONE]`. A failure after the stream started is
 one chunk with a top-level `error` and `finish_reason: "error"`, and the stream ends. The caller owns the engine
-stream and closes it when the stream ends or the client goes away (server/pipeline.py), which makes vLLM abort the
-request.
+stream and closes it when the stream ends or the client goes away (server/generation/pipeline.py), which makes vLLM
+abort the request.
 
 The fast path: most chunks are one choice's plain text delta, which `FastChunks` rewrites at the byte level into
 exactly the bytes the parse-and-re-encode path (`ChunkShaper`) gives; every other chunk (tool calls, finish reasons,
@@ -19,19 +19,20 @@ logprobs, usage, errors) takes that path. Events that arrived in one read leave 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import orjson
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from server.engine.client import STREAM_ERRORS
-from server.shaping.outbound import Envelope, chunk, error_chunk, finish_reason, usage
+from server.generation.outbound import Envelope, chunk, error_chunk, finish_reason, usage
+from server.tasks import cancel_and_wait
 
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -199,9 +200,8 @@ async def _until_first_token(
             yield data
     finally:
         if pending is not None and not pending.done():
-            pending.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait({pending})
+            with contextlib.suppress(Exception):  # the stream has ended: a failed read no longer matters
+                await cancel_and_wait(pending)
 
 
 STREAM_FAILURES = (*STREAM_ERRORS, EngineStreamError, orjson.JSONDecodeError)

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.auth import ANONYMOUS, KeyRing, Principal
-from server.body_limit import BodyLimit
+from server.access.auth import ANONYMOUS, KeyRing, Principal
+from server.access.body_limit import BodyLimit
 from server.errors import GatewayError, InvalidRequest, error_response
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

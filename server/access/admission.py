@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.auth import KeyLimits, Principal
+from server.access.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 WINDOW_S = 60.0

@@ -12,28 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from server.errors import ConfigError, InvalidRequest
+from server.schemas.preset import Preset
 from server.schemas.request import ChatRequest
 
 if TYPE_CHECKING:
     from server.settings import Settings
 
 PREFIX = "@preset/"
-
-
-class Preset(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str | None = None
-    models: list[str] | None = None
-    system_prompt: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    tools: list[dict[str, Any]] = Field(default_factory=list)
-    provider: dict[str, Any] | None = None
-    cache_enabled: bool = False
-    cache_ttl_seconds: int | None = Field(None, ge=1, le=86400)
 
 
 def load_presets_file(path: Path) -> dict[str, Preset]:

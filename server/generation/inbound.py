@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from server.errors import InvalidRequest
+from server.generation.tool_ids import to_mistral_id
 from server.schemas.request import (
     AssistantMessage,
     ChatRequest,
@@ -25,7 +26,6 @@ from server.schemas.request import (
     UnsupportedPart,
     UserMessage,
 )
-from server.tool_ids import to_mistral_id
 
 ImageResolver = Callable[[str, str], Coroutine[Any, Any, str]]  # (url, field name) -> data URL
 

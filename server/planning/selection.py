@@ -16,17 +16,18 @@ from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
 from server.engine.attached import AttachedEngine
 from server.engine.diagnosis import Context, installed_version
-from server.engine.hardware import detect
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
-from server.engine.supervisor import EngineBase, EngineSupervisor
+from server.engine.protocol import ManagedEngine
+from server.engine.supervisor import EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
+from server.planning.hardware import detect
 from server.planning.model_shape import checkpoint_weights, read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, plan
 from server.planning.profile_writer import to_profile
 from server.settings import Settings
-from server.tracing import engine_flags
+from server.telemetry.tracing import engine_flags
 
 log = logging.getLogger("mistral_local")
 
@@ -136,7 +137,7 @@ def served_quantization(model_dir: Path, profile: Profile) -> str:
     return profile.quantization or checkpoint_weights(model_dir)
 
 
-def build_engine(settings: Settings) -> tuple[EngineBase, Settings]:
+def build_engine(settings: Settings) -> tuple[ManagedEngine, Settings]:
     """An attached engine for --engine-url, else a supervisor for the chosen model and profile; and the settings
     completed with what the profile decides (the quantization the local provider reports, unless configured)."""
     if settings.engine_url is not None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from server.auth import KeyLimits, KeySpec
+from server.access.auth import KeyLimits, KeySpec
 from server.errors import Unauthorized
 
 Reset = Literal["daily", "weekly", "monthly"]

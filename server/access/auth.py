@@ -38,7 +38,7 @@ class KeySpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     limits: KeyLimits = KeyLimits()
     disabled: bool = False
-    # Never routed to the hosted upstream, whatever the server allows (server/fallback.py).
+    # Never routed to the hosted upstream, whatever the server allows (server/generation/dispatch.py).
     local_only: bool = False
     # An operator's key (OpenRouter's "management key"): reads /metrics, which shows every key's label and tokens.
     management: bool = False
@@ -83,7 +83,7 @@ class KeyRing:
     def __init__(
         self, keys: list[KeySpec], lookup: Callable[[str], KeySpec | None] | None = None, stored: bool = False
     ) -> None:
-        """`lookup`: the keys made through the API (server/keys_store.py), by SHA-256, asked when no configured key
+        """`lookup`: the keys made through the API (server/access/keys.py), by SHA-256, asked when no configured key
         matches; `stored`: whether any exist (they keep keys on even if the configured ones were all removed)."""
         labels = [k.label for k in keys]
         if len(set(labels)) != len(labels):

@@ -1,4 +1,5 @@
-"""The hosted upstream: an OpenRouter-compatible API the gateway forwards requests to when server/fallback.py allows.
+"""The hosted upstream: an OpenRouter-compatible API the gateway forwards requests to when the front door allows
+(server/generation/dispatch.py).
 
 The client's body goes as it came (only `model` is set to the model being tried, and `models` removed: the gateway
 walks that list itself), with its attribution headers (`HTTP-Referer`, `X-Title`) and the upstream's own key, never
@@ -18,8 +19,10 @@ import httpx
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
+from server.access.auth import Principal
+from server.generation.outbound import new_generation_id
+from server.schemas.request import ChatRequest
 from server.settings import Settings
-from server.shaping.outbound import new_generation_id
 
 # The client headers OpenRouter reads for attribution; nothing else of the client's request goes upstream.
 FORWARDED_HEADERS = ("http-referer", "referer", "x-title", "x-openrouter-title", "x-openrouter-categories")
@@ -74,6 +77,22 @@ def _read_chunk(data: bytes, answer: Answer) -> None:
         if answer.first_token_at is None and choice.get("delta"):
             answer.first_token_at = time.monotonic()
         answer.finish_reason = choice.get("finish_reason") or answer.finish_reason
+
+
+def upstream_refusal(settings: Settings, req: ChatRequest, principal: Principal, model: str) -> str | None:
+    """Why this request may not leave the machine for `model` (None: it may)."""
+    prefs = req.provider
+    reasons = [
+        (settings.upstream_url is None, "no upstream is configured"),
+        (settings.local_only, "the server is local-only"),
+        (principal.local_only, "the key is local-only"),
+        (bool(settings.upstream_keys) and principal.label not in settings.upstream_keys, "the key may not use it"),
+        ("*" not in settings.upstream_models and model not in settings.upstream_models, "the model is not allowed"),
+        (prefs is not None and prefs.allow_fallbacks is False, "provider.allow_fallbacks is false"),
+        (prefs is not None and prefs.data_collection == "deny", "provider.data_collection is deny"),
+        (prefs is not None and prefs.zdr is True, "provider.zdr is true"),
+    ]
+    return next((why for refused, why in reasons if refused), None)
 
 
 class Upstream:

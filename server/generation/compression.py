@@ -1,6 +1,6 @@
-"""The served context: OpenRouter's wording when a request does not fit, and middle-out compression.
+"""Middle-out compression (OpenRouter's `middle-out` transform and context-compression plugin).
 
-Compression follows OpenRouter's description ("removing or truncating messages from the middle of the prompt,
+It follows OpenRouter's description ("removing or truncating messages from the middle of the prompt,
 until the prompt fits"); its exact algorithm is unpublished, so this is ours, stated here:
 1. Leading system messages and the last turn (the latest user message and what follows it) are always kept.
 2. The turns between them (a turn starts at a user message, so tool calls stay with their results) are removed
@@ -12,43 +12,14 @@ is binary-searched, so a conversation of n turns costs about log2(n) tokenizer c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from server.errors import InvalidRequest
 
 EngineMessage = dict[str, Any]
 Counter = Callable[[list[EngineMessage]], Awaitable[int]]
 
 ELISION = "\n…\n"
 _TRUNCATION_STEPS = 12
-
-_VLLM_PROMPT = re.compile(r"maximum context length is (\d+) tokens.*?prompt contains (\d+) input tokens", re.S)
-_VLLM_REQUESTED = re.compile(
-    r"maximum context length is (\d+) tokens.*?requested (\d+) output tokens.*?"
-    r"prompt contains (?:at least )?(\d+) input tokens",
-    re.S,
-)
-
-
-def context_error(context: int, prompt_tokens: int, output_tokens: int) -> InvalidRequest:
-    total = prompt_tokens + output_tokens
-    return InvalidRequest(
-        f"This endpoint's maximum context length is {context} tokens. However, you requested about {total} tokens "
-        f"({prompt_tokens} of text input, {output_tokens} in the output). Please reduce the length of either one, "
-        "or use the context-compression plugin to compress your prompt automatically.",
-        metadata={"provider_name": None},
-    )
-
-
-def rewrite_context_error(engine_message: str) -> InvalidRequest | None:
-    """vLLM's context-length message in OpenRouter's wording; None for any other message."""
-    if m := _VLLM_REQUESTED.search(engine_message):
-        return context_error(int(m[1]), int(m[3]), int(m[2]))
-    if m := _VLLM_PROMPT.search(engine_message):
-        return context_error(int(m[1]), int(m[2]), 0)
-    return None
 
 
 def _turns(messages: list[EngineMessage]) -> tuple[list[EngineMessage], list[list[EngineMessage]]]:

@@ -1,6 +1,6 @@
 """The web plugins (`web`, and OpenRouter's web search options) search the internet: a private server answers them
 with OpenRouter's 404 for a capability no endpoint has, which sends the request on to the hosted upstream when the
-operator configured one and the request may leave the machine (server/fallback.py)."""
+operator configured one and the request may leave the machine (server/generation/dispatch.py)."""
 
 from __future__ import annotations
 

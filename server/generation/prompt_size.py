@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from server.admission import Demand
+from server.access.admission import Demand
 from server.errors import InvalidRequest
 
 # Upper bounds for the cheap pre-check: Tekken tokens are at least one byte; template tokens per message; one

@@ -17,7 +17,7 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from server.errors import InvalidRequest
-from server.image_fetch import FetchPolicy, fetch_image
+from server.generation.image_fetch import FetchPolicy, fetch_image
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 

@@ -4,7 +4,7 @@ passes through, so there is one such layer, not one per concern).
 Every request gets an id (the client's `X-Request-Id` when it is sane, else a new one), echoed in the response and
 attached to every log line written while handling it. One access line and one metrics sample per request: method,
 route template, status, duration, key label. Never a body, a query string or a header value. With tracing on, the
-request's span (server/tracing.py) is opened here too, and is current while the request is handled.
+request's span (server/telemetry/tracing.py) is opened here too, and is current while the request is handled.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 from opentelemetry.trace import Span, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.metrics import Metrics
-from server.tracing import Tracing
+from server.telemetry.metrics import Metrics
+from server.telemetry.tracing import Tracing
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 key_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_label", default=None)

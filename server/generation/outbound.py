@@ -48,7 +48,7 @@ class Envelope:
     created: int
     model: str  # the id the client asked for, echoed
     provider: str
-    pricing: Pricing
+    pricing: Pricing = Pricing(Decimal(0), Decimal(0))  # answers from elsewhere: not priced here
 
 
 def finish_reason(native: str | None, has_tool_calls: bool) -> str | None:

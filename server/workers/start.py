@@ -1,0 +1,53 @@
+"""`mistral-local serve`, from its flags to a running gateway: the settings (flags over environment over defaults),
+logging, the exposure and port checks, the engine chosen for this machine, then one gateway process, or a control
+process and its workers (server/workers/control.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import uvloop
+
+from server.app import create_app, keyring_for
+from server.checkpoint.identity import identity_overrides
+from server.planning.selection import build_engine
+from server.serving import check_exposure, check_port_free, run
+from server.settings import Settings
+from server.tasks import cancel_and_wait
+from server.telemetry.console import configure_logging, show_engine_progress
+from server.workers.control import run_control
+
+
+def settings_from_flags(flags: dict[str, Any]) -> Settings:
+    """The flags given (None: not given) over the environment. Weights from `fetch-weights` say which model they
+    are (3.1 or 3.2): served under that name unless the settings name one."""
+    given = {k: v for k, v in flags.items() if v is not None and v is not False}
+    settings = Settings(**given)
+    named = identity_overrides(settings.model, settings.model_fields_set)
+    return Settings(**given, **named) if named else settings
+
+
+def serve_from_flags(flags: dict[str, Any]) -> None:
+    """Serve until stopped; ConfigError before anything started, EngineFailed when the engine never became ready."""
+    settings = settings_from_flags(flags)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_content:
+        logging.getLogger("mistral_local").warning(
+            "CONTENT LOGGING IS ON (MISTRAL_LOCAL_LOG_CONTENT): prompts and completions are written to this log. "
+            "Use it for debugging only; never in production."
+        )
+    check_exposure(settings, keyring_for(settings).enabled)
+    check_port_free(settings.host, settings.port)
+    engine, settings = build_engine(settings)
+    app = create_app(settings, engine) if settings.workers == 1 else None
+
+    async def main() -> None:
+        progress = asyncio.create_task(show_engine_progress(engine))
+        try:
+            await (run(app, settings) if app is not None else run_control(settings, engine))
+        finally:
+            await cancel_and_wait(progress)
+
+    uvloop.run(main())  # uvloop's event loop: every streamed chunk costs less on it than on asyncio's
