@@ -73,7 +73,7 @@ def local_state(settings: Settings, engine: Engine) -> LocalState:
         max_tokens_in_flight=settings.max_tokens_in_flight,
         queue_timeout_s=settings.queue_timeout_s,
         retry_after_s=settings.retry_after_s,
-        engine_state=lambda: engine.state.value,
+        engine=engine,
         spent=records.spent,
     )
     return LocalState(admission, records, Metrics())

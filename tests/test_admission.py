@@ -11,6 +11,7 @@ import pytest
 from server.access import admission as admission_module
 from server.access.admission import Admission, Demand
 from server.access.auth import KeyLimits, Principal
+from server.engine.supervisor import EngineState
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 ANY = Principal(label=None, limits=KeyLimits())
@@ -20,7 +21,7 @@ class World:
     """What admission reads besides its own state: the engine's state and what each key has spent."""
 
     def __init__(self) -> None:
-        self.engine_state = "ready"
+        self.state = EngineState.READY
         self.spent: dict[str | None, tuple[int, float]] = {}
 
 
@@ -35,7 +36,7 @@ def admission(world: World | None = None, **kw: float) -> Admission:
     world = world or World()
     return Admission(
         **args,  # type: ignore[arg-type]
-        engine_state=lambda: world.engine_state,
+        engine=world,
         spent=lambda label: world.spent.get(label, (0, 0.0)),
     )
 
@@ -148,10 +149,10 @@ def test_engine_down_or_draining_is_503() -> None:
     async def run() -> None:
         world = World()
         a = admission(world)
-        world.engine_state = "restarting"
+        world.state = EngineState.RESTARTING
         with pytest.raises(EngineUnavailable, match="Engine is restarting"):
             await a.admit(ANY, Demand(1, 1))
-        world.engine_state = "ready"
+        world.state = EngineState.READY
         a.draining = True
         with pytest.raises(EngineUnavailable, match="shutting down") as info:
             await a.admit(ANY, Demand(1, 1))
@@ -221,7 +222,7 @@ def test_tokens_per_minute_count_worst_cases_then_what_was_used() -> None:
 def test_requests_served_elsewhere_keep_the_keys_limits_but_take_no_capacity() -> None:
     async def run() -> None:
         world = World()
-        world.engine_state = "restarting"  # the hosted upstream does not need the local engine
+        world.state = EngineState.RESTARTING  # the hosted upstream does not need the local engine
         a = admission(world)
         conc = Principal("conc", KeyLimits(concurrent_requests=1))
         held = await a.admit(conc, Demand(10, 10), capacity=False)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from server.errors import InvalidRequest, NotFound
-from server.generation.plugins.file_parser import has_files, parse_files
-from server.generation.plugins.response_healing import heal, wanted
-from server.generation.plugins.web import refuse_web
+from server.generation.plugins import files_of, heal_wanted, refuse_web
+from server.generation.plugins.file_parser import parse_files
+from server.generation.plugins.response_healing import heal
 from server.schemas.request import ChatRequest
 from tests.pdfs import file_part
 
@@ -48,15 +48,15 @@ def test_valid_json_and_non_json_answers_stay_as_they_came() -> None:
 
 
 def test_healing_only_when_json_was_asked_for_and_not_streamed() -> None:
-    assert wanted(chat("hi", **JSON_ASKED))
-    assert not wanted(chat("hi", **JSON_ASKED, stream=True))
-    assert not wanted(chat("hi", plugins=[{"id": "response-healing"}]))
-    assert not wanted(chat("hi", response_format={"type": "json_object"}))
+    assert heal_wanted(chat("hi", **JSON_ASKED))
+    assert not heal_wanted(chat("hi", **JSON_ASKED, stream=True))
+    assert not heal_wanted(chat("hi", plugins=[{"id": "response-healing"}]))
+    assert not heal_wanted(chat("hi", response_format={"type": "json_object"}))
 
 
 def test_a_pdf_becomes_its_text() -> None:
     req = chat([{"type": "text", "text": "Total?"}, file_part("Invoice 4711 total 99 EUR", "Thank you")])
-    assert has_files(req)
+    assert any(files_of(m) for m in req.messages)
     parsed = asyncio.run(parse_files(req, max_images=4, max_edge=1540))
     question, document = parsed.model_dump()["messages"][0]["content"]
     assert question["text"] == "Total?"

@@ -58,7 +58,3 @@ def test_filters_that_leave_no_endpoint(kw: dict[str, Any], excluded_by: str) ->
 )
 def test_filters_that_keep_the_local_provider(kw: dict[str, Any]) -> None:
     assert exclusion(prefs(**kw), PRICED) is None
-
-
-def test_no_preferences() -> None:
-    check_provider(None, "m", PRICED)

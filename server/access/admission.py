@@ -17,8 +17,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from server.access.auth import KeyLimits, Principal
+from server.engine.supervisor import EngineState
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 WINDOW_S = 60.0
@@ -92,6 +94,13 @@ class Ticket:
             self._admission._release(self, used_tokens)
 
 
+class HasState(Protocol):
+    """The engine, as admission reads it (server/engine/protocol.py)."""
+
+    @property
+    def state(self) -> EngineState: ...
+
+
 class Admission:
     def __init__(
         self,
@@ -101,16 +110,16 @@ class Admission:
         max_tokens_in_flight: int,
         queue_timeout_s: float,
         retry_after_s: int,
-        engine_state: Callable[[], str],
+        engine: HasState,
         spent: Callable[[str | None], tuple[int, float]],
     ) -> None:
-        """`engine_state`: the engine's state now ("ready" admits); `spent`: a key's (tokens, cost) so far."""
+        """`engine`: whose state now says whether to admit (ready); `spent`: a key's (tokens, cost) so far."""
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
         self.max_tokens_in_flight = max_tokens_in_flight
         self.queue_timeout_s = queue_timeout_s
         self.retry_after_s = retry_after_s
-        self._engine_state, self._spent = engine_state, spent
+        self._engine, self._spent = engine, spent
         self.in_flight = 0
         self.tokens_in_flight = 0
         self.waiting = 0
@@ -159,9 +168,9 @@ class Admission:
         the engine's state."""
         state = self._check_key(principal, demand)
         if capacity:
-            engine_state = self._engine_state()
-            if self.draining or engine_state != "ready":
-                why = "Server is shutting down" if self.draining else f"Engine is {engine_state}"
+            engine_state = self._engine.state
+            if self.draining or engine_state is not EngineState.READY:
+                why = "Server is shutting down" if self.draining else f"Engine is {engine_state.value}"
                 raise EngineUnavailable(why, retry_after=self.retry_after_s)
         if capacity and not self._fits(demand.tokens):
             await self._wait_for_room(demand.tokens)

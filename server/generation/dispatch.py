@@ -25,12 +25,12 @@ from server.access.auth import Principal
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.gateway_state import Admits
-from server.generation.outbound import Envelope, new_generation_id
+from server.generation.input_limits import request_demand
+from server.generation.outbound import Envelope
 from server.generation.pipeline import Pipeline
 from server.generation.presets import apply as apply_preset
 from server.generation.presets import presets_of
-from server.generation.prompt_size import request_demand
-from server.generation.record import Call, Ending, Recorder, request_tags
+from server.generation.record import Call, Ending, Recorder, new_generation_id, request_tags
 from server.generation.response_cache import Entry, ResponseCache, replay
 from server.generation.upstream import Answer, PassThrough, Upstream, UpstreamFailed, upstream_refusal
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields

@@ -7,25 +7,11 @@ release that demands more fails there first."""
 
 from __future__ import annotations
 
-import secrets
-import string
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-_ALNUM = string.ascii_letters + string.digits
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "error"}
-
-
-def new_generation_id() -> str:
-    """OpenRouter's id format: gen-<unix seconds>-<20 alphanumerics>. One read of the OS's randomness, not one per
-    character (`secrets.choice` reads it 20 times); bytes past the last whole multiple of 62 are dropped, so every
-    character is equally likely."""
-    chars: list[str] = []
-    while len(chars) < 20:
-        chars += [_ALNUM[b % 62] for b in secrets.token_bytes(32) if b < 248]
-    return f"gen-{int(time.time())}-{''.join(chars[:20])}"
 
 
 @dataclass(frozen=True)

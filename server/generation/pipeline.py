@@ -22,12 +22,29 @@ from server.generation.compression import compress
 from server.generation.image_fetch import FetchPolicy
 from server.generation.images import ImagePolicy, to_data_url
 from server.generation.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
-from server.generation.input_limits import InputLimits, check_chat, check_completion
-from server.generation.outbound import Envelope, Pricing, chat_response, completion_response, new_generation_id
+from server.generation.input_limits import (
+    TYPICAL_OUTPUT_TOKENS,
+    InputLimits,
+    check_chat,
+    check_completion,
+    demand,
+    prompt_estimate,
+    prompt_upper_bound,
+)
+from server.generation.outbound import Envelope, Pricing, chat_response, completion_response
 from server.generation.outbound import usage as priced_usage
-from server.generation.prompt_size import TYPICAL_OUTPUT_TOKENS, demand, prompt_estimate, prompt_upper_bound
+from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
-from server.generation.record import Call, Ending, Recorder, cache_salt, failed, released, request_tags
+from server.generation.record import (
+    Call,
+    Ending,
+    Recorder,
+    cache_salt,
+    failed,
+    new_generation_id,
+    released,
+    request_tags,
+)
 from server.generation.stream import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
@@ -125,7 +142,8 @@ class Pipeline:
             return await self.engine.post("/tokenize", payload)
 
     def _start(self, req: SamplingFields, principal: Principal, model: str) -> Call:
-        check_provider(req.provider, model, self.settings)
+        if req.provider is not None:
+            check_provider(req.provider, model, self.settings)
         env = Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
         return Call(env, principal.label, request_tags(req), span=self.tracing.current())
 
@@ -190,7 +208,7 @@ class Pipeline:
 
     def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
         if call.heal_json:
-            body = plugins.response_healing.heal(body)
+            body = heal(body)
         choice = (body.get("choices") or [{}])[0]
         ending = Ending(body["usage"], finish=choice.get("finish_reason"), native=choice.get("native_finish_reason"))
         self.recorder.finish(call, ending, ticket)

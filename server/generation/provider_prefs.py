@@ -53,9 +53,8 @@ def exclusion(prefs: ProviderPreferences, settings: Settings) -> str | None:
     return None
 
 
-def check_provider(prefs: ProviderPreferences | None, model: str, settings: Settings) -> None:
-    if prefs is None:
-        return
+def check_provider(prefs: ProviderPreferences, model: str, settings: Settings) -> None:
+    """OpenRouter's 404 when the request's provider preferences leave out this server."""
     if (field := exclusion(prefs, settings)) is not None:
         raise NotFound(
             f"No endpoints found for {model} that match your provider preferences ({field}).",

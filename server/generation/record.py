@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import secrets
+import string
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,18 @@ from server.schemas.request import SamplingFields
 from server.telemetry.metrics import Metrics
 from server.telemetry.request_log import request_id
 from server.telemetry.tracing import Tracing
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def new_generation_id() -> str:
+    """OpenRouter's id format: gen-<unix seconds>-<20 alphanumerics>. One read of the OS's randomness, not one per
+    character (`secrets.choice` reads it 20 times); bytes past the last whole multiple of 62 are dropped, so every
+    character is equally likely."""
+    chars: list[str] = []
+    while len(chars) < 20:
+        chars += [_ALNUM[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    return f"gen-{int(time.time())}-{''.join(chars[:20])}"
 
 
 def request_tags(req: SamplingFields) -> dict[str, str | None]:

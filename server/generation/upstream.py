@@ -20,7 +20,7 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 
 from server.access.auth import Principal
-from server.generation.outbound import new_generation_id
+from server.generation.record import new_generation_id
 from server.schemas.request import ChatRequest
 from server.settings import Settings
 

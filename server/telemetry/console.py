@@ -3,21 +3,14 @@ live spinner while the engine loads."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import time
 
 import orjson
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.status import Status
 
-from server.engine.protocol import Engine
-from server.engine.supervisor import EngineState
 from server.telemetry.request_log import RequestContextFilter
-
-_LOADING = (EngineState.STARTING, EngineState.RESTARTING)
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,18 +52,3 @@ def configure_logging(level: str, fmt: str = "auto") -> None:
     # httpx logs every request line at INFO; uvicorn's access log is replaced by server/telemetry/request_log.py's.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
-
-
-async def show_engine_progress(engine: Engine) -> None:
-    """A spinner with the elapsed time and the engine's latest log line, until the engine is first ready."""
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return
-    started = time.monotonic()
-    with Status("", console=console, spinner="dots") as status:
-        while engine.state in _LOADING or engine.state is EngineState.STOPPED:
-            line = engine.last_log_line[-80:]
-            status.update(f"Loading engine ({time.monotonic() - started:.0f} s) {line}")
-            await asyncio.sleep(0.25)
-    if engine.ready:
-        console.print(f"[green]Engine ready[/] in {time.monotonic() - started:.0f} s")

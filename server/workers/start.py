@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import uvloop
+from rich.console import Console
+from rich.status import Status
 
 from server.app import create_app, keyring_for
 from server.checkpoint.identity import identity_overrides
+from server.engine.protocol import Engine
+from server.engine.supervisor import EngineState
 from server.planning.selection import build_engine
 from server.serving import check_exposure, check_port_free, run
 from server.settings import Settings
 from server.tasks import cancel_and_wait
-from server.telemetry.console import configure_logging, show_engine_progress
+from server.telemetry.console import configure_logging
 from server.workers.control import run_control
 
 
@@ -51,3 +56,18 @@ def serve_from_flags(flags: dict[str, Any]) -> None:
             await cancel_and_wait(progress)
 
     uvloop.run(main())  # uvloop's event loop: every streamed chunk costs less on it than on asyncio's
+
+
+async def show_engine_progress(engine: Engine) -> None:
+    """A spinner with the elapsed time and the engine's latest log line, until the engine is first ready."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return
+    started = time.monotonic()
+    with Status("", console=console, spinner="dots") as status:
+        while engine.state in (EngineState.STOPPED, EngineState.STARTING, EngineState.RESTARTING):
+            line = engine.last_log_line[-80:]
+            status.update(f"Loading engine ({time.monotonic() - started:.0f} s) {line}")
+            await asyncio.sleep(0.25)
+    if engine.ready:
+        console.print(f"[green]Engine ready[/] in {time.monotonic() - started:.0f} s")

@@ -1,17 +1,52 @@
-"""OpenRouter's plugins that fit a private server: response-healing, file-parser (PDFs, parsed here), and the web
-plugins' refusal (they need a hosted upstream). `prepare` applies them to a chat request before it is checked."""
+"""OpenRouter's plugins that fit a private server, applied to a chat request before it is checked (`prepare`):
+file-parser (PDFs, parsed here: file_parser.py), response-healing (response_healing.py), and the web plugins'
+refusal. Which plugins a request uses is decided here, so a request that uses none goes no further.
+
+The web plugins (`web`, `web-fetch`, and OpenRouter's web search options) search the internet: a private server
+answers them with OpenRouter's 404 for a capability no endpoint has, which sends the request on to the hosted
+upstream when the operator configured one and the request may leave the machine (server/generation/dispatch.py)."""
 
 from __future__ import annotations
 
-from server.generation.plugins import file_parser, response_healing
-from server.generation.plugins.web import refuse_web
-from server.schemas.request import ChatRequest
+from typing import Any
+
+from server.errors import NotFound
+from server.schemas.request import ChatRequest, UnsupportedPart, UserMessage
+
+WEB_PLUGINS = ("web", "web-fetch")
 
 
 async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[ChatRequest, bool]:
     """The request as the engine will read it, and whether its answer is to be made valid JSON. PDFs are read here
     (one at a time, off the event loop) before anything else is checked."""
     refuse_web(req)
-    if file_parser.has_files(req):
-        req = await file_parser.parse_files(req, max_images, max_edge)
-    return req, response_healing.wanted(req)
+    if any(files_of(m) for m in req.messages):
+        from server.generation.plugins.file_parser import parse_files  # pdfium: loaded for the first PDF
+
+        req = await parse_files(req, max_images, max_edge)
+    return req, heal_wanted(req)
+
+
+def refuse_web(req: ChatRequest) -> None:
+    asked = [p.id for p in req.plugins or [] if p.id in WEB_PLUGINS and p.enabled]
+    if req.web_search_options is not None:
+        asked.append("web_search_options")
+    if asked:
+        raise NotFound(
+            f"No endpoints found that support {', '.join(asked)} on this server: web search needs a hosted upstream, "
+            "and nothing leaves this machine unless the operator configures one"
+        )
+
+
+def files_of(message: Any) -> list[UnsupportedPart]:
+    """A message's `file` parts."""
+    if not isinstance(message, UserMessage) or isinstance(message.content, str):
+        return []
+    return [p for p in message.content if isinstance(p, UnsupportedPart) and p.type == "file"]
+
+
+def heal_wanted(req: ChatRequest) -> bool:
+    """Response-healing: a non-streamed answer asked for as JSON, with the plugin on."""
+    fmt = req.response_format
+    json_asked = fmt is not None and fmt.type in ("json_object", "json_schema")
+    return json_asked and not req.stream and req.plugin_enabled("response-healing")

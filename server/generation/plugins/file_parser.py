@@ -19,21 +19,12 @@ from typing import Any
 import pypdfium2 as pdfium
 
 from server.errors import InvalidRequest
-from server.schemas.request import ChatRequest, UnsupportedPart, UserMessage
+from server.generation.plugins import files_of
+from server.schemas.request import ChatRequest, UnsupportedPart
 
 MAX_TEXT_PAGES = 500
 _PDFIUM = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdfium")
 _DATA_URL = re.compile(r"^data:application/pdf;base64,(?P<data>.+)$", re.DOTALL)
-
-
-def has_files(req: ChatRequest) -> bool:
-    return any(_files(m) for m in req.messages)
-
-
-def _files(message: Any) -> list[UnsupportedPart]:
-    if not isinstance(message, UserMessage) or isinstance(message.content, str):
-        return []
-    return [p for p in message.content if isinstance(p, UnsupportedPart) and p.type == "file"]
 
 
 def _engine(req: ChatRequest) -> str:
@@ -101,7 +92,7 @@ async def parse_files(req: ChatRequest, max_images: int, max_edge: int) -> ChatR
     body = req.model_dump(exclude_none=True, by_alias=True)
     loop = asyncio.get_running_loop()
     for i, message in enumerate(req.messages):
-        if not _files(message) or not isinstance(message.content, list):
+        if not files_of(message) or not isinstance(message.content, list):
             continue
         content: list[dict[str, Any]] = []
         for j, part in enumerate(message.content):

@@ -9,14 +9,6 @@ from typing import Any
 import orjson
 from json_repair import repair_json
 
-from server.schemas.request import ChatRequest
-
-
-def wanted(req: ChatRequest) -> bool:
-    fmt = req.response_format
-    json_asked = fmt is not None and fmt.type in ("json_object", "json_schema")
-    return json_asked and not req.stream and req.plugin_enabled("response-healing")
-
 
 def heal(answer: dict[str, Any]) -> dict[str, Any]:
     """The chat answer with each choice's content made valid JSON (content that already is stays as it was)."""
