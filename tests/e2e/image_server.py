@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import io
 import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 
-from PIL import Image
-
+from tests.helpers import png
 from tests.loopback_http import serve_http
-
-
-def png(width: int, height: int, color: tuple[int, int, int] = (10, 120, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def gzip_bomb(expanded_mib: int) -> bytes:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from typing import Any
 
 import httpx
@@ -11,6 +9,7 @@ import pytest
 
 from server.settings import CANONICAL_SLUG, OPENROUTER_MODEL_ID
 from tests.gateway_process import CACHE_DIR, Gateway
+from tests.helpers import wait_until_stored
 
 pytestmark = pytest.mark.engine
 
@@ -77,11 +76,8 @@ def test_generation_records_hold_metadata_never_text(gateway: Gateway) -> None:
     streamed = wait_record(gateway, streamed_id)
     assert streamed["streamed"] is True and streamed["tokens_completion"] == 3 and streamed["latency"] >= 0
 
-    time.sleep(1.5)  # the writer flushes in batches
     db = CACHE_DIR / "generations.sqlite3"
-    with sqlite3.connect(db) as conn:
-        ids = {row[0] for row in conn.execute("SELECT id FROM generations")}
-    assert {gen_id, streamed_id} <= ids
+    wait_until_stored(db, {gen_id, streamed_id})
     for path in db.parent.glob("generations.sqlite3*"):
         assert canary.encode() not in path.read_bytes()
     assert get(gateway, "/api/v1/generation?id=gen-0-nope").status_code == 404

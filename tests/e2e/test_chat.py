@@ -10,8 +10,8 @@ import pytest
 from openai.types.chat import ChatCompletionFunctionToolParam
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.e2e.images import png_data_url
 from tests.gateway_process import Gateway
+from tests.helpers import png_data_url
 
 pytestmark = pytest.mark.engine
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.gateway_process import Gateway
+from tests.helpers import post
 
 pytestmark = pytest.mark.engine
 CONTEXT = 4096  # cpu-tiny's max_model_len
-
-
-def post(gateway: Gateway, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{gateway.url}/api/v1/chat/completions", json=body, timeout=120)
 
 
 def long_conversation(turns: int) -> list[dict[str, str]]:
@@ -28,7 +24,7 @@ def long_conversation(turns: int) -> list[dict[str, str]]:
 
 
 def test_prompt_over_the_context_is_openrouters_400(gateway: Gateway) -> None:
-    r = post(gateway, {"messages": [{"role": "user", "content": "hello " * 5000}], "max_tokens": 10})
+    r = post(gateway.url, {"messages": [{"role": "user", "content": "hello " * 5000}], "max_tokens": 10})
     assert r.status_code == 400
     message = r.json()["error"]["message"]
     assert message.startswith(
@@ -39,7 +35,7 @@ def test_prompt_over_the_context_is_openrouters_400(gateway: Gateway) -> None:
 
 
 def test_prompt_plus_max_tokens_over_the_context_is_a_400(gateway: Gateway) -> None:
-    r = post(gateway, {"messages": [{"role": "user", "content": "hello"}], "max_tokens": CONTEXT})
+    r = post(gateway.url, {"messages": [{"role": "user", "content": "hello"}], "max_tokens": CONTEXT})
     assert r.status_code == 400
     assert f"{CONTEXT} in the output" in r.json()["error"]["message"]
 
@@ -47,9 +43,9 @@ def test_prompt_plus_max_tokens_over_the_context_is_a_400(gateway: Gateway) -> N
 @pytest.mark.parametrize("switch", [{"transforms": ["middle-out"]}, {"plugins": [{"id": "context-compression"}]}])
 def test_middle_out_makes_a_long_conversation_fit(gateway: Gateway, switch: dict[str, Any]) -> None:
     messages = long_conversation(30)
-    too_long = post(gateway, {"messages": messages, "max_tokens": 100})
+    too_long = post(gateway.url, {"messages": messages, "max_tokens": 100})
     assert too_long.status_code == 400
-    r = post(gateway, {"messages": messages, "max_tokens": 100} | switch)
+    r = post(gateway.url, {"messages": messages, "max_tokens": 100} | switch)
     assert r.status_code == 200, r.text
     usage = r.json()["usage"]
     assert usage["prompt_tokens"] + 100 <= CONTEXT
@@ -58,7 +54,7 @@ def test_middle_out_makes_a_long_conversation_fit(gateway: Gateway, switch: dict
 
 def test_compression_disabled_explicitly(gateway: Gateway) -> None:
     r = post(
-        gateway,
+        gateway.url,
         {
             "messages": long_conversation(30),
             "max_tokens": 100,

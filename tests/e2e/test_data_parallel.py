@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from server.serving import free_port
-from tests.e2e.test_metrics import sample
 from tests.e2e.test_tensor_parallel import greedy
 from tests.gateway_process import Gateway, start_gateway
+from tests.helpers import metric
 
 pytestmark = pytest.mark.engine
 REQUESTS = 8
@@ -23,7 +23,7 @@ def served(engine_port: int, engine_key: str) -> list[float]:
     """Requests each replica finished, from the engine's own metrics (labelled by data-parallel rank)."""
     headers = {"Authorization": f"Bearer {engine_key}"}
     metrics = httpx.get(f"http://127.0.0.1:{engine_port}/metrics", headers=headers).text
-    return [sample(metrics, "vllm:request_success_total", engine=str(rank)) for rank in (0, 1)]
+    return [metric(metrics, "vllm:request_success_total", engine=str(rank)) for rank in (0, 1)]
 
 
 def test_dp2_spreads_requests_over_both_replicas(gateway: Gateway, client: openai.OpenAI) -> None:

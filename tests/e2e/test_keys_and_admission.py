@@ -15,6 +15,7 @@ from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.e2e.image_server import SEEN_HEADERS
 from tests.gateway_process import Gateway, attached_gateway
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.engine
 
@@ -55,7 +56,7 @@ def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def auth(label: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[label]}"}
+    return bearer(KEYS[label])
 
 
 def chat(gw: Gateway, label: str | None, max_tokens: int = 4) -> httpx.Response:

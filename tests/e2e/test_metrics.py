@@ -6,21 +6,14 @@ import httpx
 import pytest
 
 from tests.gateway_process import Gateway
+from tests.helpers import metric
 
 pytestmark = pytest.mark.engine
 
 
-def sample(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def gateway_in_flight(gateway: Gateway) -> float:
     """The gateway's own gauge is live (vLLM refreshes its gauges lazily)."""
-    return sample(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
+    return metric(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
 
 
 def test_metrics_count_requests_tokens_and_engine_state(gateway: Gateway) -> None:
@@ -36,18 +29,21 @@ def test_metrics_count_requests_tokens_and_engine_state(gateway: Gateway) -> Non
     after = httpx.get(f"{gateway.url}/metrics").text
     route = "/api/v1/chat/completions"
     assert (
-        sample(after, "mistral_local_requests_total", route=route, status="200")
-        == sample(before, "mistral_local_requests_total", route=route, status="200") + 1
+        metric(after, "mistral_local_requests_total", route=route, status="200")
+        == metric(before, "mistral_local_requests_total", route=route, status="200") + 1
     )
-    assert sample(after, "mistral_local_requests_total", route=route, status="400") >= 1
     assert (
-        sample(after, "mistral_local_tokens_total", direction="out")
-        - sample(before, "mistral_local_tokens_total", direction="out")
+        metric(after, "mistral_local_requests_total", route=route, status="400")
+        == metric(before, "mistral_local_requests_total", route=route, status="400") + 1
+    )
+    assert (
+        metric(after, "mistral_local_tokens_total", direction="out")
+        - metric(before, "mistral_local_tokens_total", direction="out")
         == 5
     )
     assert (
-        sample(after, "mistral_local_time_to_first_token_seconds_count")
-        == sample(before, "mistral_local_time_to_first_token_seconds_count") + 1
+        metric(after, "mistral_local_time_to_first_token_seconds_count")
+        == metric(before, "mistral_local_time_to_first_token_seconds_count") + 1
     )
-    assert sample(after, "mistral_local_engine_ready") == 1
+    assert metric(after, "mistral_local_engine_ready") == 1
     assert "mistral_local_queue_depth" in after and "mistral_local_in_flight" in after

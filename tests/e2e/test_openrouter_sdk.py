@@ -16,9 +16,9 @@ from openrouter import OpenRouter, errors
 from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.conftest import ENGINE_KEY
-from tests.e2e.images import png_data_url
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, attached_gateway
+from tests.helpers import png_data_url
 
 pytestmark = pytest.mark.engine
 

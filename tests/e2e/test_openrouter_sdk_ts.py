@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID as MODEL
-from tests.e2e.images import png_data_url
 from tests.gateway_process import Gateway
+from tests.helpers import png_data_url
 
 pytestmark = pytest.mark.engine
 

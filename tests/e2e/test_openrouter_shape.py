@@ -11,17 +11,13 @@ import pytest
 from openrouter import OpenRouter
 
 from server.settings import CANONICAL_SLUG, OPENROUTER_MODEL_ID
-from tests.e2e.images import png_data_url
 from tests.gateway_process import Gateway
+from tests.helpers import png_data_url, post
 
 pytestmark = pytest.mark.engine
 
 MODEL = OPENROUTER_MODEL_ID
 GEN_ID = re.compile(r"^gen-\d{10}-[A-Za-z0-9]{20}$")
-
-
-def post(gateway: Gateway, body: dict[str, Any], path: str = "/api/v1/chat/completions") -> httpx.Response:
-    return httpx.post(f"{gateway.url}{path}", json=body, timeout=120)
 
 
 def test_seed_example_text_and_remote_image(api: openai.OpenAI, image_server: str) -> None:
@@ -79,7 +75,7 @@ def test_plain_v1_prefix_and_official_openrouter_sdk(gateway: Gateway) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
     assert (
         post(
-            gateway, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}, "/v1/chat/completions"
+            gateway.url, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}, path="/v1/chat/completions"
         ).json()["usage"]["completion_tokens"]
         == 2
     )
@@ -90,17 +86,17 @@ def test_model_ids_are_resolved_and_echoed(gateway: Gateway, model: str | None) 
     body: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
     if model is not None:
         body["model"] = model
-    r = post(gateway, body)
+    r = post(gateway.url, body)
     assert r.status_code == 200
     assert r.json()["model"] == (model or MODEL)
 
 
 def test_unknown_model_and_models_fallback_list(gateway: Gateway) -> None:
-    r = post(gateway, {"model": "acme/fake-1.0", "messages": [{"role": "user", "content": "hi"}]})
+    r = post(gateway.url, {"model": "acme/fake-1.0", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 400
     assert r.json() == {"error": {"code": 400, "message": "acme/fake-1.0 is not a valid model ID"}}
     r = post(
-        gateway,
+        gateway.url,
         {"model": "acme/fake-1.0", "models": [MODEL], "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},
     )
     assert r.status_code == 200 and r.json()["model"] == MODEL
@@ -108,7 +104,7 @@ def test_unknown_model_and_models_fallback_list(gateway: Gateway) -> None:
 
 def test_max_completion_tokens_and_unknown_fields(gateway: Gateway) -> None:
     r = post(
-        gateway,
+        gateway.url,
         {
             "messages": [{"role": "user", "content": "hi"}],
             "max_completion_tokens": 3,
@@ -131,8 +127,8 @@ def test_parameters_the_engine_cannot_honour(gateway: Gateway) -> None:
         "top_a": 0.3,
         "prediction": {"type": "content", "content": "x"},
     }
-    assert post(gateway, base).status_code == 200  # ignored, as OpenRouter does
-    r = post(gateway, base | {"provider": {"require_parameters": True}})
+    assert post(gateway.url, base).status_code == 200  # ignored, as OpenRouter does
+    r = post(gateway.url, base | {"provider": {"require_parameters": True}})
     assert r.status_code == 400
     assert r.json()["error"]["metadata"]["unsupported_parameters"] == ["top_a", "prediction"]
 
@@ -146,7 +142,7 @@ def test_seeded_sampling_is_reproducible_and_logprobs_are_returned(gateway: Gate
         "logprobs": True,
         "top_logprobs": 2,
     }
-    a, b = post(gateway, body).json(), post(gateway, body).json()
+    a, b = post(gateway.url, body).json(), post(gateway.url, body).json()
     assert a["choices"][0]["message"]["content"] == b["choices"][0]["message"]["content"]
     content = a["choices"][0]["logprobs"]["content"]
     assert len(content) == 8 and len(content[0]["top_logprobs"]) == 2
@@ -159,12 +155,12 @@ def test_roles_names_and_prefill(gateway: Gateway) -> None:
         {"role": "assistant", "content": "Hello"},
         {"role": "user", "content": "Continue"},
     ]
-    r = post(gateway, {"messages": messages, "max_tokens": 2})
+    r = post(gateway.url, {"messages": messages, "max_tokens": 2})
     assert r.status_code == 200
     # A trailing assistant message is a prefill: the model continues it, so the prompt grows by its tokens.
-    plain = post(gateway, {"messages": messages, "max_tokens": 2}).json()["usage"]["prompt_tokens"]
+    plain = post(gateway.url, {"messages": messages, "max_tokens": 2}).json()["usage"]["prompt_tokens"]
     prefilled = post(
-        gateway, {"messages": [*messages, {"role": "assistant", "content": "Sure, the answer is"}], "max_tokens": 2}
+        gateway.url, {"messages": [*messages, {"role": "assistant", "content": "Sure, the answer is"}], "max_tokens": 2}
     )
     assert prefilled.status_code == 200
     assert prefilled.json()["usage"]["prompt_tokens"] > plain
@@ -172,7 +168,7 @@ def test_roles_names_and_prefill(gateway: Gateway) -> None:
 
 def test_a_file_that_is_not_a_pdf_is_a_400(gateway: Gateway) -> None:
     part = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,AAAA"}}
-    r = post(gateway, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
+    r = post(gateway.url, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
     assert r.status_code == 400
     assert r.json()["error"]["message"].startswith("messages[0].content[1]: a.pdf could not be read as a PDF")
 
@@ -185,7 +181,7 @@ def test_a_file_that_is_not_a_pdf_is_a_400(gateway: Gateway) -> None:
     ],
 )
 def test_non_image_media_is_a_400(gateway: Gateway, part: dict[str, Any]) -> None:
-    r = post(gateway, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
+    r = post(gateway.url, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]})
     assert r.status_code == 400
     assert r.json()["error"]["message"] == (
         f"messages[0].content[1]: '{part['type']}' parts are not supported: this model takes text and images"
@@ -195,7 +191,7 @@ def test_non_image_media_is_a_400(gateway: Gateway, part: dict[str, Any]) -> Non
 def test_images_are_fetched_checked_and_downscaled(gateway: Gateway, image_server: str) -> None:
     def prompt_tokens(url: str) -> int:
         r = post(
-            gateway,
+            gateway.url,
             {
                 "max_tokens": 1,
                 "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
@@ -213,14 +209,14 @@ def test_images_are_fetched_checked_and_downscaled(gateway: Gateway, image_serve
         ("file:///etc/passwd", "image URLs must be http(s) or data:image URLs"),
     ]:
         r = post(
-            gateway, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
+            gateway.url, {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
         )
         assert r.status_code == 400
         assert r.json()["error"]["message"].startswith("messages[0].content[0].image_url.url: " + message)
 
 
 def test_legacy_completions(gateway: Gateway) -> None:
-    r = post(gateway, {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 4}, "/api/v1/completions")
+    r = post(gateway.url, {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 4}, path="/api/v1/completions")
     body = r.json()
     assert GEN_ID.match(body["id"]) and body["object"] == "text_completion"
     assert body["choices"][0]["text"] and body["choices"][0]["finish_reason"] == "length"
@@ -230,8 +226,8 @@ def test_legacy_completions(gateway: Gateway) -> None:
 def test_cached_tokens_come_from_the_engines_prefix_cache(gateway: Gateway) -> None:
     prefix = "You are a meticulous assistant. " * 60  # several KV blocks long
     body = {"messages": [{"role": "system", "content": prefix}, {"role": "user", "content": "hi"}], "max_tokens": 1}
-    post(gateway, body)
-    again = post(gateway, body).json()["usage"]
+    post(gateway.url, body)
+    again = post(gateway.url, body).json()["usage"]
     assert again["prompt_tokens_details"]["cached_tokens"] > 0
     assert again["prompt_tokens_details"]["cached_tokens"] <= again["prompt_tokens"]
 
@@ -241,7 +237,7 @@ def test_logit_bias_steers_tokens(gateway: Gateway) -> None:
     target = tokens["tokens"][-1]
     text = httpx.post(f"{gateway.url}/api/v1/detokenize", json={"model": MODEL, "tokens": [target]}).json()["prompt"]
     r = post(
-        gateway,
+        gateway.url,
         {
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 3,
@@ -255,16 +251,16 @@ def test_logit_bias_steers_tokens(gateway: Gateway) -> None:
 
 def test_provider_preferences_on_the_local_provider(gateway: Gateway) -> None:
     base = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-    r = post(gateway, base | {"provider": {"only": ["openai"]}})
+    r = post(gateway.url, base | {"provider": {"only": ["openai"]}})
     assert r.status_code == 404
     assert r.json()["error"]["message"] == (
         f"No endpoints found for {MODEL} that match your provider preferences (provider.only)."
     )
-    assert post(gateway, base | {"provider": {"quantizations": ["fp8"]}}).status_code == 404
+    assert post(gateway.url, base | {"provider": {"quantizations": ["fp8"]}}).status_code == 404
     for kept in (
         {"only": ["local"]},
         {"order": ["Local"], "allow_fallbacks": False},
         {"data_collection": "deny"},
         {"zdr": True, "max_price": {"prompt": 1, "completion": 1}},
     ):
-        assert post(gateway, base | {"provider": kept}).status_code == 200, kept
+        assert post(gateway.url, base | {"provider": kept}).status_code == 200, kept

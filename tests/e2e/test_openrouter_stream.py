@@ -14,6 +14,7 @@ from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, attached_gateway
+from tests.helpers import metric
 
 pytestmark = pytest.mark.engine
 
@@ -77,7 +78,7 @@ def engine_metric(gateway: Gateway, name: str) -> float:
     metrics = httpx.get(
         f"http://127.0.0.1:{gateway.engine_port}/metrics", headers={"Authorization": f"Bearer {ENGINE_KEY}"}
     ).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name))
+    return metric(metrics, name)
 
 
 def running_requests(gateway: Gateway) -> float:

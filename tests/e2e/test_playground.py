@@ -5,7 +5,6 @@ and no request to any other origin."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -30,6 +28,7 @@ from server.playground.routes import CSP
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
+from tests.helpers import png
 
 pytestmark = pytest.mark.engine
 
@@ -116,12 +115,6 @@ def visit(browser: Browser, keyed: Gateway) -> Iterator[Visit]:
     assert not v.errors, v.errors
 
 
-def png(color: tuple[int, int, int], size: int = 56) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_page_is_local_strict_and_needs_the_key(visit: Visit) -> None:
     page = visit.open(key=None)
     expect(page.locator("#status")).to_contain_text("key needed (401")
@@ -167,7 +160,7 @@ def test_answer_streams_with_its_figures(visit: Visit) -> None:
 def test_images_by_picker_drop_and_paste(visit: Visit, tmp_path: Path) -> None:
     page = visit.open()
     picked = tmp_path / "red.png"
-    picked.write_bytes(png((200, 30, 30)))
+    picked.write_bytes(png(56, 56, (200, 30, 30)))
     page.locator("#file").set_input_files(str(picked))
     drop_paste = """([b64, how]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -179,8 +172,8 @@ def test_images_by_picker_drop_and_paste(visit: Visit, tmp_path: Path) -> None:
             : new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
         target.dispatchEvent(event);
     }"""
-    page.evaluate(drop_paste, [base64.b64encode(png((30, 200, 30))).decode(), "drop"])
-    page.evaluate(drop_paste, [base64.b64encode(png((30, 30, 200))).decode(), "paste"])
+    page.evaluate(drop_paste, [base64.b64encode(png(56, 56, (30, 200, 30))).decode(), "drop"])
+    page.evaluate(drop_paste, [base64.b64encode(png(56, 56, (30, 30, 200))).decode(), "paste"])
     expect(page.locator("#attachments img")).to_have_count(3)
     with page.expect_request(lambda r: r.url.endswith("/chat/completions")) as sent:
         visit.say("What colours are these?")

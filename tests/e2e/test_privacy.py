@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import httpx
 import pytest
 
-from tests.e2e.images import png_data_url
 from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, Gateway
+from tests.helpers import png_data_url, post, wait_until_stored
 
 pytestmark = pytest.mark.engine
 CANARY = f"CANARY{secrets.token_hex(6)}"
 
 
-def post(gateway: Gateway, body: dict[str, object]) -> httpx.Response:
-    return httpx.post(f"{gateway.url}/api/v1/chat/completions", json=body, timeout=120)
-
-
 def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
     tool_args = json.dumps({"city": CANARY})
     sent = [
-        post(gateway, {"messages": [{"role": "user", "content": f"My secret is {CANARY}"}], "max_tokens": 4}),
+        post(gateway.url, {"messages": [{"role": "user", "content": f"My secret is {CANARY}"}], "max_tokens": 4}),
         post(
-            gateway,
+            gateway.url,
             {
                 "max_tokens": 2,
                 "messages": [
@@ -40,7 +35,7 @@ def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
             },
         ),
         post(
-            gateway,
+            gateway.url,
             {
                 "max_tokens": 2,
                 "stream": True,
@@ -63,10 +58,10 @@ def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
             },
         ),
         # Errors that echo the canary back to the client must not write it anywhere.
-        post(gateway, {"model": f"{CANARY}/model", "messages": [{"role": "user", "content": "x"}]}),
-        post(gateway, {"messages": [{"role": "user", "content": CANARY}], "temperature": CANARY}),
+        post(gateway.url, {"model": f"{CANARY}/model", "messages": [{"role": "user", "content": "x"}]}),
+        post(gateway.url, {"messages": [{"role": "user", "content": CANARY}], "temperature": CANARY}),
         post(
-            gateway,
+            gateway.url,
             {
                 "messages": [
                     {
@@ -76,11 +71,11 @@ def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
                 ]
             },
         ),
-        post(gateway, {"messages": [{"role": "user", "content": CANARY * 2000}], "max_tokens": 4000}),
+        post(gateway.url, {"messages": [{"role": "user", "content": CANARY * 2000}], "max_tokens": 4000}),
     ]
     assert [r.status_code for r in sent] == [200, 200, 200, 400, 400, 400, 400]
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    time.sleep(1.5)  # generation records are written in batches
+    wait_until_stored(CACHE_DIR / "generations.sqlite3", {r.headers["x-generation-id"] for r in sent[:3]})
     places = [*OUTPUT_DIR.glob("*.log"), *CACHE_DIR.glob("generations.sqlite3*")]
     assert any(p.suffix == ".log" for p in places) and any("sqlite3" in p.name for p in places)
     leaks = [str(p) for p in places if CANARY.encode() in p.read_bytes()]

@@ -16,6 +16,7 @@ import pytest
 from server.access.auth import hash_key, new_key
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import Gateway, attached_gateway
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.engine
 
@@ -41,7 +42,7 @@ def cached(gateway: Gateway) -> Iterator[Gateway]:
 
 
 def auth(label: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[label]}"}
+    return bearer(KEYS[label])
 
 
 def body(prompt: str, **more: Any) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
-from tests.e2e.images import png_data_url
 from tests.gateway_process import Gateway
+from tests.helpers import png_data_url
 from tests.loopback_http import serve_http
 
 pytestmark = pytest.mark.engine

@@ -21,6 +21,7 @@ from server.settings import OPENROUTER_MODEL_ID, Settings
 from tests.conftest import ENGINE_KEY
 from tests.fake_upstream import PROVIDER, SLOW_S, USAGE, Hosted, serve_hosted
 from tests.gateway_process import Gateway
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.engine
 
@@ -72,7 +73,7 @@ def gateway_for(gateway: Gateway, hosted: Hosted) -> Iterator[Any]:
 
 
 def auth(label: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[label]}"}
+    return bearer(KEYS[label])
 
 
 def chat(client: TestClient, model: str, label: str = "alice", **body: Any) -> Any:

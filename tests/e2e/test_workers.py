@@ -20,9 +20,9 @@ import pytest
 
 from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_metrics import sample
 from tests.e2e.test_shutdown import STREAM_TOKENS, stream_story, wait_for_drain
 from tests.gateway_process import Gateway, attached_gateway, start_gateway, wait_gone
+from tests.helpers import bearer, metric
 
 pytestmark = pytest.mark.engine
 
@@ -54,7 +54,7 @@ def workers(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def auth(label: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[label]}"}
+    return bearer(KEYS[label])
 
 
 def worker_pids(gw: Gateway) -> set[int]:
@@ -147,7 +147,7 @@ def test_rate_limits_and_budgets_hold_across_workers(workers: Gateway) -> None:
 def test_records_and_metrics_are_shared(workers: Gateway) -> None:
     def requests_seen() -> float:
         text = httpx.get(f"{workers.url}/metrics", headers=auth("ops")).text
-        return sample(text, "mistral_local_requests_total", route="/api/v1/chat/completions", key="open")
+        return metric(text, "mistral_local_requests_total", route="/api/v1/chat/completions", key="open")
 
     before = requests_seen()
     answers = [chat(workers, "open", max_tokens=3).json() for _ in range(8)]

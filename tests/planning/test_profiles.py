@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from server.engine.profiles import PROFILES_DIR, available_profiles, load_profile
+from server.errors import ConfigError
+from server.planning import hardware
+from server.planning.cli_plan import _inventory
 from server.planning.model_shape import read_shape, reference_shape
 from server.planning.profile_writer import plan_for, profile_name, render
 
@@ -78,7 +81,13 @@ def test_plan_prints_the_arithmetic_and_the_multi_node_commands() -> None:
         assert expected in out.stdout, expected
 
 
-def test_plan_without_a_gpu_says_so() -> None:
-    out = run_plan()
-    assert out.returncode == 2
-    assert "no NVIDIA GPU here" in out.stderr and "--gpu KEY --count N" in out.stderr
+def test_plan_without_a_gpu_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On any machine, a GPU machine too: both probes are hidden (NVML fails to load, nvidia-smi is not on PATH)."""
+
+    def no_nvml() -> list[dict[str, object]]:
+        raise ImportError("libnvidia-ml.so.1: cannot open shared object file (hidden by the test)")
+
+    monkeypatch.setattr(hardware, "nvml_records", no_nvml)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"no NVIDIA GPU here \(.*\); plan for one with --gpu KEY --count N"):
+        _inventory(None, 1, 1, None)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import post
 from tests.served_app import gateway_settings, served_app
 
 USER = {"role": "user", "content": "hi"}
@@ -18,10 +19,6 @@ USER = {"role": "user", "content": "hi"}
 def url() -> Iterator[str]:
     with served_app(gateway_settings()) as base:
         yield base
-
-
-def post(url: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{url}/api/v1/chat/completions", json=body, timeout=30)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,88 @@
+"""What many tests do the same way, written once: speak to a gateway (a chat request, a key's header), make images,
+read Prometheus text, and wait for something to become true instead of sleeping a fixed time."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from PIL import Image
+
+CHAT = "/api/v1/chat/completions"
+T = TypeVar("T")
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def hello(max_tokens: int = 4, **fields: Any) -> dict[str, Any]:
+    """The smallest chat request."""
+    return {"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens, **fields}
+
+
+def post(base_url: str, body: dict[str, Any], *, path: str = CHAT, headers: dict[str, str] | None = None,
+         timeout: float = 120) -> httpx.Response:  # fmt: skip
+    """One request on a connection of its own (with several workers, the kernel picks one per connection)."""
+    return httpx.post(f"{base_url}{path}", json=body, headers=headers or {}, timeout=timeout)
+
+
+def png(width: int, height: int, color: tuple[int, int, int] = (10, 120, 200)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_data_url(width: int = 300, height: int = 200, color: tuple[int, int, int] = (200, 30, 30)) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(width, height, color)).decode()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples in Prometheus text, over those with every label given."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for(found: Callable[[], T | None], timeout_s: float = 30, what: str = "the condition") -> T:
+    """`found()` once it is not None (nor False), polled; AssertionError past the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = found()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+        time.sleep(0.05)
+
+
+def wait_for_record(base_url: str, gen_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """The generation's record, once the writer has stored it (/generation answers 404 until then)."""
+
+    def stored() -> dict[str, Any] | None:
+        r = httpx.get(f"{base_url}/api/v1/generation", params={"id": gen_id}, headers=headers or {}, timeout=10)
+        data: dict[str, Any] | None = r.json()["data"] if r.status_code == 200 else None
+        return data
+
+    return wait_for(stored, what=f"the record of {gen_id}")
+
+
+def wait_until_stored(db: Path, ids: set[str]) -> None:
+    """Until the records database holds these generations (its writer flushes in batches)."""
+
+    def stored() -> bool:
+        if not db.exists():
+            return False
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return ids <= {row[0] for row in conn.execute("SELECT id FROM generations")}
+
+    wait_for(stored, what=f"the records of {sorted(ids)} in {db}")
