@@ -24,6 +24,7 @@ lint: setup
 	$(BIN)/ruff check server tests scripts
 	$(BIN)/ruff format --check server tests scripts
 	$(BIN)/hadolint --failure-threshold info Dockerfile.cuda
+	$(BIN)/python scripts/check_structure.py
 
 typecheck: setup
 	$(BIN)/mypy

@@ -40,60 +40,21 @@ from server.bench.flags import (
     BenchWarmups,
 )
 from server.errors import ConfigError, EngineFailed
+from server.workers.flags import (
+    ServeEnginePort,
+    ServeEngineUrl,
+    ServeHost,
+    ServeInsecureNoAuth,
+    ServeKeysFile,
+    ServeModel,
+    ServePort,
+    ServeProfile,
+    ServeWorkers,
+)
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Mistral Small 3.1 on vLLM behind an OpenRouter-compatible API."
 )
-
-
-ServeHost = Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")]
-
-ServePort = Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")]
-
-ServeWorkers = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        max=64,
-        help="Gateway processes sharing the port, with one set of limits and records (default 1). More when "
-        "one core cannot relay the engine's output: see docs/performance.md.",
-    ),
-]
-
-ServeModel = Annotated[
-    Path | None,
-    typer.Option(help="Mistral-native model directory. Without it and without a GPU: the scaled-down checkpoint."),
-]
-
-ServeProfile = Annotated[
-    str | None,
-    typer.Option(
-        help="Hardware profile: a name in configs/profiles, a YAML path, or auto (detect GPUs and plan; no GPU: "
-        "cpu-tiny, or cpu-24b for real weights). Default: auto."
-    ),
-]
-
-ServeEngineUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="Attach to a running engine instead of launching one: http://HOST:PORT or unix:PATH (its key: "
-        "MISTRAL_LOCAL_ENGINE_API_KEY)."
-    ),
-]
-
-ServeEnginePort = Annotated[
-    int | None,
-    typer.Option(
-        help="A loopback TCP port for the launched engine (default: a Unix socket only this user can reach; a "
-        "port lets benchmarks and other gateways in, and every local user)."
-    ),
-]
-
-ServeKeysFile = Annotated[Path | None, typer.Option(help="YAML file of API keys (see `mistral-local new-key`).")]
-
-ServeInsecureNoAuth = Annotated[
-    bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")
-]
 
 
 @app.command()

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from server.access.admission import Admission, Demand
 from server.access.auth import Principal
 from server.engine.protocol import Engine
-from server.records import GenerationRecord, RecordStore
+from server.records import RecordStore
+from server.schemas.record import GenerationRecord
 from server.settings import Settings
 from server.telemetry.metrics import Metrics
 

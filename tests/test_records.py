@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from server import records as records_module
-from server.records import GenerationRecord, RecordStore
+from server.records import RecordStore
+from server.schemas.record import GenerationRecord
 
 
 def record(gen_id: str, label: str | None = "alice", tokens: int = 10, cost: float = 0.5) -> GenerationRecord:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from server.access.auth import Principal
 from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import NotFound
-from server.records import GenerationRecord
+from server.schemas.record import GenerationRecord
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["account"], responses=ERROR_RESPONSES)

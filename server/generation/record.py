@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, StatusCode
 
 from server.gateway_state import Hold, Records
 from server.generation.outbound import Envelope
-from server.records import GenerationRecord
+from server.schemas.record import GenerationRecord
 from server.schemas.request import SamplingFields
 from server.telemetry.metrics import Metrics
 from server.telemetry.request_log import request_id

@@ -26,7 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from server.records import GenerationRecord
+    from server.schemas.record import GenerationRecord
     from server.settings import Settings
 
 _PROPAGATOR = TraceContextTextMapPropagator()

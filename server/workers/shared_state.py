@@ -13,7 +13,7 @@ from typing import Any
 from server.access.admission import Demand
 from server.access.auth import Principal
 from server.errors import EngineUnavailable, error_for_status
-from server.records import GenerationRecord
+from server.schemas.record import GenerationRecord
 from server.workers.engine_view import EngineView
 from server.workers.frames import FramedProtocol
 

@@ -23,7 +23,8 @@ from server.access.admission import Admission, Demand, Ticket
 from server.access.auth import KeyLimits, Principal
 from server.engine.protocol import Engine
 from server.errors import GatewayError, error_fields
-from server.records import GenerationRecord, RecordStore
+from server.records import RecordStore
+from server.schemas.record import GenerationRecord
 from server.tasks import cancel_and_wait
 from server.workers.engine_view import describe
 from server.workers.frames import FramedProtocol

@@ -20,7 +20,7 @@ from server.access.admission import Demand
 from server.access.auth import KeyLimits, Principal
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 from server.gateway_state import LocalState, local_state
-from server.records import GenerationRecord
+from server.schemas.record import GenerationRecord
 from server.settings import Settings
 from server.workers.engine_view import EngineView
 from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
