@@ -37,6 +37,7 @@ from server.tasks import cancel_and_wait
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
 ENGINE_DONE = b"[DONE]"
+FAIR_TURN_S = 0.005  # the longest a stream holds the event loop while its engine has data waiting
 
 
 @dataclass
@@ -235,11 +236,15 @@ class Events:
 
 
 async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
-    """The client's stream. Reads come straight from the engine connection (aiohttp's `iter_any`): each takes all
-    that is buffered, so the next one waits for the socket, and one fast stream cannot hold the event loop."""
+    """The client's stream. Reads come straight from the engine connection (aiohttp's `iter_any`), each taking all
+    that is buffered. A read that finds data waiting returns without giving the event loop a turn, and so does a
+    write the socket takes at once: when the engine writes faster than this process relays (a busy machine), one
+    stream would hold the loop until it ended, and no other request would be served. So the stream gives the loop a
+    turn at least every FAIR_TURN_S."""
     outcome = shaper.outcome
     events = Events(shaper)
     greeting = PROCESSING  # sent with the first event, or alone by the keep-alive
+    loop = asyncio.get_running_loop()
     try:
         async for data in _until_first_token(reads, outcome, interval_s):
             if data is PROCESSING:
@@ -251,11 +256,15 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
             if events.ended:
                 break
         if not events.ended:
+            turn = loop.time()
             async for data in reads:
                 if out := events.feed(data):
                     yield out
                 if events.ended:
                     break
+                if loop.time() - turn > FAIR_TURN_S:
+                    await asyncio.sleep(0)
+                    turn = loop.time()
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True

@@ -3,7 +3,9 @@ JSON object (vLLM 0.32's Mistral parser sometimes streams a stray `:` before it)
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -11,7 +13,7 @@ import pytest
 from openrouter.components import ChatStreamChunk
 
 from server.generation.outbound import Envelope, Pricing, error_chunk
-from server.generation.stream import ChunkShaper, StreamOutcome
+from server.generation.stream import ChunkShaper, StreamOutcome, relay, shaper_for
 
 ENV = Envelope("gen-1-abcdefghijklmnopqrst", 1, "m", "Local", Pricing.from_strings("0", "0"))
 
@@ -74,3 +76,35 @@ def test_a_mid_stream_error_and_the_usage_chunk_parse_with_the_openrouter_sdk() 
     assert final is not None
     last = ChatStreamChunk.model_validate(orjson.loads(orjson.dumps(final)))
     assert last.usage is not None and last.usage.total_tokens == 5 and last.choices == []
+
+
+def test_a_stream_whose_engine_is_always_ahead_still_lets_other_requests_in() -> None:
+    """Reads that find data waiting never suspend (an engine ahead of the relay, on a busy machine): the stream must
+    still give the event loop turns, or no other request is served until it ends."""
+    reads = 20000
+
+    async def engine() -> AsyncIterator[bytes]:
+        for i in range(reads):
+            delta = {"content": f" tok{i}"}
+            yield b"data: " + orjson.dumps({"id": "x", "choices": [{"index": 0, "delta": delta}]}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def run() -> list[int]:
+        relayed, seen = 0, []
+        done = asyncio.Event()
+
+        async def other_request() -> None:
+            while not done.is_set():
+                seen.append(relayed)
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(other_request())
+        shaper = shaper_for(ENV, StreamOutcome(), text_completion=False, fast=True)
+        async for _ in relay(engine(), shaper, interval_s=60):
+            relayed += 1
+        done.set()
+        await other
+        return seen
+
+    seen = asyncio.run(run())
+    assert any(10 < n < reads - 10 for n in seen), "no other task ran while the stream was relayed"
