@@ -94,7 +94,10 @@ def held_streams(gw: Gateway, label: str, count: int) -> Iterator[list[httpx.Res
         for _ in range(count):
             client = stack.enter_context(httpx.Client(timeout=120))
             request = client.build_request("POST", f"{gw.url}/api/v1/chat/completions", headers=auth(label), json=body)
+            sent = time.monotonic()
             response = client.send(request, stream=True)
+            # How long its headers took: a stream that outlived the block would show here as a wait.
+            response.extensions["opened_s"] = round(time.monotonic() - sent, 2)
             stack.callback(response.close)
             responses.append(response)
         yield responses
@@ -123,7 +126,8 @@ def test_connections_spread_over_the_workers(workers: Gateway) -> None:
 def test_concurrency_limits_hold_across_workers(workers: Gateway) -> None:
     with held_streams(workers, "pair", 8) as streams:
         statuses = [s.status_code for s in streams]
-        assert statuses.count(200) == 2 and statuses.count(429) == 6, statuses
+        opened = [(s.status_code, s.extensions["opened_s"]) for s in streams]  # (status, seconds to its headers)
+        assert statuses.count(200) == 2 and statuses.count(429) == 6, opened
     wait_until(lambda: in_flight(workers) == 0)
     with held_streams(workers, "open", MAX_IN_FLIGHT + 3) as streams:
         statuses = [s.status_code for s in streams]
