@@ -50,12 +50,11 @@ API_ROUTERS = (
 API_PREFIXES = ("/api/v1", "/v1")
 
 
-def keyring_for(settings: Settings) -> KeyRing:
-    """The configured keys (environment, keys file), then those made through the API."""
+def keyring_for(settings: Settings, store: KeyStore) -> KeyRing:
+    """The configured keys (environment, keys file), then those made through the API (`store`)."""
     keys = list(settings.api_keys)
     if settings.keys_file is not None:
         keys += load_keys_file(settings.keys_file)
-    store = key_store(settings)
     return KeyRing(keys, store.lookup, store.any())
 
 
@@ -82,11 +81,12 @@ def generation_path(
 
 def create_app(settings: Settings, engine: ManagedEngine, state: GatewayState | None = None) -> FastAPI:
     state = state or local_state(settings, engine)
+    store = key_store(settings)  # one SQLite connection for the process: the key ring reads it, /keys writes it
     gateway = Gateway(
         settings,
         engine,
-        keyring_for(settings),
-        key_store(settings),
+        keyring_for(settings, store),
+        store,
         state.admission,
         state.records,
         state.metrics,

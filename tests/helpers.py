@@ -23,11 +23,6 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def hello(max_tokens: int = 4, **fields: Any) -> dict[str, Any]:
-    """The smallest chat request."""
-    return {"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens, **fields}
-
-
 def post(base_url: str, body: dict[str, Any], *, path: str = CHAT, headers: dict[str, str] | None = None,
          timeout: float = 120) -> httpx.Response:  # fmt: skip
     """One request on a connection of its own (with several workers, the kernel picks one per connection)."""
@@ -63,17 +58,6 @@ def wait_for(found: Callable[[], T | None], timeout_s: float = 30, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout_s} s")
         time.sleep(0.05)
-
-
-def wait_for_record(base_url: str, gen_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """The generation's record, once the writer has stored it (/generation answers 404 until then)."""
-
-    def stored() -> dict[str, Any] | None:
-        r = httpx.get(f"{base_url}/api/v1/generation", params={"id": gen_id}, headers=headers or {}, timeout=10)
-        data: dict[str, Any] | None = r.json()["data"] if r.status_code == 200 else None
-        return data
-
-    return wait_for(stored, what=f"the record of {gen_id}")
 
 
 def wait_until_stored(db: Path, ids: set[str]) -> None:

@@ -13,7 +13,7 @@ import uvloop
 from rich.console import Console
 from rich.status import Status
 
-from server.app import create_app, keyring_for
+from server.app import create_app, key_store, keyring_for
 from server.checkpoint.identity import identity_overrides
 from server.engine.protocol import Engine
 from server.engine.supervisor import EngineState
@@ -43,7 +43,7 @@ def serve_from_flags(flags: dict[str, Any]) -> None:
             "CONTENT LOGGING IS ON (MISTRAL_LOCAL_LOG_CONTENT): prompts and completions are written to this log. "
             "Use it for debugging only; never in production."
         )
-    check_exposure(settings, keyring_for(settings).enabled)
+    check_exposure(settings, keyring_for(settings, key_store(settings)).enabled)
     check_port_free(settings.host, settings.port)
     engine, settings = build_engine(settings)
     app = create_app(settings, engine) if settings.workers == 1 else None

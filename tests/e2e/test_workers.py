@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,7 +22,7 @@ from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.e2e.test_shutdown import STREAM_TOKENS, stream_story, wait_for_drain
 from tests.gateway_process import Gateway, attached_gateway, start_gateway, wait_gone
-from tests.helpers import bearer, metric
+from tests.helpers import bearer, metric, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -107,13 +107,6 @@ def in_flight(gw: Gateway) -> int:
     return int(httpx.get(f"{gw.url}/status", headers=auth("open")).json()["in_flight"])
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert check(), "condition not met in time"
-
-
 def test_connections_spread_over_the_workers(workers: Gateway) -> None:
     with ExitStack() as stack:
         for _ in range(16):  # kept-alive connections: 1 in 32768 that one worker holds them all
@@ -128,14 +121,14 @@ def test_concurrency_limits_hold_across_workers(workers: Gateway) -> None:
         statuses = [s.status_code for s in streams]
         opened = [(s.status_code, s.extensions["opened_s"]) for s in streams]  # (status, seconds to its headers)
         assert statuses.count(200) == 2 and statuses.count(429) == 6, opened
-    wait_until(lambda: in_flight(workers) == 0)
+    wait_for(lambda: in_flight(workers) == 0)
     with held_streams(workers, "open", MAX_IN_FLIGHT + 3) as streams:
         statuses = [s.status_code for s in streams]
         assert statuses.count(200) == MAX_IN_FLIGHT, statuses  # the server-wide bound, not one per worker
         refused = streams[-1]
         assert refused.status_code == 429 and refused.headers["retry-after"].isdigit()
         assert json.loads(refused.read())["error"]["message"] == "Rate limit exceeded: server at capacity"
-    wait_until(lambda: in_flight(workers) == 0)
+    wait_for(lambda: in_flight(workers) == 0)
 
 
 def test_rate_limits_and_budgets_hold_across_workers(workers: Gateway) -> None:
@@ -186,9 +179,9 @@ def test_a_killed_worker_gives_back_its_admissions_and_is_replaced(workers: Gate
         # (SO_REUSEPORT: each worker has its own accept queue); CI once asked for /status in that instant.
         dying.wait(timeout=10)
         # Its streams end; the control process releases their admissions and starts another worker.
-        wait_until(lambda: in_flight(workers) == 2 - holding[victim])
-        wait_until(lambda: len(worker_pids(workers)) == 2 and victim not in worker_pids(workers))
-    wait_until(lambda: in_flight(workers) == 0)
+        wait_for(lambda: in_flight(workers) == 2 - holding[victim])
+        wait_for(lambda: len(worker_pids(workers)) == 2 and victim not in worker_pids(workers))
+    wait_for(lambda: in_flight(workers) == 0)
     with held_streams(workers, "pair", 3) as streams:
         assert [s.status_code for s in streams] == [200, 200, 429]
     assert worker_pids(workers) - before  # a new process serves in the dead one's place
