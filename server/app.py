@@ -71,9 +71,9 @@ def generation_path(
 ) -> Generation:
     """Front door, pipeline and engine client, on the lifespan's HTTP clients."""
     settings = gateway.settings
-    client = EngineClient(engine_http, gateway.engine, settings.retry_after_s)
+    client = EngineClient(engine_http, gateway.engine, settings.retry_after_s, tracing.tracer)
     recorder = Recorder(gateway.records, gateway.metrics)
-    pipeline = Pipeline(settings, client, recorder, fetcher, gateway.admission, tracing)
+    pipeline = Pipeline(settings, client, recorder, fetcher, gateway.admission, tracing.tracer)
     upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
     dispatch = Dispatch(settings, pipeline, gateway.catalog, recorder, gateway.admission, upstream)
     return Generation(dispatch, pipeline, client)

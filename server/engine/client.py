@@ -1,15 +1,22 @@
 """The gateway's one way to reach the engine over loopback: one shared aiohttp session whose pool is as large as
 the engine's concurrency (httpx's pool costs far more per request and per chunk; see docs/performance.md).
-Transport errors and engine error bodies are translated into the gateway's error tree here and nowhere else."""
+Transport errors and engine error bodies are translated into the gateway's error tree here and nowhere else.
+
+Each call is an `engine` span of the current trace (OpenTelemetry's no-op one when tracing is off), sent to the
+engine as its `traceparent`, so vLLM's own span joins the request's trace; a stream's span ends when it is closed."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from server.engine.address import aiohttp_connector, http_base
 from server.engine.protocol import Engine
@@ -23,6 +30,8 @@ from server.errors import (
     rewrite_context_error,
 )
 
+TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, to the engine
+
 # What a stream read can raise once the engine has answered 200 (server/generation/stream.py makes it an error chunk).
 STREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
@@ -35,29 +44,48 @@ def engine_session(request_timeout_s: float, url: str) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False, auto_decompress=False)
 
 
+def _epoch_ns(monotonic_s: float) -> int:
+    """A time.monotonic() mark as the wall-clock nanoseconds spans are stamped with."""
+    return time.time_ns() - int((time.monotonic() - monotonic_s) * 1e9)
+
+
+def failed(span: Span, exc: BaseException) -> None:
+    """The error's kind only: an engine's message may quote the request."""
+    span.set_status(StatusCode.ERROR, type(exc).__name__)
+
+
 class EngineStream:
     """An open 200 streaming response from the engine. `close` before the end drops the connection, which makes
     vLLM abort the request."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, span: Span) -> None:
         self._response = response
+        self._span = span
 
     def reads(self) -> AsyncIterator[bytes]:
         """The body as it arrives, one socket read at a time."""
         return self._response.content.iter_any()
 
-    def close(self) -> None:
+    def close(self, first_token_at: float | None = None, error: bool = False) -> None:
+        """`first_token_at` (time.monotonic) and `error` (the stream ended with an error) go on the call's span."""
         if self._response.content.at_eof():
             self._response.release()  # read to the end: the connection goes back to the pool
         else:
             self._response.close()
+        if first_token_at is not None:
+            self._span.add_event("first_token", timestamp=_epoch_ns(first_token_at))
+        self._span.add_event("stream_end")
+        if error:
+            self._span.set_status(StatusCode.ERROR, "the stream ended with an error")
+        self._span.end()
 
 
 class EngineClient:
-    def __init__(self, http: aiohttp.ClientSession, engine: Engine, retry_after_s: int) -> None:
+    def __init__(self, http: aiohttp.ClientSession, engine: Engine, retry_after_s: int, tracer: Tracer) -> None:
         self.http = http
         self.engine = engine
         self.retry_after_s = retry_after_s
+        self.tracer = tracer
 
     def _body(self, payload: dict[str, Any]) -> bytes:
         if not self.engine.ready:
@@ -80,10 +108,13 @@ class EngineClient:
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
 
     async def _send(
-        self, path: str, payload: dict[str, Any], extra: Mapping[str, str] | None
+        self, path: str, payload: dict[str, Any], request_id: str | None, span: Span
     ) -> aiohttp.ClientResponse:
         body = self._body(payload)
-        headers = {"content-type": "application/json", **(extra or {})}
+        headers = {"content-type": "application/json"}
+        if request_id is not None:
+            headers["x-request-id"] = request_id
+        TRACE_CONTEXT.inject(headers, context=trace.set_span_in_context(span))
         if self.engine.api_key:  # an attached engine may have none
             headers["authorization"] = f"Bearer {self.engine.api_key}"
         with self._translated():
@@ -98,23 +129,33 @@ class EngineClient:
         with self._translated():
             return await response.read()
 
-    async def post(
-        self, path: str, payload: dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        """`headers`: the request's id and trace context, which the engine logs and traces under."""
-        async with await self._send(path, payload, headers) as response:
-            content = await self._read(response)
+    async def post(self, path: str, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """`request_id`: the id the engine logs the request under."""
+        with self.tracer.start_as_current_span(
+            "engine", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                async with await self._send(path, payload, request_id, span) as response:
+                    content = await self._read(response)
+            except BaseException as exc:
+                failed(span, exc)
+                raise
         try:
             data: dict[str, Any] = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError("Engine returned invalid JSON") from exc
         return data
 
-    async def stream(
-        self, path: str, payload: dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> EngineStream:
-        """An open 200 streaming response; errors the engine reports before streaming are raised here."""
-        return EngineStream(await self._send(path, payload, headers))
+    async def stream(self, path: str, payload: dict[str, Any], request_id: str | None = None) -> EngineStream:
+        """An open 200 streaming response; errors the engine reports before streaming are raised here. Its span
+        outlives this call: the stream's `close` ends it."""
+        span = self.tracer.start_span("engine", kind=SpanKind.CLIENT)
+        try:
+            return EngineStream(await self._send(path, payload, request_id, span), span)
+        except BaseException as exc:
+            failed(span, exc)
+            span.end()
+            raise
 
     async def count_tokens(self, payload: dict[str, Any]) -> int:
         """Prompt tokens for a chat payload, counted by the engine's own tokenizer (images and tools included)."""

@@ -28,6 +28,7 @@ from server.gateway_state import Admits
 from server.generation.input_limits import request_demand
 from server.generation.outbound import Envelope
 from server.generation.pipeline import Pipeline
+from server.generation.presets import PREFIX as PRESET_PREFIX
 from server.generation.presets import apply as apply_preset
 from server.generation.presets import presets_of
 from server.generation.record import Call, Ending, Recorder, new_generation_id, request_tags
@@ -81,7 +82,9 @@ class Dispatch:
         """`raw`: the client's own body, for a hosted upstream (its fields go there as they came). The answer comes
         from the response cache when the request asked for it and an identical one was stored. A request that names
         a preset gets the preset's settings first."""
-        req, preset = apply_preset(req, self.presets)
+        preset = None
+        if PRESET_PREFIX in (req.model or "") or "preset" in (req.model_extra or {}):
+            req, preset = apply_preset(req, self.presets)
         if preset is not None and preset.cache_enabled:
             ttl = {"x-openrouter-cache-ttl": str(preset.cache_ttl_seconds)} if preset.cache_ttl_seconds else {}
             headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}
@@ -147,7 +150,7 @@ class Dispatch:
     ) -> Response:
         assert self.upstream is not None
         # The key's limits and budgets hold upstream too; the request takes no local capacity.
-        wanted = request_demand(raw, req.output_limit, self.pipeline.context())
+        wanted = request_demand(raw, req.max_tokens, self.pipeline.context())
         ticket = await self.admission.admit(principal, wanted, capacity=False)
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         env = Envelope("", 0, model, "upstream")

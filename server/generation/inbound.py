@@ -80,8 +80,8 @@ def sampling(req: SamplingFields, default_temperature: float) -> dict[str, Any]:
     out["temperature"] = req.temperature if req.temperature is not None else default_temperature
     if req.top_k:  # OpenRouter's 0 means disabled, which is the engine's default
         out["top_k"] = req.top_k
-    if req.output_limit is not None:
-        out["max_tokens"] = req.output_limit
+    if req.max_tokens is not None:
+        out["max_tokens"] = req.max_tokens
     fmt = req.response_format
     if fmt is not None and fmt.type in ("json_object", "json_schema"):
         out["response_format"] = fmt.model_dump(by_alias=True, exclude_none=True)

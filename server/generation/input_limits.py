@@ -36,7 +36,7 @@ def _check_text(text: str, field: str, limits: InputLimits) -> None:
 
 
 def check_output(req: SamplingFields, limits: InputLimits) -> None:
-    limit = req.output_limit
+    limit = req.max_tokens
     if limit is not None and limits.max_output_tokens is not None and limit > limits.max_output_tokens:
         field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
         raise InvalidRequest(f"{field}: at most {limits.max_output_tokens} on this server")

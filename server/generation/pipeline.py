@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi.responses import Response
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import Tracer
 
 from server.access.auth import Principal
 from server.engine.client import EngineClient
@@ -35,21 +35,11 @@ from server.generation.outbound import Envelope, Pricing, chat_response, complet
 from server.generation.outbound import usage as priced_usage
 from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
-from server.generation.record import (
-    Call,
-    Ending,
-    Recorder,
-    cache_salt,
-    failed,
-    new_generation_id,
-    released,
-    request_tags,
-)
+from server.generation.record import Call, Ending, Recorder, cache_salt, new_generation_id, released, request_tags
 from server.generation.stream import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
 from server.settings import Settings
 from server.telemetry.request_log import request_id
-from server.telemetry.tracing import Tracing
 
 # Only with MISTRAL_LOCAL_LOG_CONTENT (debugging): the one logger that ever sees prompts and completions.
 content_log = logging.getLogger("mistral_local.content")
@@ -65,10 +55,10 @@ class Pipeline:
         recorder: Recorder,
         fetcher: httpx.AsyncClient,
         admission: Admits,
-        tracing: Tracing,
+        tracer: Tracer,
     ) -> None:
         self.settings = settings
-        self.tracing = tracing
+        self.tracer = tracer  # OpenTelemetry's no-op tracer when tracing is off
         self.engine = engine
         self.recorder = recorder
         self.fetcher = fetcher
@@ -100,9 +90,9 @@ class Pipeline:
         self, req: ChatRequest, principal: Principal, model: str, attempts: list[dict[str, Any]] | None = None
     ) -> Response:
         """`model`: the id to answer as; `attempts`: the request's earlier tries, recorded with this generation."""
-        req, heal_json = await plugins.prepare(req, self.limits.max_images, self.settings.image_max_edge)
+        req, wanted = await plugins.prepare(req, self.limits.max_images, self.settings.image_max_edge)
         call = self._start(req, principal, model)
-        call.heal_json = heal_json
+        call.heal_json = wanted.heal_json
         call.attempts = attempts or []
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
@@ -113,9 +103,9 @@ class Pipeline:
         ticket = await self._admit(principal, payload)
         with released(ticket, on_error_only=True):
             if images:
-                with self.tracing.span("image_fetch", {"mistral_local.images": len(images)}):
+                with self.tracer.start_as_current_span("image_fetch", attributes={"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
-            await self._fit(req, payload)
+            await self._fit(payload, req.max_tokens, middle_out=wanted.compress)
         return await self._generate(call, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
     async def complete(self, req: CompletionRequest, principal: Principal, model: str) -> Response:
@@ -135,7 +125,7 @@ class Pipeline:
         elif req.prompt is not None and len(req.prompt) > self.limits.max_string_chars:
             raise InvalidRequest(f"prompt: longer than {self.limits.max_string_chars} characters")
         payload, images = tokenize_payload(req, self.settings.model_id)
-        with self.tracing.span("admission"):
+        with self.tracer.start_as_current_span("admission"):
             ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
         with released(ticket):
             await resolve_images(images, self._image)
@@ -145,7 +135,7 @@ class Pipeline:
         if req.provider is not None:
             check_provider(req.provider, model, self.settings)
         env = Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
-        return Call(env, principal.label, request_tags(req), span=self.tracing.current())
+        return Call(env, principal.label, request_tags(req))
 
     async def _generate(
         self, call: Call, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
@@ -155,15 +145,7 @@ class Pipeline:
             return await self._stream(call, ticket, path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
         with released(ticket):  # the record releases it first, with what was used
-            span = self.tracing.engine_call()
-            try:
-                raw = await self.engine.post(path, payload, self._engine_headers(call, span))
-            except BaseException as exc:
-                failed(span, exc)
-                raise
-            finally:
-                if span is not None:
-                    span.end()
+            raw = await self.engine.post(path, payload, self._engine_request_id(call))
             return self._json(call, ticket, shape(raw, call.env))
 
     def _prepare(self, payload: dict[str, Any], principal: Principal) -> None:
@@ -181,17 +163,16 @@ class Pipeline:
     async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Hold:
         pricing = self.pricing
         wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion))
-        with self.tracing.span("admission"):
+        with self.tracer.start_as_current_span("admission"):
             return await self.admission.admit(principal, wanted)
 
-    async def _fit(self, req: ChatRequest, payload: dict[str, Any]) -> None:
-        """Compress when asked (middle-out); otherwise refuse prompt + max_tokens over the context, which vLLM
-        would silently clamp."""
+    async def _fit(self, payload: dict[str, Any], limit: int | None, *, middle_out: bool) -> None:
+        """Compress when asked (middle-out); otherwise refuse prompt + `limit` (the request's max_tokens) over the
+        context, which vLLM would silently clamp."""
         context = self.engine.engine.max_model_len
         if context is None:
             return
-        limit = req.output_limit
-        if "middle-out" in (req.transforms or []) or req.plugin_enabled("context-compression"):
+        if middle_out:
             # Without max_tokens, room for a typical answer (at most a quarter of the context).
             budget = context - (limit or min(TYPICAL_OUTPUT_TOKENS, context // 4))
 
@@ -217,21 +198,15 @@ class Pipeline:
             content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())
         return Response(encoded, media_type="application/json", headers={"X-Generation-Id": call.env.id})
 
-    def _engine_headers(self, call: Call, span: Span | None) -> dict[str, str]:
-        """The engine logs the request under the client's request id (with the generation's, as vLLM wants ids
-        unique and a client may reuse its own), and traces it as a child of `span`."""
-        return {"X-Request-Id": f"{request_id.get()}.{call.env.id}", **self.tracing.context_headers(span)}
+    @staticmethod
+    def _engine_request_id(call: Call) -> str:
+        """The engine logs the request under the client's request id with the generation's (vLLM wants ids unique,
+        and a client may reuse its own)."""
+        return f"{request_id.get()}.{call.env.id}"
 
     async def _stream(self, call: Call, ticket: Hold, path: str, payload: dict[str, Any]) -> Response:
-        span = self.tracing.engine_call()
-        with released(ticket, on_error_only=True):
-            try:  # errors before streaming keep their HTTP status
-                response = await self.engine.stream(path, payload, self._engine_headers(call, span))
-            except BaseException as exc:
-                failed(span, exc)
-                if span is not None:
-                    span.end()
-                raise
+        with released(ticket, on_error_only=True):  # errors before streaming keep their HTTP status
+            response = await self.engine.stream(path, payload, self._engine_request_id(call))
         outcome = StreamOutcome()
         text_completion = call.api_type == "text_completions"
         shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
@@ -243,13 +218,8 @@ class Pipeline:
             if finished:
                 return
             finished = True
-            response.close()  # unread to the end, the connection is dropped, so the engine stops generating
-            if span is not None:
-                Tracing.first_token(span, outcome.first_token_at)
-                span.add_event("stream_end")
-                if outcome.error is not None:
-                    span.set_status(StatusCode.ERROR, "the stream ended with an error")
-                span.end()
+            # Unread to the end, the connection is dropped, so the engine stops generating.
+            response.close(outcome.first_token_at, error=outcome.error is not None)
             ending = Ending(
                 outcome.usage or self._usage_so_far(payload, outcome),
                 outcome.first_token_at,

@@ -1,7 +1,7 @@
 """Every generation's record and metrics, however it was answered (the local engine, the hosted upstream, the
 response cache), written in one place: `Call` is what is known when it starts, `Ending` how it ended, and
 `Recorder.finish` records it and releases its admission hold. Also the small rules the path applies on the way: each
-key's prefix-cache salt, a hold released whatever happens, and a failed engine call's span."""
+key's prefix-cache salt and a hold released whatever happens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from server.gateway_state import Hold, Records
 from server.generation.outbound import Envelope
@@ -59,7 +60,7 @@ class Call:
     api_type: str = "completions"  # OpenRouter's api_type: "completions" is chat, "text_completions" legacy
     images: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the request's earlier tries (dispatch.py)
-    span: Span | None = None  # the request's trace span, when tracing is on
+    span: Span = field(default_factory=trace.get_current_span)  # the request's (a no-op one when tracing is off)
     heal_json: bool = False  # the response-healing plugin: make the answer valid JSON
     cache_source_id: str | None = None  # a response-cache hit: the generation it replays
 
@@ -134,12 +135,6 @@ def cache_salt(label: str) -> str:
     """The key's own prefix-cache namespace. Not a secret: clients cannot set it (the engine payload is built from
     checked fields only), so knowing another key's salt gains nothing."""
     return hashlib.sha256(f"mistral-local key {label}".encode()).hexdigest()[:32]
-
-
-def failed(span: Span | None, exc: BaseException) -> None:
-    """The error's kind only: an engine's message may quote the request."""
-    if span is not None:
-        span.set_status(StatusCode.ERROR, type(exc).__name__)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # JSON allows integers of any size; the engine's encoder takes 64 bits. Bound them here, as 400s.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -247,12 +247,12 @@ class SamplingFields(Lenient):
     # exactly the output lengths they ask for, through the gateway as from the engine.
     ignore_eos: bool | None = None
 
-    @property
-    def output_limit(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
-
-    def plugin_enabled(self, plugin_id: str) -> bool:
-        return any(p.id == plugin_id and p.enabled for p in self.plugins or [])
+    @model_validator(mode="after")
+    def _one_output_limit(self) -> SamplingFields:
+        """`max_completion_tokens` (OpenAI's newer name) wins over `max_tokens`; what follows reads `max_tokens`."""
+        if self.max_completion_tokens is not None:
+            self.max_tokens = self.max_completion_tokens
+        return self
 
 
 class ChatRequest(SamplingFields):

@@ -1,7 +1,9 @@
 """OpenTelemetry traces over OTLP: one trace per request, from the gateway into the engine.
 
-Off unless a collector is configured (settings.otlp_endpoint); off, no span is made and nothing of OpenTelemetry's
-SDK is imported. On, each process (the gateway, each gateway worker) exports its own spans, the launched engine is
+Off unless a collector is configured (settings.otlp_endpoint); off, the path's spans come from OpenTelemetry's no-op
+tracer (nothing is recorded) and nothing of OpenTelemetry's SDK is imported. The generation path uses OpenTelemetry's
+API directly (`Tracing.tracer`); the engine call's span is the engine client's (server/engine/client.py). On, each
+process (the gateway, each gateway worker) exports its own spans, the launched engine is
 started with vLLM's own OTLP export to the same collector, and the engine call carries W3C trace context
 (`traceparent`), so vLLM's `llm_request` span joins the gateway's trace. A client's `traceparent` is honoured.
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from server.schemas.record import GenerationRecord
     from server.settings import Settings
 
-_PROPAGATOR = TraceContextTextMapPropagator()
+TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, from clients
 
 
 def traces_endpoint(settings: Settings) -> str | None:
@@ -64,17 +65,13 @@ def _exporter(settings: Settings, endpoint: str) -> Any:
     return HttpExporter(endpoint=endpoint)
 
 
-def _epoch_ns(monotonic_s: float) -> int:
-    """A time.monotonic() mark as the wall-clock nanoseconds spans are stamped with."""
-    return time.time_ns() - int((time.monotonic() - monotonic_s) * 1e9)
-
-
 class Tracing:
-    """This process's tracer, or none (every method then does nothing and returns None or empty)."""
+    """This process's tracer, or none: then spans are OpenTelemetry's no-op ones."""
 
     def __init__(self, tracer: Tracer | None = None, provider: TracerProvider | None = None) -> None:
         self._tracer = tracer
         self._provider = provider
+        self.tracer: Tracer = tracer or trace.NoOpTracer()
 
     @classmethod
     def start(cls, settings: Settings) -> Tracing:
@@ -106,7 +103,7 @@ class Tracing:
         if self._tracer is None:
             yield None
             return
-        span = self._tracer.start_span(method, context=_PROPAGATOR.extract(headers), kind=SpanKind.SERVER)
+        span = self._tracer.start_span(method, context=TRACE_CONTEXT.extract(headers), kind=SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield span
@@ -114,43 +111,10 @@ class Tracing:
             otel_context.detach(token)
             span.end()
 
-    @contextlib.contextmanager
-    def span(self, name: str, attributes: Mapping[str, int | str] | None = None) -> Iterator[Span | None]:
-        """A step of the current request (admission, image fetch, engine call)."""
-        if self._tracer is None:
-            yield None
-            return
-        with self._tracer.start_as_current_span(name, attributes=attributes) as span:
-            yield span
-
-    def engine_call(self) -> Span | None:
-        """The engine call's span, ended by the caller (a stream outlives the function that opens it)."""
-        if self._tracer is None:
-            return None
-        return self._tracer.start_span("engine", kind=SpanKind.CLIENT)
-
     @staticmethod
-    def current() -> Span | None:
-        span = trace.get_current_span()
-        return span if span.is_recording() else None
-
-    @staticmethod
-    def context_headers(span: Span | None) -> dict[str, str]:
-        """W3C trace context naming `span` as the parent of what the engine does."""
-        headers: dict[str, str] = {}
-        if span is not None:
-            _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
-        return headers
-
-    @staticmethod
-    def first_token(span: Span | None, at: float | None) -> None:
-        if span is not None and at is not None:
-            span.add_event("first_token", timestamp=_epoch_ns(at))
-
-    @staticmethod
-    def generation(span: Span | None, record: GenerationRecord) -> None:
+    def generation(span: Span, record: GenerationRecord) -> None:
         """The generation's outcome on the request's span: ids, tokens, timings; no text."""
-        if span is None:
+        if not span.is_recording():
             return
         outcome = "cancelled" if record.cancelled else "completed"
         attributes: dict[str, str | int | bool] = {

@@ -8,7 +8,6 @@ import json
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -32,7 +31,8 @@ SPECS = [
     {"label": k, "sha256": hash_key(v), "limits": LIMITS.get(k, {}), "management": k == "ops"} for k, v in KEYS.items()
 ]
 MAX_IN_FLIGHT = 4
-LONG = 3000  # tokens: a held stream outlives the test that holds it
+LONG = 3000  # tokens: a held stream outlives the test that holds it, unless this process is held up
+HOLD_ATTEMPTS = 5
 
 
 def workers_env(db: Path) -> dict[str, str]:
@@ -82,25 +82,32 @@ def chat(gw: Gateway, label: str, max_tokens: int = 4) -> httpx.Response:
 @contextmanager
 def held_streams(gw: Gateway, label: str, count: int) -> Iterator[list[httpx.Response]]:
     """`count` long streams opened one after another, each on its own connection, held open (headers read) until the
-    block ends; refused ones come back with their status."""
+    block ends; refused ones come back with their status.
+
+    Only a run whose admitted streams were all still in flight after the last answer is handed over (the server's
+    in-flight count equals the streams admitted). On a busy machine this process can go unscheduled for longer than
+    a stream lasts (20 s and more with a CPU hog beside 2 cores), so a stream may end by itself and its slot go to a
+    later request: such a run shows nothing about the limits, and it is closed and tried again."""
     body = {
         "messages": [{"role": "user", "content": "Tell a story"}],
         "max_tokens": LONG,
         "ignore_eos": True,
         "stream": True,
     }
-    with ExitStack() as stack:
-        responses = []
-        for _ in range(count):
-            client = stack.enter_context(httpx.Client(timeout=120))
-            request = client.build_request("POST", f"{gw.url}/api/v1/chat/completions", headers=auth(label), json=body)
-            sent = time.monotonic()
-            response = client.send(request, stream=True)
-            # How long its headers took: a stream that outlived the block would show here as a wait.
-            response.extensions["opened_s"] = round(time.monotonic() - sent, 2)
-            stack.callback(response.close)
-            responses.append(response)
-        yield responses
+    for _ in range(HOLD_ATTEMPTS):
+        with ExitStack() as stack:
+            responses = []
+            for _ in range(count):
+                client = stack.enter_context(httpx.Client(timeout=120))
+                url = f"{gw.url}/api/v1/chat/completions"
+                response = client.send(client.build_request("POST", url, headers=auth(label), json=body), stream=True)
+                stack.callback(response.close)
+                responses.append(response)
+            if in_flight(gw) == sum(r.status_code == 200 for r in responses):
+                yield responses
+                return
+        wait_for(lambda: in_flight(gw) == 0)
+    raise AssertionError(f"in {HOLD_ATTEMPTS} runs, an admitted stream always ended before the last request")
 
 
 def in_flight(gw: Gateway) -> int:
@@ -119,8 +126,7 @@ def test_connections_spread_over_the_workers(workers: Gateway) -> None:
 def test_concurrency_limits_hold_across_workers(workers: Gateway) -> None:
     with held_streams(workers, "pair", 8) as streams:
         statuses = [s.status_code for s in streams]
-        opened = [(s.status_code, s.extensions["opened_s"]) for s in streams]  # (status, seconds to its headers)
-        assert statuses.count(200) == 2 and statuses.count(429) == 6, opened
+        assert statuses.count(200) == 2 and statuses.count(429) == 6, statuses
     wait_for(lambda: in_flight(workers) == 0)
     with held_streams(workers, "open", MAX_IN_FLIGHT + 3) as streams:
         statuses = [s.status_code for s in streams]

@@ -137,3 +137,19 @@ def test_no_image_is_fetched_for_a_request_that_fails_validation() -> None:
     with pytest.raises(InvalidRequest, match="'file' parts are not supported"):
         chat_payload(req, "served", 0.15)  # fails before any image is even listed for fetching
     assert fetched == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "sent"),
+    [
+        ({"max_tokens": 100}, 100),
+        ({"max_completion_tokens": 50}, 50),
+        ({"max_tokens": 100, "max_completion_tokens": 50}, 50),  # the newer name wins, as at OpenAI
+        ({}, None),
+    ],
+)
+def test_the_output_limit_reaches_the_engine_as_max_tokens(fields: dict[str, Any], sent: int | None) -> None:
+    req = ChatRequest.model_validate({"messages": [{"role": "user", "content": "hi"}], **fields})
+    payload, _ = chat_payload(req, "served", 0.15)
+    assert payload.get("max_tokens") == sent
+    assert "max_completion_tokens" not in payload

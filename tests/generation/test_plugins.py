@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from server.errors import InvalidRequest, NotFound
-from server.generation.plugins import files_of, heal_wanted, refuse_web
+from server.generation.plugins import files_of, heal_wanted, prepare, refuse_web
 from server.generation.plugins.file_parser import parse_files
 from server.generation.plugins.response_healing import heal
 from server.schemas.request import ChatRequest
@@ -52,6 +52,22 @@ def test_healing_only_when_json_was_asked_for_and_not_streamed() -> None:
     assert not heal_wanted(chat("hi", **JSON_ASKED, stream=True))
     assert not heal_wanted(chat("hi", plugins=[{"id": "response-healing"}]))
     assert not heal_wanted(chat("hi", response_format={"type": "json_object"}))
+
+
+@pytest.mark.parametrize(
+    ("fields", "compress"),
+    [
+        ({}, False),
+        ({"transforms": ["middle-out"]}, True),
+        ({"plugins": [{"id": "context-compression"}]}, True),
+        ({"plugins": [{"id": "context-compression", "enabled": False}]}, False),
+        ({"plugins": [{"id": "response-healing"}]}, False),
+    ],
+)
+def test_compression_is_asked_by_the_middle_out_transform_or_its_plugin(fields: dict[str, Any], compress: bool) -> None:
+    _, wanted = asyncio.run(prepare(chat("hi", **fields), max_images=8, max_edge=1540))
+    assert wanted.compress is compress
+    assert not wanted.heal_json
 
 
 def test_a_pdf_becomes_its_text() -> None:

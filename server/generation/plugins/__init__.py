@@ -1,6 +1,7 @@
 """OpenRouter's plugins that fit a private server, applied to a chat request before it is checked (`prepare`):
-file-parser (PDFs, parsed here: file_parser.py), response-healing (response_healing.py), and the web plugins'
-refusal. Which plugins a request uses is decided here, so a request that uses none goes no further.
+file-parser (PDFs, parsed here: file_parser.py), response-healing (response_healing.py), context-compression (the
+`middle-out` transform's plugin form: server/generation/compression.py), and the web plugins' refusal. Which plugins a
+request uses is decided here, so a request that uses none goes no further.
 
 The web plugins (`web`, `web-fetch`, and OpenRouter's web search options) search the internet: a private server
 answers them with OpenRouter's 404 for a capability no endpoint has, which sends the request on to the hosted
@@ -8,6 +9,7 @@ upstream when the operator configured one and the request may leave the machine 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from server.errors import NotFound
@@ -16,15 +18,28 @@ from server.schemas.request import ChatRequest, UnsupportedPart, UserMessage
 WEB_PLUGINS = ("web", "web-fetch")
 
 
-async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[ChatRequest, bool]:
-    """The request as the engine will read it, and whether its answer is to be made valid JSON. PDFs are read here
-    (one at a time, off the event loop) before anything else is checked."""
+@dataclass(frozen=True)
+class Wanted:
+    """What the request's plugins ask of the rest of the path."""
+
+    heal_json: bool  # make the answer valid JSON (response-healing)
+    compress: bool  # fit the prompt to the context by dropping its middle (context-compression, middle-out)
+
+
+async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[ChatRequest, Wanted]:
+    """The request as the engine will read it, and what its plugins want. PDFs are read here (one at a time, off
+    the event loop) before anything else is checked."""
     refuse_web(req)
     if any(files_of(m) for m in req.messages):
         from server.generation.plugins.file_parser import parse_files  # pdfium: loaded for the first PDF
 
         req = await parse_files(req, max_images, max_edge)
-    return req, heal_wanted(req)
+    compress = "middle-out" in (req.transforms or []) or enabled(req, "context-compression")
+    return req, Wanted(heal_json=heal_wanted(req), compress=compress)
+
+
+def enabled(req: ChatRequest, plugin_id: str) -> bool:
+    return any(p.id == plugin_id and p.enabled for p in req.plugins or [])
 
 
 def refuse_web(req: ChatRequest) -> None:
@@ -49,4 +64,4 @@ def heal_wanted(req: ChatRequest) -> bool:
     """Response-healing: a non-streamed answer asked for as JSON, with the plugin on."""
     fmt = req.response_format
     json_asked = fmt is not None and fmt.type in ("json_object", "json_schema")
-    return json_asked and not req.stream and req.plugin_enabled("response-healing")
+    return json_asked and not req.stream and enabled(req, "response-healing")
