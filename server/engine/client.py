@@ -49,7 +49,7 @@ def _epoch_ns(monotonic_s: float) -> int:
     return time.time_ns() - int((time.monotonic() - monotonic_s) * 1e9)
 
 
-def failed(span: Span, exc: BaseException) -> None:
+def _failed(span: Span, exc: BaseException) -> None:
     """The error's kind only: an engine's message may quote the request."""
     span.set_status(StatusCode.ERROR, type(exc).__name__)
 
@@ -136,15 +136,10 @@ class EngineClient:
         ) as span:
             try:
                 async with await self._send(path, payload, request_id, span) as response:
-                    content = await self._read(response)
+                    return _json(await self._read(response))
             except BaseException as exc:
-                failed(span, exc)
+                _failed(span, exc)
                 raise
-        try:
-            data: dict[str, Any] = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError("Engine returned invalid JSON") from exc
-        return data
 
     async def stream(self, path: str, payload: dict[str, Any], request_id: str | None = None) -> EngineStream:
         """An open 200 streaming response; errors the engine reports before streaming are raised here. Its span
@@ -153,7 +148,7 @@ class EngineClient:
         try:
             return EngineStream(await self._send(path, payload, request_id, span), span)
         except BaseException as exc:
-            failed(span, exc)
+            _failed(span, exc)
             span.end()
             raise
 
@@ -162,6 +157,14 @@ class EngineClient:
         keys = ("model", "messages", "tools", "add_generation_prompt", "continue_final_message")
         data = await self.post("/tokenize", {k: payload[k] for k in keys if k in payload})
         return int(data["count"])
+
+
+def _json(content: bytes) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("Engine returned invalid JSON") from exc
+    return data
 
 
 def engine_message(body: bytes) -> str:
