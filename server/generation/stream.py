@@ -235,16 +235,35 @@ class Events:
         return b"".join(parts)
 
 
+class FairTurns:
+    """Whether a stream has held the event loop for FAIR_TURN_S: a callback queued when a stretch starts runs at the
+    loop's next turn, so a read that waited on the socket (the usual case) ends the stretch at no cost beyond that."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.turned = True
+        self.since = 0.0
+
+    def _turned(self) -> None:
+        self.turned = True
+
+    async def share(self) -> None:
+        if self.turned:
+            self.turned, self.since = False, self.loop.time()
+            self.loop.call_soon(self._turned)
+        elif self.loop.time() - self.since > FAIR_TURN_S:
+            await asyncio.sleep(0)
+
+
 async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
     """The client's stream. Reads come straight from the engine connection (aiohttp's `iter_any`), each taking all
     that is buffered. A read that finds data waiting returns without giving the event loop a turn, and so does a
     write the socket takes at once: when the engine writes faster than this process relays (a busy machine), one
-    stream would hold the loop until it ended, and no other request would be served. So the stream gives the loop a
-    turn at least every FAIR_TURN_S."""
+    stream would hold the loop until it ended, and no other request would be served. So a stream that has held the
+    loop for FAIR_TURN_S gives it a turn."""
     outcome = shaper.outcome
     events = Events(shaper)
     greeting = PROCESSING  # sent with the first event, or alone by the keep-alive
-    loop = asyncio.get_running_loop()
     try:
         async for data in _until_first_token(reads, outcome, interval_s):
             if data is PROCESSING:
@@ -256,15 +275,13 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
             if events.ended:
                 break
         if not events.ended:
-            turn = loop.time()
+            turns = FairTurns()
             async for data in reads:
                 if out := events.feed(data):
                     yield out
                 if events.ended:
                     break
-                if loop.time() - turn > FAIR_TURN_S:
-                    await asyncio.sleep(0)
-                    turn = loop.time()
+                await turns.share()
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True

@@ -108,3 +108,30 @@ def test_a_stream_whose_engine_is_always_ahead_still_lets_other_requests_in() ->
 
     seen = asyncio.run(run())
     assert any(10 < n < reads - 10 for n in seen), "no other task ran while the stream was relayed"
+
+
+def test_a_stream_whose_reads_wait_costs_the_loop_no_extra_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads 6 ms apart (longer than a fair turn) each wait on the socket, which is the loop's turn: the stream adds
+    none of its own (one per chunk was 40% of the gateway's CPU per request at one stream)."""
+    extra_turns = 0
+    sleep = asyncio.sleep
+
+    async def counted(delay: float, result: Any = None) -> Any:
+        nonlocal extra_turns
+        extra_turns += delay == 0
+        return await sleep(delay, result)
+
+    async def engine() -> AsyncIterator[bytes]:
+        for i in range(10):
+            await sleep(0.006)
+            chunk = {"id": "x", "choices": [{"index": 0, "delta": {"content": f"t{i}"}}]}
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def run() -> int:
+        shaper = shaper_for(ENV, StreamOutcome(), text_completion=False, fast=True)
+        return len([part async for part in relay(engine(), shaper, interval_s=60)])
+
+    monkeypatch.setattr(asyncio, "sleep", counted)
+    assert asyncio.run(run()) == 11  # ten events and [DONE]
+    assert extra_turns == 0
