@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from server.access.auth import KeyLimits, Principal
 from server.engine.supervisor import EngineState
@@ -39,26 +39,34 @@ class Demand:
     cost: float = 0.0
 
 
+class _Unit(NamedTuple):
+    budget: str  # which budget: "token" or "cost"
+    verb: str  # what a request does to it
+    amount: Callable[[float], str]
+
+
+TOKENS = _Unit("token", "use", lambda n: f"{n:.0f} tokens")
+DOLLARS = _Unit("cost", "cost", lambda n: f"${n:.6f}")
+
+
 def check_budget(principal: Principal, spent_tokens: int, spent_cost: float, demand: Demand | None = None) -> None:
     """402 once a key's token or cost budget is spent, or when this request could take it past its budget
     (OpenRouter's rule for credits: ask for fewer max_tokens). `spent_*` include what the key has in flight."""
-    limits, tokens, cost = principal.limits, demand.worst if demand else 0, demand.cost if demand else 0.0
+    limits = principal.limits
     if limits.token_budget is not None:
-        if spent_tokens >= limits.token_budget:
-            raise PaymentRequired(f"Key '{principal.label}' has used its token budget of {limits.token_budget}")
-        if spent_tokens + tokens > limits.token_budget:
-            raise PaymentRequired(
-                f"This request may use up to {tokens} tokens, but key '{principal.label}' has "
-                f"{limits.token_budget - spent_tokens} left of its budget: send a smaller max_tokens"
-            )
+        _check(principal.label, TOKENS, limits.token_budget, spent_tokens, demand.worst if demand else 0)
     if limits.cost_budget is not None:
-        if spent_cost >= limits.cost_budget:
-            raise PaymentRequired(f"Key '{principal.label}' has used its cost budget of ${limits.cost_budget}")
-        if spent_cost + cost > limits.cost_budget:
-            raise PaymentRequired(
-                f"This request may cost up to ${cost:.6f}, but key '{principal.label}' has "
-                f"${limits.cost_budget - spent_cost:.6f} left of its budget: send a smaller max_tokens"
-            )
+        _check(principal.label, DOLLARS, limits.cost_budget, spent_cost, demand.cost if demand else 0.0)
+
+
+def _check(label: str | None, unit: _Unit, budget: float, spent: float, wanted: float) -> None:
+    if spent >= budget:
+        raise PaymentRequired(f"Key '{label}' has used its {unit.budget} budget of {unit.amount(budget)}")
+    if spent + wanted > budget:
+        raise PaymentRequired(
+            f"This request may {unit.verb} up to {unit.amount(wanted)}, but key '{label}' has "
+            f"{unit.amount(budget - spent)} left of its budget: send a smaller max_tokens"
+        )
 
 
 @dataclass

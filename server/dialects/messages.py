@@ -12,31 +12,23 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field
 
+from server.dialects.shared_fields import SharedFields
 from server.errors import InvalidRequest
-from server.schemas.request import ChatRequest, Lenient, Plugin, ProviderPreferences
+from server.schemas.request import ChatRequest, Lenient
 
 # Chat finish reasons as Anthropic's stop reasons.
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
 
-class MessagesRequest(Lenient):
-    model: str | None = None
-    models: list[str] | None = None
+class MessagesRequest(SharedFields):
     max_tokens: int = Field(ge=1, le=2**31)
     messages: list[dict[str, Any]] = Field(min_length=1)
     system: str | list[dict[str, Any]] | None = None
     stop_sequences: list[str] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    stream: bool = False
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
-    provider: ProviderPreferences | None = None
-    plugins: list[Plugin] | None = None
-    session_id: str | None = None
 
 
 class CountTokensRequest(Lenient):
@@ -65,33 +57,17 @@ def chat_messages(req: MessagesRequest | CountTokensRequest) -> list[dict[str, A
 
 
 def to_chat(req: MessagesRequest) -> ChatRequest:
-    body: dict[str, Any] = {
-        "messages": chat_messages(req),
-        "stream": req.stream,
-        "usage": {"include": True},
-        "max_tokens": req.max_tokens,
-        **{k: v for k, v in _sampling(req).items() if v is not None},
-    }
+    body = req.chat_body(
+        chat_messages(req),
+        max_tokens=req.max_tokens,
+        stop=req.stop_sequences,
+        user=(req.metadata or {}).get("user_id"),
+    )
     if req.tools:
         body["tools"] = tools(req.tools)
     if req.tool_choice is not None:
         body |= _tool_choice(req.tool_choice)
     return ChatRequest.model_validate(body)
-
-
-def _sampling(req: MessagesRequest) -> dict[str, Any]:
-    return {
-        "model": req.model,
-        "models": req.models,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "top_k": req.top_k,
-        "stop": req.stop_sequences,
-        "user": (req.metadata or {}).get("user_id"),
-        "session_id": req.session_id,
-        "provider": req.provider,  # already checked: taken as they are
-        "plugins": req.plugins,
-    }
 
 
 def _block(block: Any, where: str) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from server.dialects.shared_fields import SharedFields
 from server.errors import InvalidRequest
-from server.schemas.request import ChatRequest, Lenient, Plugin, ProviderPreferences
+from server.schemas.request import ChatRequest
 
 
-class ResponsesRequest(Lenient):
-    model: str | None = None
-    models: list[str] | None = None
+class ResponsesRequest(SharedFields):
     input: str | list[dict[str, Any]]
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
@@ -27,20 +26,13 @@ class ResponsesRequest(Lenient):
     parallel_tool_calls: bool | None = None
     text: dict[str, Any] | None = None
     max_output_tokens: int | None = Field(None, ge=1, le=2**31)
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    stream: bool = False
     store: bool | None = None
     previous_response_id: str | None = None
     conversation: str | dict[str, Any] | None = None
     background: bool | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
-    session_id: str | None = None
     prompt_cache_key: str | None = None
-    provider: ProviderPreferences | None = None
-    plugins: list[Plugin] | None = None
     seed: int | None = None
     truncation: Literal["auto", "disabled"] | None = None
 
@@ -70,12 +62,15 @@ def to_chat(req: ResponsesRequest) -> ChatRequest:
     else:
         for i, item in enumerate(req.input):
             _add_item(messages, item, f"input[{i}]")
-    body: dict[str, Any] = {
-        "messages": messages,
-        "stream": req.stream,
-        "usage": {"include": True},
-        **{k: v for k, v in _sampling(req).items() if v is not None},
-    }
+    body = req.chat_body(
+        messages,
+        max_tokens=req.max_output_tokens,
+        seed=req.seed,
+        parallel_tool_calls=req.parallel_tool_calls,
+        metadata=req.metadata,
+        user=req.user,
+        prompt_cache_key=req.prompt_cache_key,
+    )
     if req.tools is not None:
         body["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(req.tools)]
     if req.tool_choice is not None:
@@ -87,25 +82,6 @@ def to_chat(req: ResponsesRequest) -> ChatRequest:
     if req.truncation == "auto":
         body["transforms"] = ["middle-out"]
     return ChatRequest.model_validate(body)
-
-
-def _sampling(req: ResponsesRequest) -> dict[str, Any]:
-    return {
-        "model": req.model,
-        "models": req.models,
-        "max_tokens": req.max_output_tokens,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "top_k": req.top_k,
-        "seed": req.seed,
-        "parallel_tool_calls": req.parallel_tool_calls,
-        "metadata": req.metadata,
-        "user": req.user,
-        "session_id": req.session_id,
-        "prompt_cache_key": req.prompt_cache_key,
-        "provider": req.provider,  # already checked: taken as they are
-        "plugins": req.plugins,
-    }
 
 
 def _add_item(messages: list[dict[str, Any]], item: dict[str, Any], where: str) -> None:

@@ -85,7 +85,7 @@ def test_token_budget_runs_out_with_a_402(guarded: Gateway) -> None:
     # its credits may not cover.
     second = chat(guarded, "budget", max_tokens=8)
     assert second.status_code == 402
-    assert f"has {20 - used} left of its budget" in second.json()["error"]["message"]
+    assert f"has {20 - used} tokens left of its budget" in second.json()["error"]["message"]
     key = httpx.get(f"{guarded.url}/api/v1/key", headers=auth("budget")).json()["data"]
     assert key["label"] == "budget" and key["limits"]["token_budget"] == 20 and key["usage_tokens"] == used
 
