@@ -105,7 +105,7 @@ class Pipeline:
             if images:
                 with self.tracer.start_as_current_span("image_fetch", attributes={"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
-            await self._fit(payload, req.max_tokens, middle_out=wanted.compress)
+            await self._fit(payload, req.max_tokens, middle_out=wanted.middle_out)
         return await self._generate(call, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
     async def complete(self, req: CompletionRequest, principal: Principal, model: str) -> Response:

@@ -247,12 +247,13 @@ class FairTurns:
     def _turned(self) -> None:
         self.turned = True
 
-    async def share(self) -> None:
+    def held(self) -> bool:
+        """After a read: whether the stream should give the loop a turn now (a plain call: no coroutine per chunk)."""
         if self.turned:
             self.turned, self.since = False, self.loop.time()
             self.loop.call_soon(self._turned)
-        elif self.loop.time() - self.since > FAIR_TURN_S:
-            await asyncio.sleep(0)
+            return False
+        return self.loop.time() - self.since > FAIR_TURN_S
 
 
 async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: float) -> AsyncIterator[bytes]:
@@ -281,7 +282,8 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
                     yield out
                 if events.ended:
                     break
-                await turns.share()
+                if turns.held():
+                    await asyncio.sleep(0)
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from server.schemas.record import GenerationRecord
     from server.settings import Settings
 
-TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, from clients
+_TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, from clients
 
 
 def traces_endpoint(settings: Settings) -> str | None:
@@ -69,7 +69,6 @@ class Tracing:
     """This process's tracer, or none: then spans are OpenTelemetry's no-op ones."""
 
     def __init__(self, tracer: Tracer | None = None, provider: TracerProvider | None = None) -> None:
-        self._tracer = tracer
         self._provider = provider
         self.tracer: Tracer = tracer or trace.NoOpTracer()
 
@@ -90,7 +89,7 @@ class Tracing:
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._provider is not None
 
     def shutdown(self) -> None:
         """Export what is left (the processor's queue), then stop."""
@@ -100,10 +99,10 @@ class Tracing:
     @contextlib.contextmanager
     def request(self, method: str, headers: Mapping[str, str]) -> Iterator[Span | None]:
         """The request's span, current while the request is handled; its parent is the client's `traceparent`."""
-        if self._tracer is None:
+        if not self.enabled:
             yield None
             return
-        span = self._tracer.start_span(method, context=TRACE_CONTEXT.extract(headers), kind=SpanKind.SERVER)
+        span = self.tracer.start_span(method, context=_TRACE_CONTEXT.extract(headers), kind=SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield span

@@ -55,7 +55,7 @@ def test_healing_only_when_json_was_asked_for_and_not_streamed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "compress"),
+    ("fields", "middle_out"),
     [
         ({}, False),
         ({"transforms": ["middle-out"]}, True),
@@ -64,9 +64,11 @@ def test_healing_only_when_json_was_asked_for_and_not_streamed() -> None:
         ({"plugins": [{"id": "response-healing"}]}, False),
     ],
 )
-def test_compression_is_asked_by_the_middle_out_transform_or_its_plugin(fields: dict[str, Any], compress: bool) -> None:
+def test_compression_is_asked_by_the_middle_out_transform_or_its_plugin(
+    fields: dict[str, Any], middle_out: bool
+) -> None:
     _, wanted = asyncio.run(prepare(chat("hi", **fields), max_images=8, max_edge=1540))
-    assert wanted.compress is compress
+    assert wanted.middle_out is middle_out
     assert not wanted.heal_json
 
 

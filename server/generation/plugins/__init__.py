@@ -23,7 +23,7 @@ class Wanted:
     """What the request's plugins ask of the rest of the path."""
 
     heal_json: bool  # make the answer valid JSON (response-healing)
-    compress: bool  # fit the prompt to the context by dropping its middle (context-compression, middle-out)
+    middle_out: bool  # fit the prompt to the context by dropping its middle (context-compression, middle-out)
 
 
 async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[ChatRequest, Wanted]:
@@ -34,8 +34,8 @@ async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[Cha
         from server.generation.plugins.file_parser import parse_files  # pdfium: loaded for the first PDF
 
         req = await parse_files(req, max_images, max_edge)
-    compress = "middle-out" in (req.transforms or []) or enabled(req, "context-compression")
-    return req, Wanted(heal_json=heal_wanted(req), compress=compress)
+    middle_out = "middle-out" in (req.transforms or []) or enabled(req, "context-compression")
+    return req, Wanted(heal_json=heal_wanted(req), middle_out=middle_out)
 
 
 def enabled(req: ChatRequest, plugin_id: str) -> bool:
