@@ -1,13 +1,18 @@
 """The one wheel of each pinned package that installs on the target, from the index's JSON simple API (PEP 691),
-downloaded once into a cache and checked against the hashes the resolver accepted."""
+downloaded once into a cache and checked against the hashes the resolver accepted. An index or its file host drops a
+connection now and then over hundreds of requests, so each request is tried again after a transport failure or a
+429/5xx; what still fails is one ConfigError naming the package and the URL."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from packaging import tags
@@ -18,6 +23,10 @@ from server.errors import ConfigError
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 PARALLEL = 8
+TRIES = 4
+BACKOFF_S = 1.0  # before the second try; doubled before each later one
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,18 @@ def choose(pinned: list[Pinned], target: Target) -> list[Wheel]:
     ranked = {t: i for i, t in enumerate(target_tags(target))}
 
     def one(p: Pinned) -> Wheel | None:
-        answer = client.get(f"{target.index_url.rstrip('/')}/{p.name}/", headers={"Accept": SIMPLE_JSON})
-        answer.raise_for_status()
-        return _best(answer.json()["files"], p, ranked)
+        url = f"{target.index_url.rstrip('/')}/{p.name}/"
+
+        def page() -> list[dict[str, object]]:
+            answer = client.get(url, headers={"Accept": SIMPLE_JSON})
+            answer.raise_for_status()
+            try:
+                files: list[dict[str, object]] = answer.json()["files"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{p.name}: {url} is not a JSON simple API page (PEP 691)") from exc
+            return files
+
+        return _best(_tried(p.name, url, page), p, ranked)
 
     with httpx.Client(timeout=120, follow_redirects=True) as client, ThreadPoolExecutor(PARALLEL) as pool:
         found = list(pool.map(one, pinned))
@@ -89,7 +107,7 @@ def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
     def one(wheel: Wheel) -> None:
         kept = cache / wheel.sha256
         if not kept.exists():
-            _fetch(client, wheel, kept)
+            _tried(wheel.package, wheel.url, lambda: _fetch(client, wheel, kept))
         placed = into / wheel.filename
         placed.unlink(missing_ok=True)
         shutil.copyfile(kept, placed)
@@ -99,16 +117,37 @@ def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
         list(pool.map(one, wheels))
 
 
+def _tried(package: str, url: str, call: Callable[[], T]) -> T:
+    """`call`, tried again (up to TRIES) while it fails in a way that can pass."""
+    for attempt in range(1, TRIES + 1):
+        try:
+            return call()
+        except httpx.HTTPStatusError as exc:
+            status = exc.response
+            if status.status_code not in TRANSIENT:
+                raise ConfigError(f"{package}: {url} answered {status.status_code} {status.reason_phrase}") from exc
+            last: Exception = exc
+        except httpx.UnsupportedProtocol as exc:
+            raise ConfigError(f"{package}: {url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            last = exc
+        if attempt < TRIES:
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+    raise ConfigError(f"{package}: {url} failed {TRIES} times; last: {type(last).__name__}: {last}") from last
+
+
 def _fetch(client: httpx.Client, wheel: Wheel, kept: Path) -> None:
     partial = kept.with_suffix(".part")
     digest = hashlib.sha256()
-    with client.stream("GET", wheel.url) as answer:
-        answer.raise_for_status()
-        with partial.open("wb") as out:
-            for chunk in answer.iter_bytes(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    if digest.hexdigest() != wheel.sha256:
-        partial.unlink()
-        raise ConfigError(f"{wheel.filename}: the download does not match the index's sha256")
-    partial.rename(kept)
+    try:
+        with client.stream("GET", wheel.url) as answer:
+            answer.raise_for_status()
+            with partial.open("wb") as out:
+                for chunk in answer.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        if digest.hexdigest() != wheel.sha256:
+            raise ConfigError(f"{wheel.filename}: the download does not match the index's sha256")
+        partial.rename(kept)
+    finally:
+        partial.unlink(missing_ok=True)  # nothing half-written stays in the cache
