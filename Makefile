@@ -25,7 +25,7 @@ lint: setup
 	$(BIN)/ruff format --check server tests scripts
 	$(BIN)/hadolint --failure-threshold info Dockerfile.cuda
 	$(BIN)/python scripts/check_structure.py
-	$(BIN)/python scripts/request_path.py
+	$(BIN)/python scripts/request_path.py --quiet
 
 typecheck: setup
 	$(BIN)/mypy

@@ -3,6 +3,7 @@ process, keys off) in front of the synthetic engine, one request of each kind, e
 thread recorded from the route's function until the engine client's. docs/architecture.md quotes it.
 
     python scripts/request_path.py           # prints each path, and exits 1 if one passes through over --most files
+    python scripts/request_path.py --quiet   # the count per path; the files only of a path over --most (make lint)
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def gateway(engine_port: int, recorder: PathRecorder) -> Iterator[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--most", type=int, default=10, help="the most files a path may pass through")
+    parser.add_argument("--quiet", action="store_true", help="list the files only of a path over --most")
     options = parser.parse_args()
     engine_port = free_port()
     model = Settings().model_id
@@ -114,9 +116,10 @@ def main() -> int:
             recorder.arm()
             httpx.post(f"{url}{route}", json=body, timeout=30).raise_for_status()
             distinct = list(dict.fromkeys(recorder.files))
-            over |= len(distinct) > options.most
+            too_many = len(distinct) > options.most
+            over |= too_many
             print(f"{kind}: {len(distinct)} files ({len(recorder.files)} entries) from route to engine client")
-            for name in recorder.files:
+            for name in recorder.files if too_many or not options.quiet else []:
                 print("   ", Path(name).relative_to(REPO))
     return 1 if over else 0
 
