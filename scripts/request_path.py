@@ -119,8 +119,8 @@ def main() -> int:
             too_many = len(distinct) > options.most
             over |= too_many
             print(f"{kind}: {len(distinct)} files ({len(recorder.files)} entries) from route to engine client")
-            for name in recorder.files if too_many or not options.quiet else []:
-                print("   ", Path(name).relative_to(REPO))
+            if too_many or not options.quiet:
+                print("\n".join(f"    {Path(name).relative_to(REPO)}" for name in recorder.files))
     return 1 if over else 0
 
 

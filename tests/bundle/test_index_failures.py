@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from server.bundle.resolve import Pinned, Target
 from server.bundle.wheels import Wheel, choose, download
 from server.engine.vllm_release import Release
 from server.errors import ConfigError
+from tests.loopback_http import serve_http
 
 BODY = b"not really a wheel, but its bytes are hashed all the same" * 100
 DIGEST = hashlib.sha256(BODY).hexdigest()
@@ -74,15 +74,8 @@ def _handler(index: Index) -> type[BaseHTTPRequestHandler]:
 def index(monkeypatch: pytest.MonkeyPatch) -> Iterator[Index]:
     monkeypatch.setattr(wheels, "BACKOFF_S", 0.01)  # the waits between tries, not what is tried
     state = Index()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serve_http(_handler(state)) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _target(index: Index) -> Target:
