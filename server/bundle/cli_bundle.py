@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from rich.console import Console
@@ -48,4 +49,8 @@ def run_bundle(
         return chosen
     parts = write(chosen, out, parse_size(part_size), Settings().cache_dir / "wheels")
     console.print(f"[green]wrote[/] {len(parts)} part(s) to {out}; on the target: bash {out / 'install.sh'}")
+    # The hashes catch damage only: whoever can change the parts can change SHA256SUMS. This digest, compared with
+    # the one install.sh prints, over a channel the operator trusts, catches tampering.
+    digest = hashlib.sha256((out / "SHA256SUMS").read_bytes()).hexdigest()
+    console.print(f"SHA256SUMS digest {digest}: check that install.sh prints the same on the target")
     return chosen

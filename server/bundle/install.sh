@@ -5,9 +5,14 @@
 #
 # DIR (default /opt/mistral-local) gets the project and the unpacked wheels. PYTHON is the interpreter whose
 # environment gets the packages; by default a new virtual environment in DIR/venv that also sees the system's own
-# packages (a GPU image's CUDA torch). Every part is checked against SHA256SUMS and every wheel against the hash the
-# resolver accepted; pip never looks for an index.
+# packages (a GPU image's CUDA torch). Only the parts SHA256SUMS names are read, in its order, each once: copied into
+# a private directory and checked there, then unpacked from that copy (a part not named is refused). Every wheel is
+# checked against the hash the resolver accepted; pip never looks for an index.
+#
+# The hashes catch damage, not tampering: whoever can change the parts can change SHA256SUMS too. Compare the digest
+# of SHA256SUMS this script prints with the one the builder printed, over a channel you trust.
 set -euo pipefail
+umask 022
 here=$(cd "$(dirname "$0")" && pwd)
 python=""
 prefix=/opt/mistral-local
@@ -20,11 +25,29 @@ while (($#)); do
 done
 want_python=@PYTHON@
 
-(cd "$here" && sha256sum --check --quiet SHA256SUMS) || { echo "install: a part is damaged or missing" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$here/SHA256SUMS" "$work/SHA256SUMS"
+echo "install: SHA256SUMS digest $(sha256sum <"$work/SHA256SUMS" | cut -d' ' -f1) (compare it with the builder's)"
+damaged() { echo "install: a part is damaged or missing${1:+ ($1)}" >&2; exit 1; }
+names=()
+while read -r digest name; do
+  [[ $digest =~ ^[0-9a-f]{64}$ && $name =~ ^bundle\.tar\.part-[0-9]{3}$ ]] || damaged "SHA256SUMS: $name"
+  names+=("$name")
+done <"$work/SHA256SUMS"
+((${#names[@]})) || damaged "SHA256SUMS names no part"
+for part in "$here"/bundle.tar.part-*; do
+  [[ " ${names[*]} " == *" $(basename "$part") "* ]] || damaged "$(basename "$part") is not in SHA256SUMS"
+done
+for name in "${names[@]}"; do
+  cp "$here/$name" "$work/$name" || damaged "$name"
+done
+(cd "$work" && sha256sum --check --quiet --strict SHA256SUMS) || damaged
 mkdir -p "$prefix"
 rm -rf "$prefix/bundle"
 mkdir "$prefix/bundle"
-cat "$here"/bundle.tar.part-* | tar -x -C "$prefix/bundle"
+(cd "$work" && cat "${names[@]}") | tar -x --no-same-owner --no-same-permissions -C "$prefix/bundle"
+rm -rf "$work"
 
 if [[ -z $python ]]; then
   python3 -m venv --system-site-packages "$prefix/venv"

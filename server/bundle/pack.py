@@ -134,6 +134,14 @@ class _Parts(io.RawIOBase):
         super().close()
 
 
+def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Owned by root, no group or other write: whoever built the bundle must not own what root installs from it."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode = 0o755 if info.isdir() or info.mode & 0o111 else 0o644
+    return info
+
+
 def write(p: Plan, out: Path, part_bytes: int, cache: Path) -> list[Path]:
     """The bundle in `out` (which must be empty or new); the parts written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +153,7 @@ def write(p: Plan, out: Path, part_bytes: int, cache: Path) -> list[Path]:
         parts = _Parts(out, part_bytes)
         with tarfile.open(fileobj=parts, mode="w|") as tar:
             for entry in sorted(staging.iterdir()):
-                tar.add(entry, arcname=entry.name)
+                tar.add(entry, arcname=entry.name, filter=normalised)
         parts.close()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
