@@ -20,13 +20,24 @@ from server.schemas.request import ChatRequest, Lenient
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
 
+class ToolChoice(Lenient):
+    type: Literal["auto", "any", "none", "tool"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class TextBlock(Lenient):
+    type: Literal["text"]
+    text: str
+
+
 class MessagesRequest(SharedFields):
     max_tokens: int = Field(ge=1, le=2**31)
     messages: list[dict[str, Any]] = Field(min_length=1)
     system: str | list[dict[str, Any]] | None = None
     stop_sequences: list[str] | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
+    tool_choice: ToolChoice | None = None
     metadata: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
 
@@ -105,7 +116,7 @@ def _assistant(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], whe
     for j, block in enumerate(_block(b, f"{where}[{j}]") for j, b in enumerate(blocks)):
         kind = block.get("type")
         if kind == "text":
-            text.append(block.get("text", ""))
+            text.append(TextBlock.model_validate(block).text)
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append(
@@ -126,7 +137,7 @@ def _assistant(messages: list[dict[str, Any]], blocks: list[dict[str, Any]], whe
 def _part(block: Any, where: str) -> dict[str, Any]:
     kind = _block(block, where).get("type")
     if kind == "text":
-        return {"type": "text", "text": block.get("text")}
+        return {"type": "text", "text": TextBlock.model_validate(block).text}
     if kind == "image":
         source = _block(block.get("source") or {}, f"{where}.source")
         if source.get("type") == "base64":
@@ -151,18 +162,15 @@ def tools(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
-    kind = choice.get("type")
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
     choices: dict[str, dict[str, Any]] = {
         "auto": {"tool_choice": "auto"},
         "any": {"tool_choice": "required"},
         "none": {"tool_choice": "none"},
-        "tool": {"tool_choice": {"type": "function", "function": {"name": choice.get("name")}}},
+        "tool": {"tool_choice": {"type": "function", "function": {"name": choice.name}}},
     }
-    picked = dict(choices.get(kind or "", {}))
-    if not picked:
-        raise InvalidRequest(f"tool_choice.type: {kind!r} is not supported by this server")
-    if choice.get("disable_parallel_tool_use"):
+    picked = choices[choice.type]
+    if choice.disable_parallel_tool_use:
         picked["parallel_tool_calls"] = False
     return picked
 

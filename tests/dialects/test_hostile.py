@@ -34,6 +34,11 @@ BODIES: dict[str, list[dict[str, Any]]] = {
                 {"role": "assistant", "content": [{"type": "tool_use", "id": 5, "name": None, "input": "str"}]}
             ],
         },
+        # Each of these was a 500 that dropped the keep-alive connection (security review 2026-12, L1).
+        {"max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "text", "text": None}]}]},
+        {"max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "text", "text": ["a"]}]}]},
+        {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": ["auto"]}},
+        {"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": {"a": 1}}]}]},
     ],
     "/api/v1/responses": [
         {"input": "hi", "text": {"format": "json"}},
@@ -61,7 +66,11 @@ def url() -> Iterator[str]:
 
 @pytest.mark.parametrize(("path", "body"), CASES)
 def test_malformed_is_a_400_that_says_what(url: str, path: str, body: dict[str, Any]) -> None:
-    r = httpx.post(f"{url}{path}", json=body, timeout=30)
-    assert r.status_code == 400, r.text
-    error = r.json()["error"]
-    assert error["code"] == 400 and error["message"]
+    with httpx.Client(timeout=30) as client:
+        r = client.post(f"{url}{path}", json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == 400 and error["message"]
+        # The connection is kept: the next request on it is answered (a 500 used to reset it).
+        assert client.get(f"{url}/health/live").status_code == 200
+        assert r.headers.get("connection") != "close"
