@@ -14,7 +14,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from server import __version__
-from server.access.auth import KeyRing, load_keys_file
+from server.access.auth import KeyRing, configured_keys
 from server.access.body_limit import BodyLimit
 from server.access.guard import Guard, allowed_hosts
 from server.access.keys import KeyStore
@@ -52,10 +52,7 @@ API_PREFIXES = ("/api/v1", "/v1")
 
 def keyring_for(settings: Settings, store: KeyStore) -> KeyRing:
     """The configured keys (environment, keys file), then those made through the API (`store`)."""
-    keys = list(settings.api_keys)
-    if settings.keys_file is not None:
-        keys += load_keys_file(settings.keys_file)
-    return KeyRing(keys, store.lookup, store.any())
+    return KeyRing(configured_keys(settings.api_keys, settings.keys_file), store.lookup, store.any())
 
 
 def key_store(settings: Settings) -> KeyStore:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.access.admission import Admission, Demand
-from server.access.auth import Principal
+from server.access.auth import Principal, configured_keys
+from server.access.keys import KeyStore
 from server.engine.protocol import Engine
 from server.records import RecordStore
 from server.schemas.record import GenerationRecord
@@ -40,9 +41,9 @@ class Records(Protocol):
 
     async def get(self, generation_id: str) -> GenerationRecord | None: ...
 
-    async def usage(self, key_label: str | None) -> tuple[int, float]: ...
+    async def usage(self, key_id: str | None) -> tuple[int, float]: ...
 
-    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]: ...
+    async def activity(self, since: float, day: str | None, key_id: str | None) -> list[list[Any]]: ...
 
     async def total_cost(self) -> float: ...
 
@@ -66,8 +67,14 @@ class LocalState(GatewayState):
     records: RecordStore
 
 
+def key_ids(settings: Settings) -> dict[str, str]:
+    """Every key's id by its label, as the keys stand now: configured ones, then those made through the API."""
+    configured = {spec.label: spec.sha256 for spec in configured_keys(settings.api_keys, settings.keys_file)}
+    return configured | KeyStore(settings.keys_path, settings.records_path).ids()
+
+
 def local_state(settings: Settings, engine: Engine) -> LocalState:
-    records = RecordStore(settings.records_path, settings.records_retention_days)
+    records = RecordStore(settings.records_path, settings.records_retention_days, key_ids(settings))
     admission = Admission(
         max_in_flight=settings.max_in_flight,
         max_waiting=settings.max_waiting,

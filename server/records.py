@@ -4,7 +4,10 @@ never the prompt or the completion.
 Writes never block the event loop or the response: records go into a queue that one writer task drains in
 batches on a single database thread. A record is readable (`get`) from the moment it is added. If the disk fails,
 records stay queued (up to a bound) and the writer retries, saying so once a minute; nothing is lost while the
-process lives. What each key has spent is kept in its own table, so budgets outlive the records' retention. The
+process lives. What each key has spent is kept in its own table, so budgets outlive the records' retention. Keys
+are known by their immutable id (server/access/auth.py Principal), their label kept beside it for display; a database
+from before ids is brought forward once (`_adopt_ids`): the records and spending of each label that is a key now
+become that key's, and those of labels no key has any more stay nobody's. The
 database is readable by this user only (its key labels and usage are the operator's); one that is not a database
 any more is moved aside, and the gateway starts with a new one rather than not at all.
 """
@@ -33,6 +36,8 @@ PRUNE_INTERVAL_S = 3600.0
 FAILURE_LOG_INTERVAL_S = 60.0
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock held by another connection
 NO_LABEL = ""  # key_usage's label when keys are off (labels are never empty)
+NO_KEY = ""  # key_spending's id when keys are off
+SCHEMA_VERSION = 1  # PRAGMA user_version; 1: records and spending by key id
 
 
 _COLUMNS = [f.name for f in fields(GenerationRecord)]
@@ -50,7 +55,10 @@ CREATE INDEX IF NOT EXISTS generations_created_at ON generations (created_at);
 -- A key's spending in a window (keys whose budget resets, server/access/keys.py).
 CREATE INDEX IF NOT EXISTS generations_key_time ON generations (key_label, created_at);
 CREATE TABLE IF NOT EXISTS key_usage (label TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS key_spending (key_id TEXT PRIMARY KEY, tokens INTEGER NOT NULL, cost REAL NOT NULL);
 """
+# After the columns are added (a database from before key ids has no key_id column until then).
+_INDEXES = "CREATE INDEX IF NOT EXISTS generations_key_id_time ON generations (key_id, created_at);"
 # Columns added since the first schema, for databases made before them.
 _ADDED_COLUMNS = {
     "attempts": "TEXT NOT NULL DEFAULT '[]'",
@@ -60,23 +68,26 @@ _ADDED_COLUMNS = {
     "request_id": "TEXT",
     "cache_source_id": "TEXT",
     "preset_id": "TEXT",
+    "key_id": "TEXT",
 }
 _ADD_USAGE = """
-INSERT INTO key_usage (label, tokens, cost) VALUES (?, ?, ?)
-ON CONFLICT (label) DO UPDATE SET tokens = tokens + excluded.tokens, cost = cost + excluded.cost
+INSERT INTO key_spending (key_id, tokens, cost) VALUES (?, ?, ?)
+ON CONFLICT (key_id) DO UPDATE SET tokens = tokens + excluded.tokens, cost = cost + excluded.cost
 """
 
 
 class RecordStore:
-    def __init__(self, path: Path, retention_days: float) -> None:
+    def __init__(self, path: Path, retention_days: float, key_ids: dict[str, str] | None = None) -> None:
+        """`key_ids`: each key's id by its label, as they stand now (for a database from before key ids)."""
         self.path = path
+        self.key_ids = key_ids or {}
         self.retention_s = retention_days * 86400
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
         self._conn: sqlite3.Connection | None = None
         self._pending: dict[str, GenerationRecord] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Tokens and cost per key label since records began: what budgets are checked against.
+        # Tokens and cost per key id since records began: what budgets are checked against.
         self._totals: dict[str | None, tuple[int, float]] = {}
         self._failing_since: float | None = None  # the writer's first failed write of the current run of them
         self._failure_logged = 0.0
@@ -119,15 +130,30 @@ class RecordStore:
                         "SUM(cost) FROM generations GROUP BY key_label",
                         (NO_LABEL,),
                     )
+            conn.execute(_INDEXES)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self._adopt_ids(conn)
         except sqlite3.DatabaseError:
             conn.close()
             raise
         return conn
 
+    def _adopt_ids(self, conn: sqlite3.Connection) -> None:
+        """Once, for a database from before key ids: each label a key has now is that key's past."""
+        with conn:
+            for label, key_id in [*self.key_ids.items(), (NO_LABEL, NO_KEY)]:
+                conn.execute("UPDATE generations SET key_id = ? WHERE key_label IS ? AND key_id IS NULL",
+                             (key_id or None, label or None))  # fmt: skip
+                conn.execute(
+                    "INSERT OR IGNORE INTO key_spending SELECT ?, tokens, cost FROM key_usage WHERE label = ?",
+                    (key_id, label),
+                )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
     def _load_totals(self) -> dict[str | None, tuple[int, float]]:
         assert self._conn is not None
-        rows = self._conn.execute("SELECT label, tokens, cost FROM key_usage").fetchall()
-        return {(label or None): (int(tokens), float(cost)) for label, tokens, cost in rows}
+        rows = self._conn.execute("SELECT key_id, tokens, cost FROM key_spending").fetchall()
+        return {(key_id or None): (int(tokens), float(cost)) for key_id, tokens, cost in rows}
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -140,8 +166,8 @@ class RecordStore:
             log.error("generation records: %d unwritten, dropping the oldest", len(self._pending))
             self._pending.pop(next(iter(self._pending)))
         self._pending[record.id] = record
-        tokens, cost = self._totals.get(record.key_label, (0, 0.0))
-        self._totals[record.key_label] = (tokens + record.prompt_tokens + record.completion_tokens, cost + record.cost)
+        tokens, cost = self._totals.get(record.key_id, (0, 0.0))
+        self._totals[record.key_id] = (tokens + record.prompt_tokens + record.completion_tokens, cost + record.cost)
         self._wakeup.set()
 
     def _insert(self, batch: list[GenerationRecord]) -> None:
@@ -153,7 +179,7 @@ class RecordStore:
             for r in batch:
                 if self._conn.execute(insert, tuple(getattr(r, c) for c in _COLUMNS)).rowcount:
                     tokens = r.prompt_tokens + r.completion_tokens
-                    self._conn.execute(_ADD_USAGE, (r.key_label or NO_LABEL, tokens, r.cost))
+                    self._conn.execute(_ADD_USAGE, (r.key_id or NO_KEY, tokens, r.cost))
 
     def _prune(self) -> None:
         assert self._conn is not None
@@ -217,12 +243,12 @@ class RecordStore:
         result: GenerationRecord | None = await self._run(self._select, generation_id)
         return result
 
-    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]:
+    async def activity(self, since: float, day: str | None, key_id: str | None) -> list[list[Any]]:
         """Per UTC day, model and provider since `since` (one day, one key's, when given): [day, model, provider,
         requests, prompt tokens, completion tokens, cached tokens, cost], newest day first."""
         await self.flush()
         where, params = ["created_at >= ?"], list[Any]([since])
-        for clause, value in (("date(created_at, 'unixepoch') = ?", day), ("key_label IS ?", label)):
+        for clause, value in (("date(created_at, 'unixepoch') = ?", day), ("key_id IS ?", key_id)):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -244,13 +270,13 @@ class RecordStore:
         """`spent_by_all`, as routes ask for it (a gateway worker asks the control process)."""
         return self.spent_by_all()
 
-    def spent(self, key_label: str | None) -> tuple[int, float]:
+    def spent(self, key_id: str | None) -> tuple[int, float]:
         """(tokens, cost) a key has used."""
-        return self._totals.get(key_label, (0, 0.0))
+        return self._totals.get(key_id, (0, 0.0))
 
-    async def usage(self, key_label: str | None) -> tuple[int, float]:
+    async def usage(self, key_id: str | None) -> tuple[int, float]:
         """`spent`, as routes ask for it: a gateway worker asks the control process, which takes a round trip."""
-        return self.spent(key_label)
+        return self.spent(key_id)
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)

@@ -15,7 +15,10 @@ from server.records import RecordStore
 from server.schemas.record import GenerationRecord
 
 
-def record(gen_id: str, label: str | None = "alice", tokens: int = 10, cost: float = 0.5) -> GenerationRecord:
+def record(
+    gen_id: str, label: str | None = "alice", tokens: int = 10, cost: float = 0.5, key_id: str | None = None
+) -> GenerationRecord:
+    """`key_id`: the key's id (by default one made from the label)."""
     return GenerationRecord.ended_now(
         usage={"prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2, "cost": cost},
         started=time.monotonic(),
@@ -31,6 +34,7 @@ def record(gen_id: str, label: str | None = "alice", tokens: int = 10, cost: flo
         finish_reason="stop",
         native_finish_reason="stop",
         key_label=label,
+        key_id=key_id or (f"id-{label}" if label is not None else None),
     )
 
 
@@ -72,26 +76,8 @@ def test_budgets_outlive_the_records_retention(tmp_path: Path) -> None:
         again = RecordStore(path, 30)  # opening prunes the 90-day-old record
         await again.open()
         assert await again.get("gen-old") is None
-        assert again.spent("alice") == (110, 2.5)
+        assert again.spent("id-alice") == (110, 2.5)
         assert again.spent(None) == (4, 0.5)
-        await again.close()
-
-    asyncio.run(go())
-
-
-def test_a_database_from_before_spending_was_kept_apart_starts_from_its_records(tmp_path: Path) -> None:
-    path = tmp_path / "g.sqlite3"
-
-    async def go() -> None:
-        store = RecordStore(path, 30)
-        await store.open()
-        await written(store, record("gen-1", tokens=7, cost=0.25), record("gen-2", tokens=3, cost=0.25))
-        await store.close()
-        with sqlite3.connect(path) as db:
-            db.execute("DROP TABLE key_usage")
-        again = RecordStore(path, 30)
-        await again.open()
-        assert again.spent("alice") == (10, 0.5)
         await again.close()
 
     asyncio.run(go())
@@ -112,10 +98,11 @@ def test_a_database_of_the_first_schema_gains_the_new_columns_and_keeps_its_reco
                    "'stop','stop','alice')", (time.time(),))  # fmt: skip
 
     async def go() -> None:
-        store = RecordStore(path, 30)
+        store = RecordStore(path, 30, {"alice": "id-alice"})
         await store.open()
         old = await store.get("gen-old")
         assert old is not None and old.attempts == "[]" and old.session_id is None
+        assert old.key_id == "id-alice"  # the key that has the label now had it then
         tagged = record("gen-new").__dict__ | {"session_id": "s-1", "external_user": "u-1", "request_id": "r-1"}
         await written(store, GenerationRecord(**tagged))
         await store.close()
@@ -123,10 +110,49 @@ def test_a_database_of_the_first_schema_gains_the_new_columns_and_keeps_its_reco
         await again.open()
         new = await again.get("gen-new")
         assert new is not None and (new.session_id, new.external_user, new.request_id) == ("s-1", "u-1", "r-1")
-        assert again.spent("alice") == (13, 0.5)
+        assert again.spent("id-alice") == (13, 0.5)
         await again.close()
 
     asyncio.run(go())
+
+
+def test_a_database_from_before_key_ids_gives_each_key_its_past_once(tmp_path: Path) -> None:
+    """Records and spending were by label. Brought forward with the keys as they are: alice's past is her key's;
+    dave was deleted, so his stays nobody's, and a key made later under his name gets none of it, not even when the
+    gateway restarts knowing that key (the database is brought forward once)."""
+    path = tmp_path / "g.sqlite3"
+    store = RecordStore(path, 30)
+
+    async def before_ids() -> None:
+        await store.open()
+        await written(store, record("gen-a", "alice", 10, 1.0), record("gen-d", "dave", 20, 2.0))
+        await store.close()
+
+    asyncio.run(before_ids())
+    with sqlite3.connect(path) as db:  # as the release before key ids left it
+        db.execute("INSERT INTO key_usage VALUES ('alice', 10, 1.0), ('dave', 20, 2.0), ('', 3, 0.0)")
+        db.execute("UPDATE generations SET key_id = NULL")
+        db.execute("DELETE FROM key_spending")
+        db.execute("PRAGMA user_version = 0")
+
+    async def after(
+        key_ids: dict[str, str],
+    ) -> tuple[dict[str, str | None], dict[str | None, tuple[int, float]]]:
+        again = RecordStore(path, 30, key_ids)
+        await again.open()
+        alice, dave = await again.get("gen-a"), await again.get("gen-d")
+        assert alice is not None and dave is not None
+        found = ({"alice": alice.key_id, "dave": dave.key_id},
+                 {k: again.spent(k) for k in ("id-alice", "id-dave-2", None)})  # fmt: skip
+        await again.close()
+        return found
+
+    owners, spent = asyncio.run(after({"alice": "id-alice"}))
+    assert owners == {"alice": "id-alice", "dave": None}
+    assert spent == {"id-alice": (10, 1.0), "id-dave-2": (0, 0.0), None: (3, 0.0)}
+    owners, spent = asyncio.run(after({"alice": "id-alice", "dave": "id-dave-2"}))
+    assert owners == {"alice": "id-alice", "dave": None}
+    assert spent["id-dave-2"] == (0, 0.0)
 
 
 def test_the_database_is_readable_by_its_user_only(tmp_path: Path) -> None:

@@ -155,8 +155,8 @@ class Admission:
         limits, now = principal.limits, time.monotonic()
         if limits == NO_LIMITS:
             return None
-        state = self._keys.setdefault(principal.label, _KeyState())
-        spent_tokens, spent_cost = self._spent(principal.label)
+        state = self._keys.setdefault(principal.key_id, _KeyState())
+        spent_tokens, spent_cost = self._spent(principal.key_id)
         check_budget(principal, spent_tokens + state.worst_in_flight, spent_cost + state.cost_in_flight, demand)
         state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
@@ -211,7 +211,7 @@ class Admission:
 
     def _release(self, ticket: Ticket, used_tokens: int | None) -> None:
         demand = ticket.demand
-        if (state := self._keys.get(ticket.principal.label)) is not None and ticket.window_entry is not None:
+        if (state := self._keys.get(ticket.principal.key_id)) is not None and ticket.window_entry is not None:
             state.in_flight -= 1
             state.worst_in_flight -= demand.worst
             state.cost_in_flight -= demand.cost

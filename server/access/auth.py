@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.errors import ConfigError, Forbidden, Unauthorized
 
 KEY_PREFIX = "sk-ml-"
+# A key's name or label, as it appears in logs and metrics: printable ASCII words, single spaces between them (no
+# control characters, direction marks or trailing spaces).
+NAME_PATTERN = r"^[A-Za-z0-9._@+\-]+( [A-Za-z0-9._@+\-]+)*$"
 
 
 class KeyLimits(BaseModel):
@@ -34,7 +37,7 @@ class KeySpec(BaseModel):
     """One key as the operator configures it: never the key itself, only its SHA-256."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    label: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     limits: KeyLimits = KeyLimits()
     disabled: bool = False
@@ -46,12 +49,15 @@ class KeySpec(BaseModel):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's label and limits (None label: auth is off)."""
+    """Who is calling: the key's label (its name, for display) and limits, and its id: what records, budgets,
+    admission, the response cache and the prefix-cache salt know it by (None for both: auth is off). The id is the
+    key's SHA-256, which no other key can have: a key made later under a deleted key's name is another key."""
 
     label: str | None
     limits: KeyLimits
     local_only: bool = False
     management: bool = False
+    key_id: str | None = None
 
     @property
     def operator(self) -> bool:
@@ -69,6 +75,11 @@ def hash_key(key: str) -> str:
 
 def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def configured_keys(api_keys: Sequence[KeySpec], keys_file: Path | None) -> list[KeySpec]:
+    """The keys of the environment, then those of the keys file."""
+    return [*api_keys, *(load_keys_file(keys_file) if keys_file is not None else [])]
 
 
 def load_keys_file(path: Path) -> list[KeySpec]:
@@ -117,4 +128,6 @@ class KeyRing:
             raise Unauthorized("Invalid API key")
         if found.disabled:
             raise Forbidden(f"API key '{found.label}' is disabled")
-        return Principal(found.label, found.limits, local_only=found.local_only, management=found.management)
+        return Principal(
+            found.label, found.limits, local_only=found.local_only, management=found.management, key_id=found.sha256
+        )

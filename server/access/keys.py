@@ -89,11 +89,6 @@ class KeyStore:
             row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
         return StoredKey(*row) if row is not None else None
 
-    def named(self, name: str) -> StoredKey | None:
-        with self._db() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
-        return StoredKey(*row) if row is not None else None
-
     def all(self) -> list[StoredKey]:
         with self._db() as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at").fetchall()
@@ -107,16 +102,21 @@ class KeyStore:
         with self._db() as db:
             return db.execute("DELETE FROM api_keys WHERE hash = ?", (key_hash,)).rowcount > 0
 
-    def spent(self, label: str, since: datetime | None) -> tuple[float, float]:
+    def ids(self) -> dict[str, str]:
+        """Each key's id (its hash) by its name."""
+        with self._db() as db:
+            return dict(db.execute("SELECT name, hash FROM api_keys").fetchall())
+
+    def spent(self, key_id: str, since: datetime | None) -> tuple[float, float]:
         """(what the key spent since records began, what it spent since `since`), in USD, from the records."""
         if not self.records_path.exists():
             return 0.0, 0.0
         conn = sqlite3.connect(f"file:{self.records_path}?mode=ro", uri=True, timeout=5.0)
         try:
-            total = conn.execute("SELECT cost FROM key_usage WHERE label = ?", (label,)).fetchone()
+            total = conn.execute("SELECT cost FROM key_spending WHERE key_id = ?", (key_id,)).fetchone()
             recent = conn.execute(
-                "SELECT SUM(cost) FROM generations WHERE key_label = ? AND created_at >= ?",
-                (label, since.timestamp() if since else 0.0),
+                "SELECT SUM(cost) FROM generations WHERE key_id = ? AND created_at >= ?",
+                (key_id, since.timestamp() if since else 0.0),
             ).fetchone()
         except sqlite3.OperationalError:  # the records' tables are not made yet
             return 0.0, 0.0
@@ -144,7 +144,7 @@ class KeyStore:
         budget = key.limit_usd
         start = window_start(key.limit_reset, datetime.now(UTC))
         if budget is not None and start is not None:
-            total, recent = self.spent(key.name, start)
+            total, recent = self.spent(key.hash, start)
             budget += max(0.0, total - recent)
         limits = KeyLimits(cost_budget=budget)
         return KeySpec(label=key.name, sha256=key.hash, limits=limits, disabled=bool(key.disabled))

@@ -72,13 +72,13 @@ async def get_generation(
     gateway: GatewayDep, principal: KeyDep, id: str = Query(..., description="gen-… id")
 ) -> dict[str, Any]:
     record = await gateway.records.get(id)
-    if record is None or record.key_label != principal.label:  # another key's record does not exist for this one
+    if record is None or record.key_id != principal.key_id:  # another key's record does not exist for this one
         raise NotFound(f"Generation {id} not found")
     return {"data": generation_body(record)}
 
 
 async def _key_info(gateway: Gateway, principal: Principal) -> dict[str, Any]:
-    tokens, usage = await gateway.records.usage(principal.label)
+    tokens, usage = await gateway.records.usage(principal.key_id)
     limits = principal.limits
     remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
     budgets = [] if remaining is None else [_budget(limits.cost_budget or 0.0, usage, remaining)]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, Field
 
-from server.access.auth import KeySpec, Principal, hash_key, new_key
+from server.access.auth import NAME_PATTERN, KeySpec, Principal, hash_key, new_key
 from server.access.keys import StoredKey
 from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
@@ -23,7 +23,7 @@ Reset = Literal["daily", "weekly", "monthly"]
 
 
 class KeyCreate(Strict):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
     limit: float | None = Field(None, ge=0)
     limit_reset: Reset | None = None
     include_byok_in_limit: bool = False
@@ -33,7 +33,7 @@ class KeyCreate(Strict):
 
 
 class KeyUpdate(Strict):
-    name: str | None = Field(None, min_length=1, max_length=64)
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     disabled: bool | None = None
     limit: float | None = Field(None, ge=0)
     limit_reset: Reset | None = None
@@ -54,7 +54,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 async def _body(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
-    _, usage = await gateway.records.usage(key.name)
+    _, usage = await gateway.records.usage(key.hash)
     spec = gateway.key_store.spec(key)
     remaining = None if key.limit_usd is None else max(0.0, (spec.limits.cost_budget or 0.0) - usage)
     return {
@@ -90,6 +90,14 @@ def _configured(spec: KeySpec) -> StoredKey:
     return StoredKey(spec.sha256, spec.label, spec.label, spec.disabled, budget, None, False, None, 0.0, None)
 
 
+def _name_free(gateway: Gateway, name: str, but: str | None = None) -> None:
+    """A name tells keys apart in logs and metrics: none may equal another's, letter case aside. (Records, budgets
+    and caches know a key by its id, so a name a deleted key had gives nothing of that key's.)"""
+    names = [s.label for s in gateway.keyring.specs] + [k.name for k in gateway.key_store.all()]
+    if any(n.casefold() == name.casefold() and n != but for n in names):
+        raise InvalidRequest(f"A key named '{name}' exists (names are compared regardless of case)")
+
+
 def _found(gateway: Gateway, key_hash: str) -> StoredKey:
     key = gateway.key_store.get(key_hash)
     if key is None:
@@ -102,10 +110,8 @@ def _found(gateway: Gateway, key_hash: str) -> StoredKey:
 @router.post("/keys", status_code=201, summary="Make a key (shown once)")
 async def create_key(body: KeyCreate, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
     _manager(gateway, principal)
+    _name_free(gateway, body.name)
     store = gateway.key_store
-    taken = {s.label for s in gateway.keyring.specs}
-    if body.name in taken or store.named(body.name) is not None:
-        raise InvalidRequest(f"A key named '{body.name}' exists: names are the keys' labels in records")
     secret = new_key()
     expires = body.expires_at.timestamp() if body.expires_at else None
     key = StoredKey(hash_key(secret), body.name, f"{secret[:9]}...{secret[-3:]}", False, body.limit,
@@ -141,8 +147,9 @@ async def update_key(key_hash: str, body: KeyUpdate, gateway: GatewayDep, princi
     key = _found(gateway, key_hash)
     changes = body.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] != key.name:
-        raise InvalidRequest("name: a key's name is its label in the records and cannot change")
+        _name_free(gateway, changes["name"], but=key.name)
     fields = {
+        "name": changes.get("name", key.name),
         "disabled": changes.get("disabled", key.disabled),
         "limit_usd": changes.get("limit", key.limit_usd),
         "limit_reset": changes.get("limit_reset", key.limit_reset),

@@ -44,12 +44,13 @@ def _day(given: str | None) -> str | None:
     return day.isoformat()
 
 
-def _label(gateway: Gateway, key_hash: str | None) -> str | None:
+def _key_id(gateway: Gateway, key_hash: str | None) -> str | None:
+    """A key's id is its hash: a configured key's, or one made through /keys."""
     if key_hash is None:
         return None
-    for spec in gateway.keyring.specs:
-        if spec.sha256 == key_hash.lower():
-            return str(spec.label)
+    key_hash = key_hash.lower()
+    if any(spec.sha256 == key_hash for spec in gateway.keyring.specs) or gateway.key_store.get(key_hash):
+        return key_hash
     raise NotFound(f"No API key with hash {key_hash}")
 
 
@@ -58,13 +59,14 @@ async def activity(
     gateway: GatewayDep,
     principal: KeyDep,
     day: str | None = Query(None, alias="date", description="one UTC day in the last 30 (YYYY-MM-DD)"),
-    api_key_hash: str | None = Query(None, description="one key's activity (its SHA-256, as in the keys file)"),
+    api_key_hash: str | None = Query(
+        None, description="one key's activity (its SHA-256, as /keys and the keys file give it)"
+    ),
 ) -> dict[str, Any]:
     """Generations per UTC day, model and provider over the last 30 days."""
     _management(principal)
     since = time.time() - ACTIVITY_DAYS * 86400
-    label = _label(gateway, api_key_hash)
-    rows = await gateway.records.activity(since, _day(day), label)
+    rows = await gateway.records.activity(since, _day(day), _key_id(gateway, api_key_hash))
     settings = gateway.settings
     return {"data": [_item(row, settings.model_id, settings.canonical_slug) for row in rows]}
 

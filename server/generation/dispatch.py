@@ -90,7 +90,7 @@ class Dispatch:
             headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}
         use = None
         if self.cache is not None:
-            use = self.cache.use(headers, principal.label, lambda: req.model_dump_json(exclude_none=True).encode())
+            use = self.cache.use(headers, principal.key_id, lambda: req.model_dump_json(exclude_none=True).encode())
         if use is not None and use.found is not None:
             return self._cache_hit(use.found, req, principal)
         answer = await self._serve(req, raw, headers, principal)
@@ -99,7 +99,7 @@ class Dispatch:
     def _cache_hit(self, entry: Entry, req: ChatRequest, principal: Principal) -> Response:
         """A stored answer again: a generation of its own, recorded at no cost."""
         env = Envelope(new_generation_id(), int(time.time()), entry.model, self.settings.provider_name)
-        call = Call(env, principal.label, request_tags(req), cache_source_id=entry.source_id)
+        call = Call(env, principal.label, request_tags(req), cache_source_id=entry.source_id, key_id=principal.key_id)
         ending = Ending(None, streamed=entry.streamed, finish=entry.finish_reason, native=entry.finish_reason)
         self.recorder.finish(call, ending, engine=False)
         return replay(entry, env.id)
@@ -154,7 +154,7 @@ class Dispatch:
         ticket = await self.admission.admit(principal, wanted, capacity=False)
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         env = Envelope("", 0, model, "upstream")
-        call = Call(env, principal.label, request_tags(req), attempts=attempts)
+        call = Call(env, principal.label, request_tags(req), attempts=attempts, key_id=principal.key_id)
 
         def record(answer: Answer) -> None:
             """The generation as the upstream named it (an answer without an id gets one of ours, never a

@@ -63,6 +63,7 @@ class Call:
     span: Span = field(default_factory=trace.get_current_span)  # the request's (a no-op one when tracing is off)
     heal_json: bool = False  # the response-healing plugin: make the answer valid JSON
     cache_source_id: str | None = None  # a response-cache hit: the generation it replays
+    key_id: str | None = None  # the key's immutable id (server/access/auth.py Principal)
 
 
 @dataclass(frozen=True)
@@ -126,15 +127,16 @@ class Recorder:
             finish_reason=ending.finish,
             native_finish_reason=ending.native,
             key_label=call.key_label,
+            key_id=call.key_id,
             cache_source_id=call.cache_source_id,
             **call.tags,
         )
 
 
-def cache_salt(label: str) -> str:
+def cache_salt(key_id: str) -> str:
     """The key's own prefix-cache namespace. Not a secret: clients cannot set it (the engine payload is built from
     checked fields only), so knowing another key's salt gains nothing."""
-    return hashlib.sha256(f"mistral-local key {label}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"mistral-local key {key_id}".encode()).hexdigest()[:32]
 
 
 @contextlib.contextmanager

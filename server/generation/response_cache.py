@@ -57,13 +57,13 @@ class ResponseCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
 
-    def use(self, headers: Mapping[str, str], label: str | None, request: Callable[[], bytes]) -> CacheUse | None:
+    def use(self, headers: Mapping[str, str], key_id: str | None, request: Callable[[], bytes]) -> CacheUse | None:
         """None unless the request asked for the cache. `request`: the chat request as it will be served, encoded
         only for a request that asked (it holds the images: large)."""
         if headers.get("x-openrouter-cache", "").lower() != "true":
             return None
         ttl = _ttl(headers.get("x-openrouter-cache-ttl"))
-        key = hashlib.sha256(f"{label}\0".encode() + request()).hexdigest()
+        key = hashlib.sha256(f"{key_id}\0".encode() + request()).hexdigest()
         if headers.get("x-openrouter-cache-clear", "").lower() == "true":
             self._drop(key)
         found = self._entries.get(key)

@@ -39,6 +39,7 @@ class GenerationRecord:
     request_id: str | None = None
     cache_source_id: str | None = None  # a response-cache hit: the generation whose answer it replayed
     preset_id: str | None = None  # the preset the request named
+    key_id: str | None = None  # the key's immutable id (key_label is its name then, for display)
 
     def __post_init__(self) -> None:
         """Budgets are sums of these: a record that cannot be real (negative, or not numbers) is refused."""

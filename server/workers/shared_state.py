@@ -114,7 +114,13 @@ class SharedAdmission:
 
     async def admit(self, principal: Principal, demand: Demand, *, capacity: bool = True) -> SharedTicket:
         limits = principal.limits.model_dump()
-        message = {"op": "admit", "label": principal.label, "limits": limits, "capacity": capacity}
+        message = {
+            "op": "admit",
+            "label": principal.label,
+            "key_id": principal.key_id,
+            "limits": limits,
+            "capacity": capacity,
+        }
         reply = await self._link.call(message | {"demand": asdict(demand)})
         # Admitted against this engine: the request goes to it even if the last published state is older.
         self._link.engine.apply(reply["engine"])
@@ -134,14 +140,14 @@ class SharedRecords:
         found = (await self._link.call({"op": "get", "generation": generation_id}))["record"]
         return GenerationRecord(**found) if found is not None else None
 
-    async def usage(self, key_label: str | None) -> tuple[int, float]:
-        tokens, cost = (await self._link.call({"op": "usage", "label": key_label}))["usage"]
+    async def usage(self, key_id: str | None) -> tuple[int, float]:
+        tokens, cost = (await self._link.call({"op": "usage", "key_id": key_id}))["usage"]
         return int(tokens), float(cost)
 
-    async def activity(self, since: float, day: str | None, label: str | None) -> list[list[Any]]:
-        rows: list[list[Any]] = (await self._link.call({"op": "activity", "since": since, "day": day, "label": label}))[
-            "rows"
-        ]
+    async def activity(self, since: float, day: str | None, key_id: str | None) -> list[list[Any]]:
+        rows: list[list[Any]] = (
+            await self._link.call({"op": "activity", "since": since, "day": day, "key_id": key_id})
+        )["rows"]
         return rows
 
     async def total_cost(self) -> float:

@@ -143,7 +143,7 @@ class _WorkerLink(FramedProtocol):
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         op = message["op"]
         if op == "admit":
-            principal = Principal(message["label"], KeyLimits(**message["limits"]))
+            principal = Principal(message["label"], KeyLimits(**message["limits"]), key_id=message["key_id"])
             demand = Demand(**message["demand"])
             ticket = await self.server.admission.admit(principal, demand, capacity=message["capacity"])
             ticket_id = next(self._ids)
@@ -153,9 +153,9 @@ class _WorkerLink(FramedProtocol):
             record = await self.server.records.get(message["generation"])
             return {"record": asdict(record) if record is not None else None}
         if op == "usage":
-            return {"usage": self.server.records.spent(message["label"])}
+            return {"usage": self.server.records.spent(message["key_id"])}
         if op == "activity":
-            return {"rows": await self.server.records.activity(message["since"], message["day"], message["label"])}
+            return {"rows": await self.server.records.activity(message["since"], message["day"], message["key_id"])}
         if op == "total_cost":
             return {"cost": self.server.records.spent_by_all()}
         raise GatewayError(f"unknown operation {op!r}")

@@ -94,29 +94,29 @@ def test_per_key_limits_and_budgets() -> None:
     async def run() -> None:
         world = World()
         a = admission(world, max_in_flight=100)
-        rpm = Principal("rpm", KeyLimits(requests_per_minute=2))
+        rpm = Principal("rpm", KeyLimits(requests_per_minute=2), key_id="id-rpm")
         for _ in range(2):
             (await a.admit(rpm, Demand(1, 1))).release()
         with pytest.raises(Overloaded) as info:
             await a.admit(rpm, Demand(1, 1))
         assert info.value.retry_after is not None and 1 <= info.value.retry_after <= 60
-        tpm = Principal("tpm", KeyLimits(tokens_per_minute=100))
+        tpm = Principal("tpm", KeyLimits(tokens_per_minute=100), key_id="id-tpm")
         await a.admit(tpm, Demand(80, 80))
         with pytest.raises(Overloaded):
             await a.admit(tpm, Demand(30, 30))
-        conc = Principal("conc", KeyLimits(concurrent_requests=1))
+        conc = Principal("conc", KeyLimits(concurrent_requests=1), key_id="id-conc")
         held = await a.admit(conc, Demand(1, 1))
         with pytest.raises(Overloaded):
             await a.admit(conc, Demand(1, 1))
         held.release()
         await a.admit(conc, Demand(1, 1))
-        budget = Principal("budget", KeyLimits(token_budget=100, cost_budget=1.0))
-        world.spent["budget"] = (99, 0.0)
+        budget = Principal("budget", KeyLimits(token_budget=100, cost_budget=1.0), key_id="id-budget")
+        world.spent["id-budget"] = (99, 0.0)
         await a.admit(budget, Demand(1, 1))
-        world.spent["budget"] = (100, 0.0)
+        world.spent["id-budget"] = (100, 0.0)
         with pytest.raises(PaymentRequired):
             await a.admit(budget, Demand(1, 1))
-        world.spent["budget"] = (0, 1.0)
+        world.spent["id-budget"] = (0, 1.0)
         with pytest.raises(PaymentRequired):
             await a.admit(budget, Demand(1, 1))
 
@@ -130,7 +130,7 @@ def test_token_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def run() -> None:
         a = admission(max_in_flight=10_000)
-        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
+        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000), key_id="id-tpm")
         for _ in range(900):
             (await a.admit(tpm, Demand(1, 1))).release()
         clock.now += 30
@@ -166,14 +166,14 @@ def test_keys_without_per_key_limits_are_not_counted() -> None:
 
     async def run() -> None:
         a = admission(max_in_flight=10_000)
-        unlimited = Principal("unlimited", KeyLimits())
+        unlimited = Principal("unlimited", KeyLimits(), key_id="id-unlimited")
         for principal in (ANY, unlimited):
             for _ in range(100):
                 (await a.admit(principal, Demand(1, 1))).release()
         assert a._keys == {} and a.in_flight == 0
-        counted = Principal("rpm", KeyLimits(requests_per_minute=1000))
+        counted = Principal("rpm", KeyLimits(requests_per_minute=1000), key_id="id-rpm")
         (await a.admit(counted, Demand(1, 1))).release()
-        assert a._keys["rpm"].in_flight == 0 and len(a._keys["rpm"].requests) == 1
+        assert a._keys["id-rpm"].in_flight == 0 and len(a._keys["id-rpm"].requests) == 1
 
     asyncio.run(run())
 
@@ -185,7 +185,7 @@ def test_a_key_is_held_to_the_worst_case_of_what_it_has_in_flight() -> None:
     async def run() -> None:
         world = World()
         a = admission(world, max_in_flight=100)
-        budget = Principal("budget", KeyLimits(token_budget=1000))
+        budget = Principal("budget", KeyLimits(token_budget=1000), key_id="id-budget")
         first = await a.admit(budget, Demand(100, 600))
         with pytest.raises(PaymentRequired) as info:
             await a.admit(budget, Demand(100, 600))  # 600 + 600 could pass 1000
@@ -194,11 +194,11 @@ def test_a_key_is_held_to_the_worst_case_of_what_it_has_in_flight() -> None:
             "This request may use up to 600 tokens, but key 'budget' has 400 tokens left of its budget: "
             "send a smaller max_tokens"
         )
-        world.spent["budget"] = (50, 0.0)  # the first one's record: it used 50
+        world.spent["id-budget"] = (50, 0.0)  # the first one's record: it used 50
         first.release(50)
         second = await a.admit(budget, Demand(100, 600))
         second.release(100)
-        cost = Principal("cost", KeyLimits(cost_budget=1.0))
+        cost = Principal("cost", KeyLimits(cost_budget=1.0), key_id="id-cost")
         held = await a.admit(cost, Demand(10, 10, cost=0.75))
         with pytest.raises(PaymentRequired) as info:
             await a.admit(cost, Demand(10, 10, cost=0.5))
@@ -215,7 +215,7 @@ def test_a_key_is_held_to_the_worst_case_of_what_it_has_in_flight() -> None:
 def test_tokens_per_minute_count_worst_cases_then_what_was_used() -> None:
     async def run() -> None:
         a = admission(max_in_flight=100)
-        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000))
+        tpm = Principal("tpm", KeyLimits(tokens_per_minute=1000), key_id="id-tpm")
         first = await a.admit(tpm, Demand(100, 900))
         with pytest.raises(Overloaded):  # the first may still use 900
             await a.admit(tpm, Demand(100, 200))
@@ -232,7 +232,7 @@ def test_requests_served_elsewhere_keep_the_keys_limits_but_take_no_capacity() -
         world = World()
         world.state = EngineState.RESTARTING  # the hosted upstream does not need the local engine
         a = admission(world)
-        conc = Principal("conc", KeyLimits(concurrent_requests=1))
+        conc = Principal("conc", KeyLimits(concurrent_requests=1), key_id="id-conc")
         held = await a.admit(conc, Demand(10, 10), capacity=False)
         assert a.in_flight == 0 and a.tokens_in_flight == 0
         with pytest.raises(Overloaded) as info:

@@ -99,9 +99,10 @@ def test_a_budget_that_resets_counts_the_current_window(tmp_path: Path) -> None:
     async def spend() -> None:
         store = RecordStore(records, 30)
         await store.open()
-        old = record("gen-old", label="daily", cost=2.0)
+        old = record("gen-old", label="daily", cost=2.0, key_id=hash_key("k"))
         store.add(stored_at(old, time.time() - 2 * 86400))
-        store.add(record("gen-new", label="daily", cost=0.5))
+        store.add(record("gen-new", label="daily", cost=0.5, key_id=hash_key("k")))
+        store.add(record("gen-other", label="weekly", cost=7.0))  # another key's spending counts for nothing here
         await store.close()
 
     asyncio.run(spend())

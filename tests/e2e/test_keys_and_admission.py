@@ -47,6 +47,7 @@ def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "MISTRAL_LOCAL_MAX_IN_FLIGHT": "2",
         "MISTRAL_LOCAL_MAX_WAITING": "2",
         "MISTRAL_LOCAL_QUEUE_TIMEOUT_S": str(QUEUE_TIMEOUT_S),
+        "MISTRAL_LOCAL_RESPONSE_CACHE": "true",
         "MISTRAL_LOCAL_DB_PATH": str(tmp_path_factory.mktemp("records") / "g.sqlite3"),
         "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",  # the tests' image server is on loopback
         "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
@@ -231,3 +232,35 @@ def test_records_say_which_user_session_and_request(guarded: Gateway) -> None:
     anonymous = httpx.post(url, headers=auth("alice"), json=body | {"user": None}, timeout=120).json()["id"]
     data = httpx.get(f"{guarded.url}/api/v1/generation", params={"id": anonymous}, headers=auth("alice")).json()
     assert data["data"]["external_user"] is None and "session_id" not in data["data"]
+
+
+def test_a_key_made_with_a_deleted_keys_name_inherits_nothing(guarded: Gateway) -> None:
+    """The review's steps (2026-12, M2): a key made through /keys, a cached answer, its key deleted, a new key under
+    the same name. The new key finds neither the old one's record, nor its cached answer, nor its prefix cache,
+    nor its spending."""
+    ops, keys = auth("ops"), f"{guarded.url}/api/v1/keys"
+    first = httpx.post(keys, headers=ops, json={"name": "dave"}).json()
+    prompt = " ".join(secrets.token_hex(4) for _ in range(150))  # new to the engine, many cache blocks long
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 1}
+    url, cache = f"{guarded.url}/api/v1/chat/completions", {"X-OpenRouter-Cache": "true"}
+    old = httpx.post(url, headers=bearer(first["key"]) | cache, json=body, timeout=120)
+    assert old.status_code == 200 and old.headers["x-openrouter-cache-status"] == "MISS"
+    again = httpx.post(url, headers=bearer(first["key"]), json=body, timeout=120)
+    assert again.json()["usage"]["prompt_tokens_details"]["cached_tokens"] > 0  # dave's own prefix cache
+    assert httpx.delete(f"{keys}/{first['data']['hash']}", headers=ops).status_code == 200
+
+    second = httpx.post(keys, headers=ops, json={"name": "dave"}).json()
+    assert second["data"]["hash"] != first["data"]["hash"] and second["data"]["usage"] == 0
+    new = bearer(second["key"])
+    record = httpx.get(f"{guarded.url}/api/v1/generation", params={"id": old.headers["x-generation-id"]}, headers=new)
+    assert record.status_code == 404
+    assert httpx.get(f"{guarded.url}/api/v1/key", headers=new).json()["data"]["usage_tokens"] == 0
+    replay = httpx.post(url, headers=new | cache, json=body, timeout=120)
+    assert replay.headers["x-openrouter-cache-status"] == "MISS"
+    assert replay.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+@pytest.mark.parametrize("name", ["x\ny", "\u202egnp.exe", "bob ", " bob", "a\tb", "ALICE", ""])
+def test_key_names_are_printable_and_unlike_any_other(guarded: Gateway, name: str) -> None:
+    r = httpx.post(f"{guarded.url}/api/v1/keys", headers=auth("ops"), json={"name": name})
+    assert r.status_code == 400, r.text

@@ -89,7 +89,7 @@ def test_a_vanished_worker_gives_back_its_admissions(tmp_path: Path) -> None:
     async def go() -> None:
         async with control(tmp_path, max_in_flight=2) as c:
             link = await c.link()
-            pair = Principal("pair", KeyLimits(concurrent_requests=1))
+            pair = Principal("pair", KeyLimits(concurrent_requests=1), key_id="id-pair")
             await SharedAdmission(link).admit(pair, Demand(10, 10))
             other = SharedAdmission(await c.link())
             with pytest.raises(Overloaded):
@@ -111,7 +111,7 @@ def test_errors_cross_with_their_status_retry_after_and_metadata(tmp_path: Path)
                 await admission.admit(ANY, Demand(10, 10))
             assert (full.value.retry_after, full.value.metadata) == (7, {"limit_source": "mistral-local"})
             with pytest.raises(PaymentRequired, match="token budget of 0"):
-                await admission.admit(Principal("spent", KeyLimits(token_budget=0)), Demand(1, 1))
+                await admission.admit(Principal("spent", KeyLimits(token_budget=0), key_id="id-spent"), Demand(1, 1))
             c.state.admission.draining = True
             c.server.publish()
             with pytest.raises(EngineUnavailable, match="shutting down"):
@@ -140,10 +140,11 @@ def test_a_record_sent_on_one_connection_is_readable_on_another(tmp_path: Path) 
                 finish_reason="stop",
                 native_finish_reason="stop",
                 key_label="alice",
+                key_id="id-alice",
             )
             writer.add(record)
             assert await reader.get("gen-shared") == record
-            assert await reader.usage("alice") == (12, 0.25)
+            assert await reader.usage("id-alice") == (12, 0.25)
             assert await reader.get("gen-missing") is None
 
     run(go)
@@ -188,14 +189,14 @@ def test_a_record_that_cannot_be_real_is_dropped(tmp_path: Path) -> None:
                 "id": "gen-x", "model": "m", "provider": "Local", "api_type": "completions", "created_at": 1.0,
                 "prompt_tokens": 5, "completion_tokens": 5, "cached_tokens": 0, "num_images": 0, "cost": 0.0,
                 "latency_ms": 1, "ttft_ms": None, "streamed": False, "cancelled": False, "finish_reason": "stop",
-                "native_finish_reason": "stop", "key_label": "alice", "attempts": "[]",
+                "native_finish_reason": "stop", "key_label": "alice", "key_id": "id-alice", "attempts": "[]",
             }  # fmt: skip
             link.send({"op": "record", "record": fields})
             link.send({"op": "record", "record": fields | {"id": "gen-y", "prompt_tokens": -1_000_000}})
             link.send({"op": "record", "record": fields | {"id": "gen-z", "cost": float("nan")}})
             link.send({"op": "record", "record": fields | {"id": "gen-w", "completion_tokens": "many"}})
             records = SharedRecords(link)
-            assert await records.usage("alice") == (10, 0.0)
+            assert await records.usage("id-alice") == (10, 0.0)
             assert await records.get("gen-y") is None and await records.get("gen-z") is None
 
     run(go)
