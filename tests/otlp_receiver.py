@@ -41,6 +41,8 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     status_code: int = 0  # 0 unset, 1 ok, 2 error
+    status_message: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)  # (trace id, span id) of each linked span
 
     def strings(self) -> Iterator[str]:
         """Every text this span exported: names, attribute values, events."""
@@ -48,6 +50,7 @@ class ReceivedSpan:
         for attributes in (self.attributes, *(e.attributes for e in self.events)):
             yield from (str(v) for v in attributes.values())
         yield from (e.name for e in self.events)
+        yield self.status_message
 
 
 def _value(v: AnyValue) -> Any:
@@ -82,6 +85,8 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         attributes=_attributes(list(s.attributes)),
                         events=[Event(e.name, e.time_unix_nano, _attributes(list(e.attributes))) for e in s.events],
                         status_code=s.status.code,
+                        status_message=s.status.message,
+                        links=[(link.trace_id.hex(), link.span_id.hex()) for link in s.links],
                     )
                 )
     return spans
@@ -102,6 +107,17 @@ class Receiver:
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._lock:
             return [s for s in self.spans if s.trace_id == trace_id]
+
+    def linked_to(self, trace_id: str, timeout_s: float = 30) -> str:
+        """The trace whose root links to a span of `trace_id` (a client's), once exported."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                found = [s.trace_id for s in self.spans if any(t == trace_id for t, _ in s.links)]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no trace links to {trace_id} after {timeout_s} s")
 
     def wait_for(self, trace_id: str, done: Callable[[list[ReceivedSpan]], bool], timeout_s: float = 30) -> list[Any]:
         """The trace's spans once `done` holds for them (exporters send in batches, on their own schedule)."""

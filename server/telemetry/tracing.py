@@ -5,10 +5,13 @@ tracer (nothing is recorded) and nothing of OpenTelemetry's SDK is imported. The
 API directly (`Tracing.tracer`); the engine call's span is the engine client's (server/engine/client.py). On, each
 process (the gateway, each gateway worker) exports its own spans, the launched engine is
 started with vLLM's own OTLP export to the same collector, and the engine call carries W3C trace context
-(`traceparent`), so vLLM's `llm_request` span joins the gateway's trace. A client's `traceparent` is honoured.
+(`traceparent`), so vLLM's `llm_request` span joins the gateway's trace. A client's `traceparent` is not adopted (a
+client could then pick trace ids or switch its own requests' tracing off): each request starts a new trace whose root
+links to the client's span.
 
 Spans carry timings, token counts, ids and outcomes: never prompt or completion text (attributes come from the
-generation record, which holds none).
+generation record, which holds none), nor an error's message (it may quote the request): a failed step says the
+error's type only (server/generation/pipeline.py `Pipeline._step`, server/engine/client.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -98,11 +101,14 @@ class Tracing:
 
     @contextlib.contextmanager
     def request(self, method: str, headers: Mapping[str, str]) -> Iterator[Span | None]:
-        """The request's span, current while the request is handled; its parent is the client's `traceparent`."""
+        """The request's span, current while the request is handled: a new trace's root, linked to the client's
+        `traceparent` when it sent a valid one."""
         if not self.enabled:
             yield None
             return
-        span = self.tracer.start_span(method, context=_TRACE_CONTEXT.extract(headers), kind=SpanKind.SERVER)
+        client = trace.get_current_span(_TRACE_CONTEXT.extract(headers)).get_span_context()
+        links = [Link(client)] if client.is_valid else None
+        span = self.tracer.start_span(method, context=otel_context.Context(), kind=SpanKind.SERVER, links=links)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield span

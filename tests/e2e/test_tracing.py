@@ -1,7 +1,8 @@
 """Traces and logs that tie together, against the real engine: a gateway with two workers and tracing on exports to
 a real OTLP receiver (tests/otlp_receiver.py), and so does the engine it launched. A streamed request gives one
-trace, under the client's `traceparent`, whose spans come from the gateway and the engine in order, with no prompt
-or completion text in them; its request id is in the response, the gateway's log lines and the engine's."""
+trace of the gateway's own, linked to the client's `traceparent` (never adopting it), whose spans come from the
+gateway and the engine in order, with no prompt or completion text, nor an error's message, in them; its request id
+is in the response, the gateway's log lines and the engine's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.engine
 
 PROMPT_MARKER = "zebra-quokka-7431"
 STOP_MARKER = "STOPWORD-5580"
+HOST_MARKER = "canaryhost-zz"
 CHAT_ROUTE = "POST /api/v1/chat/completions"
 
 
@@ -34,6 +37,9 @@ def traced(receiver: Receiver) -> Iterator[Gateway]:
     env = {
         "MISTRAL_LOCAL_OTLP_ENDPOINT": receiver.endpoint,  # a bare collector address: /v1/traces is added
         "MISTRAL_LOCAL_WORKERS": "2",
+        # Image hosts off the list are refused at once, by a message that names the host.
+        "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
+        "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
         "MISTRAL_LOCAL_LOG_FORMAT": "json",
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export each batch after 0.1 s, not 5 s (gateway and engine alike)
     }
@@ -47,7 +53,8 @@ def traced(receiver: Receiver) -> Iterator[Gateway]:
 
 @dataclass
 class Traced:
-    trace_id: str
+    trace_id: str  # the gateway's trace
+    client_trace: str
     client_span: str
     request_id: str
     text: str
@@ -55,9 +62,9 @@ class Traced:
     response: httpx.Response
 
 
-def stream_traced(gw: Gateway, request_id: str) -> Traced:
-    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
-    headers = {"traceparent": f"00-{trace_id}-{client_span}-01", "X-Request-Id": request_id}
+def stream_traced(gw: Gateway, receiver: Receiver, request_id: str, flags: str = "01") -> Traced:
+    client_trace, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    headers = {"traceparent": f"00-{client_trace}-{client_span}-{flags}", "X-Request-Id": request_id}
     body = {
         "messages": [{"role": "user", "content": f"Tell me about the {PROMPT_MARKER}."}],
         "max_tokens": 12,
@@ -75,7 +82,7 @@ def stream_traced(gw: Gateway, request_id: str) -> Traced:
             for choice in chunk["choices"]:
                 text += choice["delta"].get("content") or ""
             usage = chunk.get("usage") or usage
-    return Traced(trace_id, client_span, request_id, text, usage, r)
+    return Traced(receiver.linked_to(client_trace), client_trace, client_span, request_id, text, usage, r)
 
 
 def complete(spans: list[ReceivedSpan]) -> bool:
@@ -92,14 +99,16 @@ def by_name(spans: list[ReceivedSpan]) -> dict[str, ReceivedSpan]:
 
 
 def test_a_streamed_request_is_one_trace_from_gateway_into_engine(traced: Gateway, receiver: Receiver) -> None:
-    t = stream_traced(traced, "trace-test-1")
+    t = stream_traced(traced, receiver, "trace-test-1")
     spans = by_name(receiver.wait_for(t.trace_id, complete))
     request, admission, engine, llm = (spans[n] for n in (CHAT_ROUTE, "admission", "engine", "llm_request"))
 
     assert {request.service, admission.service, engine.service} == {"mistral-local"}
     assert llm.service == "mistral-local-engine"
-    # One tree: the client's span, the gateway's request, its steps, and vLLM's request under the engine call.
-    assert request.parent_id == t.client_span
+    # One tree of the gateway's own, its root linked to the client's span: the gateway's request, its steps, and
+    # vLLM's request under the engine call. The client's trace id is never the gateway's.
+    assert request.parent_id == "" and request.links == [(t.client_trace, t.client_span)]
+    assert t.trace_id != t.client_trace and not receiver.trace(t.client_trace)
     assert admission.parent_id == engine.parent_id == request.span_id
     assert llm.parent_id == engine.span_id
     # In order: admitted, then the engine called, then vLLM received it; each ends inside its parent.
@@ -125,7 +134,7 @@ def test_a_streamed_request_is_one_trace_from_gateway_into_engine(traced: Gatewa
 
 
 def test_the_request_id_ties_the_response_and_both_logs(traced: Gateway, receiver: Receiver) -> None:
-    t = stream_traced(traced, "trace-test-2")
+    t = stream_traced(traced, receiver, "trace-test-2")
     assert t.response.headers["x-request-id"] == t.request_id
     receiver.wait_for(t.trace_id, complete)  # the engine has finished the request: its log lines are out
     lines = [json.loads(x) for x in traced.log_path.read_text().splitlines() if x.startswith("{")]
@@ -140,10 +149,45 @@ def test_the_request_id_ties_the_response_and_both_logs(traced: Gateway, receive
 def test_every_worker_traces(traced: Gateway, receiver: Receiver) -> None:
     """Requests on connections of their own, which the kernel spreads over the two workers (all 16 on one: a chance
     of 1 in 2^15): each is its own complete trace, and both workers' processes export."""
-    traces = [stream_traced(traced, f"trace-worker-{i}") for i in range(16)]
+    traces = [stream_traced(traced, receiver, f"trace-worker-{i}") for i in range(16)]
     pids = set()
     for t in traces:
         request = by_name(receiver.wait_for(t.trace_id, complete))[CHAT_ROUTE]
         assert request.attributes["mistral_local.request_id"] == t.request_id
         pids.add(request.resource["process.pid"])
     assert len(pids) == 2
+
+
+def test_a_client_cannot_switch_its_tracing_off(traced: Gateway, receiver: Receiver) -> None:
+    """A `traceparent` whose sampled flag is off still gives the gateway's full trace (it used to give none)."""
+    t = stream_traced(traced, receiver, "trace-unsampled", flags="00")
+    assert complete(receiver.wait_for(t.trace_id, complete))
+
+
+def test_a_failed_step_says_its_error_type_only(traced: Gateway, receiver: Receiver) -> None:
+    """An image on a host the image policy refuses: the span of the failed step says the error's type, never its
+    message (which names the host), and no span records an exception."""
+    client_trace = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{client_trace}-{secrets.token_hex(8)}-01"}
+    image = {"type": "image_url", "image_url": {"url": f"http://{HOST_MARKER}.example/cat.png"}}
+    body = {"messages": [{"role": "user", "content": [image]}], "max_tokens": 4}
+    r = httpx.post(f"{traced.url}/api/v1/chat/completions", json=body, headers=headers, timeout=60)
+    assert r.status_code == 400 and HOST_MARKER in r.json()["error"]["message"]
+    spans = by_name(
+        receiver.wait_for(
+            receiver.linked_to(client_trace), lambda s: {"image_fetch", CHAT_ROUTE} <= {x.name for x in s}
+        )
+    )
+    assert spans["image_fetch"].status_code == 2 and spans["image_fetch"].status_message == "InvalidRequest"
+    assert not [e for s in spans.values() for e in s.events if e.name == "exception"]
+    assert not [x for s in spans.values() for x in s.strings() if HOST_MARKER in x]
+
+
+def test_the_engine_keeps_its_sockets_in_its_private_directory(traced: Gateway) -> None:
+    """vLLM's ZMQ sockets were in /tmp, outside the 0700 directory of the engine's HTTP socket."""
+    engine = traced.engine_api_server()
+    private = {Path(p).parent for p in engine.cmdline() if p.endswith(".sock")}
+    assert len(private) == 1 and oct(next(iter(private)).stat().st_mode & 0o777) == "0o700"
+    listening = [c.laddr for p in [engine, *engine.children(recursive=True)] for c in p.net_connections("unix")]
+    listening = [a for a in listening if a]
+    assert listening and all(Path(a).parent in private for a in listening), listening

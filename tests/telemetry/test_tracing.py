@@ -55,25 +55,32 @@ def test_opentelemetrys_own_variables_name_the_collector(monkeypatch: pytest.Mon
     assert Settings().otlp_endpoint == "http://mine:4318"
 
 
-def test_gateway_spans_reach_the_collector_under_the_clients_trace() -> None:
-    """The engine is down here: the request's span still ends, with its status and the error marked."""
-    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+@pytest.mark.parametrize("flags", ["01", "00"], ids=["sampled", "not-sampled"])
+def test_each_request_is_a_trace_of_the_gateways_own_linked_to_the_clients(flags: str) -> None:
+    """The engine is down here: the request's span still ends, with its status and the error marked. A client's
+    `traceparent` is a link, never the parent: a client cannot choose the trace id, nor switch tracing off with the
+    sampled flag. The failed step says the error's type, never its message, and records no exception."""
+    client_trace, client_span = secrets.token_hex(16), secrets.token_hex(8)
     with otlp_receiver() as receiver:
         settings = gateway_settings(otlp_endpoint=receiver.endpoint, insecure_no_auth=True)
         with served_app(settings) as url:
-            headers = {"traceparent": f"00-{trace_id}-{parent}-01", "X-Request-Id": "no-engine-1"}
+            headers = {"traceparent": f"00-{client_trace}-{client_span}-{flags}", "X-Request-Id": "no-engine-1"}
             body = {"messages": [{"role": "user", "content": "hello"}]}
             r = httpx.post(f"{url}/api/v1/chat/completions", json=body, headers=headers, timeout=30)
-            assert r.status_code == 503
+            assert r.status_code == 503 and "Engine is" in r.json()["error"]["message"]
         # Leaving served_app ran the lifespan's end, which flushes the exporter.
-        spans = receiver.trace(trace_id)
+        assert not receiver.trace(client_trace)
+        spans = receiver.trace(receiver.linked_to(client_trace))
     request = next(s for s in spans if s.name == "POST /api/v1/chat/completions")
-    assert request.parent_id == parent
+    assert request.parent_id == "" and request.links == [(client_trace, client_span)]
     assert request.service == "mistral-local"
     assert request.attributes["http.response.status_code"] == 503
     assert request.attributes["mistral_local.request_id"] == "no-engine-1"
     assert request.status_code == 2  # error
-    assert all(s.trace_id == trace_id for s in spans)
+    admission = next(s for s in spans if s.name == "admission")
+    assert (admission.status_code, admission.status_message) == (2, "EngineUnavailable")
+    assert not [e for s in spans for e in s.events if e.name == "exception"]
+    assert not [x for s in spans for x in s.strings() if "Engine is" in x]
 
 
 async def _pump(lines: bytes) -> EngineOutput:
