@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(4, ge=0)
     max_output_tokens: int | None = Field(None, ge=1)
     max_string_chars: int = Field(1_000_000, ge=1)
+    # PDFs (the file-parser plugin): how many a request may carry, and the child process that reads them: its clock,
+    # its address-space limit, how many run at once per worker and how many more may wait (429 past that).
+    max_files_per_request: int = Field(4, ge=0)
+    pdf_timeout_s: float = Field(30.0, gt=0)
+    pdf_memory_mb: int = Field(1024, ge=256)
+    pdf_readers: int = Field(2, ge=1)
+    pdf_queue: int = Field(8, ge=0)
 
     @property
     def keys_path(self) -> Path:

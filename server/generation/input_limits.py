@@ -160,10 +160,13 @@ def sequences(payload: dict[str, Any]) -> int:
     return prompts * max(payload.get("n") or 1, payload.get("best_of") or 1)
 
 
-def demand(payload: dict[str, Any], context: int, price_prompt: float, price_completion: float) -> Demand:
+def demand(
+    payload: dict[str, Any], context: int, price_prompt: float, price_completion: float, extra_prompt: int = 0
+) -> Demand:
     """What admission holds for a payload: typically its estimate with a typical answer; at worst every sequence
-    running to `max_tokens`, or to the end of the context when there is none (vLLM's default)."""
-    prompt, runs = prompt_estimate(payload), sequences(payload)
+    running to `max_tokens`, or to the end of the context when there is none (vLLM's default). `extra_prompt`: tokens
+    the payload does not hold yet (documents still to be read)."""
+    prompt, runs = prompt_estimate(payload) + extra_prompt, sequences(payload)
     limit = payload.get("max_tokens")
     typical = limit or min(TYPICAL_OUTPUT_TOKENS, context // 4)
     worst = limit or max(1, context - prompt // runs)

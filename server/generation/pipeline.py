@@ -4,14 +4,16 @@ record it (server/generation/record.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 from fastapi.responses import Response
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import StatusCode, Tracer
 
 from server.access.auth import Principal
 from server.engine.client import EngineClient
@@ -33,6 +35,7 @@ from server.generation.input_limits import (
 )
 from server.generation.outbound import Envelope, Pricing, chat_response, completion_response
 from server.generation.outbound import usage as priced_usage
+from server.generation.plugins.file_parser import PdfReader, ReaderLimits, documents, without_files
 from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
 from server.generation.record import Call, Ending, Recorder, cache_salt, new_generation_id, released, request_tags
@@ -70,6 +73,18 @@ class Pipeline:
             max_output_tokens=settings.max_output_tokens,
             max_string_chars=settings.max_string_chars,
         )
+        self.pdfs = PdfReader(
+            ReaderLimits(
+                max_files=settings.max_files_per_request,
+                max_chars=settings.max_string_chars,
+                max_images=self.limits.max_images,
+                max_edge=settings.image_max_edge,
+                timeout_s=settings.pdf_timeout_s,
+                memory_bytes=settings.pdf_memory_mb << 20,
+            ),
+            readers=settings.pdf_readers,
+            queue=settings.pdf_queue,
+        )
         self.pricing = Pricing.from_strings(settings.price_prompt, settings.price_completion)
         self.images = ImagePolicy(
             max_bytes=settings.image_max_bytes,
@@ -83,6 +98,19 @@ class Pipeline:
             ),
         )
 
+    @contextlib.contextmanager
+    def _step(self, name: str, attributes: dict[str, int] | None = None) -> Iterator[None]:
+        """A span for one step, current while it runs. A failure is marked by its type only: a message may quote
+        the request (an image host, a document's name)."""
+        with self.tracer.start_as_current_span(
+            name, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield
+            except BaseException as exc:
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                raise
+
     async def _image(self, url: str, field: str) -> str:
         return await to_data_url(self.fetcher, url, field, self.images)
 
@@ -90,20 +118,28 @@ class Pipeline:
         self, req: ChatRequest, principal: Principal, model: str, attempts: list[dict[str, Any]] | None = None
     ) -> Response:
         """`model`: the id to answer as; `attempts`: the request's earlier tries, recorded with this generation."""
-        req, wanted = await plugins.prepare(req, self.limits.max_images, self.settings.image_max_edge)
+        wanted = plugins.wanted(req)
+        pdfs = documents(req, self.pdfs.limits) if wanted.files else None  # checked, counted; read once admitted
         call = self._start(req, principal, model)
         call.heal_json = wanted.heal_json
         call.attempts = attempts or []
         if self.settings.log_content:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
-        payload, images = chat_payload(req, self.settings.model_id, self.settings.default_temperature)
+        asked = without_files(req) if pdfs else req
+        payload, images = chat_payload(asked, self.settings.model_id, self.settings.default_temperature)
         self._prepare(payload, principal)
-        # Admitted before any image is fetched or decoded: a key over its limits costs no work.
-        ticket = await self._admit(principal, payload)
+        # Admitted before any PDF is read or image fetched or decoded: a key over its limits costs no work.
+        ticket = await self._admit(principal, payload, pdfs.estimate(self.pdfs.limits) if pdfs else 0)
         with released(ticket, on_error_only=True):
+            if pdfs:
+                with self._step("file_parser"):
+                    req = await self.pdfs.read(req, pdfs)
+                call.images = check_chat(req, self.limits)
+                payload, images = chat_payload(req, self.settings.model_id, self.settings.default_temperature)
+                self._prepare(payload, principal)
             if images:
-                with self.tracer.start_as_current_span("image_fetch", attributes={"mistral_local.images": len(images)}):
+                with self._step("image_fetch", {"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
             await self._fit(payload, req.max_tokens, middle_out=wanted.middle_out)
         return await self._generate(call, ticket, "/v1/chat/completions", payload, stream=req.stream)
@@ -125,7 +161,7 @@ class Pipeline:
         elif req.prompt is not None and len(req.prompt) > self.limits.max_string_chars:
             raise InvalidRequest(f"prompt: longer than {self.limits.max_string_chars} characters")
         payload, images = tokenize_payload(req, self.settings.model_id)
-        with self.tracer.start_as_current_span("admission"):
+        with self._step("admission"):
             ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
         with released(ticket):
             await resolve_images(images, self._image)
@@ -135,7 +171,7 @@ class Pipeline:
         if req.provider is not None:
             check_provider(req.provider, model, self.settings)
         env = Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
-        return Call(env, principal.label, request_tags(req))
+        return Call(env, principal.label, request_tags(req), key_id=principal.key_id)
 
     async def _generate(
         self, call: Call, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
@@ -146,7 +182,7 @@ class Pipeline:
         shape = chat_response if call.api_type == "completions" else completion_response
         with released(ticket):  # the record releases it first, with what was used
             raw = await self.engine.post(path, payload, self._engine_request_id(call))
-            return self._json(call, ticket, shape(raw, call.env))
+            return await self._json(call, ticket, shape(raw, call.env))
 
     def _prepare(self, payload: dict[str, Any], principal: Principal) -> None:
         """With a server-wide output cap, a request that names no limit gets the cap, not the whole context. Each
@@ -154,16 +190,17 @@ class Pipeline:
         key sent. No keys, one tenant: one cache."""
         if self.settings.max_output_tokens is not None and "max_tokens" not in payload:
             payload["max_tokens"] = self.settings.max_output_tokens
-        if principal.label is not None:
-            payload["cache_salt"] = cache_salt(principal.label)
+        if principal.key_id is not None:
+            payload["cache_salt"] = cache_salt(principal.key_id)
 
     def context(self) -> int:
         return self.engine.engine.max_model_len or DEFAULT_CONTEXT
 
-    async def _admit(self, principal: Principal, payload: dict[str, Any]) -> Hold:
+    async def _admit(self, principal: Principal, payload: dict[str, Any], files_tokens: int = 0) -> Hold:
+        """`files_tokens`: what the request's PDFs may add to the prompt, before they are read."""
         pricing = self.pricing
-        wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion))
-        with self.tracer.start_as_current_span("admission"):
+        wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion), files_tokens)
+        with self._step("admission"):
             return await self.admission.admit(principal, wanted)
 
     async def _fit(self, payload: dict[str, Any], limit: int | None, *, middle_out: bool) -> None:
@@ -187,12 +224,12 @@ class Pipeline:
             if prompt + limit > context:
                 raise context_error(context, prompt, limit)
 
-    def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
-        if call.heal_json:
-            body = heal(body)
+    async def _json(self, call: Call, ticket: Hold, body: dict[str, Any]) -> Response:
         choice = (body.get("choices") or [{}])[0]
         ending = Ending(body["usage"], finish=choice.get("finish_reason"), native=choice.get("native_finish_reason"))
-        self.recorder.finish(call, ending, ticket)
+        self.recorder.finish(call, ending, ticket)  # recorded and charged first, whatever healing does
+        if call.heal_json:
+            body = await heal(body)
         encoded = orjson.dumps(body)
         if self.settings.log_content:
             content_log.warning("CONTENT %s response: %s", call.env.id, encoded.decode())

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.helpers import post
+from tests.pdfs import bomb, document_part
 from tests.served_app import gateway_settings, served_app
 
 USER = {"role": "user", "content": "hi"}
@@ -112,3 +113,24 @@ def test_echoing_a_prompt_of_token_ids_is_a_400(url: str, prompt: Any) -> None:
     r = httpx.post(f"{url}/api/v1/completions", json={"prompt": prompt, "echo": True}, timeout=30)
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "echo: the prompt must be text (a prompt of token ids cannot be echoed)"
+
+
+def test_a_file_part_that_is_not_an_object_is_a_400(url: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        r = client.post(
+            f"{url}/api/v1/chat/completions", json={"messages": [file_message({"type": "file", "file": 5})]}
+        )
+        assert r.status_code == 400 and "an object with file_data" in r.json()["error"]["message"]
+        assert client.get(f"{url}/health/live").status_code == 200  # the connection is kept
+
+
+def test_pdfs_are_read_only_once_the_request_is_admitted(url: str) -> None:
+    """A PDF that asks pdfium for 16M characters (7 s and 1.6 GB each page, then a 400 for its length) is not read
+    while the request cannot be admitted: this gateway has no engine, so it is a 503 at once (the PDF used to be read
+    first, as a key over its rate limit paid for the parsing and got a 400 instead of its 429)."""
+    r = post(url, {"messages": [file_message(document_part(bomb(2, 8_000_000)))]}, timeout=30)
+    assert r.status_code == 503, r.text
+
+
+def file_message(part: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": "read this"}, part]}

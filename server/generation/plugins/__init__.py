@@ -1,7 +1,7 @@
-"""OpenRouter's plugins that fit a private server, applied to a chat request before it is checked (`prepare`):
-file-parser (PDFs, parsed here: file_parser.py), response-healing (response_healing.py), context-compression (the
-`middle-out` transform's plugin form: server/generation/compression.py), and the web plugins' refusal. Which plugins a
-request uses is decided here, so a request that uses none goes no further.
+"""OpenRouter's plugins that fit a private server, read from a chat request before it is checked (`wanted`):
+file-parser (PDFs, read once the request is admitted: file_parser.py), response-healing (response_healing.py),
+context-compression (the `middle-out` transform's plugin form: server/generation/compression.py), and the web plugins'
+refusal. Which plugins a request uses is decided here, so a request that uses none goes no further.
 
 The web plugins (`web`, `web-fetch`, and OpenRouter's web search options) search the internet: a private server
 answers them with OpenRouter's 404 for a capability no endpoint has, which sends the request on to the hosted
@@ -10,10 +10,9 @@ upstream when the operator configured one and the request may leave the machine 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from server.errors import NotFound
-from server.schemas.request import ChatRequest, UnsupportedPart, UserMessage
+from server.schemas.request import ChatRequest, UserMessage
 
 WEB_PLUGINS = ("web", "web-fetch")
 
@@ -24,18 +23,19 @@ class Wanted:
 
     heal_json: bool  # make the answer valid JSON (response-healing)
     middle_out: bool  # fit the prompt to the context by dropping its middle (context-compression, middle-out)
+    files: bool  # the request has `file` parts for the file-parser
 
 
-async def prepare(req: ChatRequest, max_images: int, max_edge: int) -> tuple[ChatRequest, Wanted]:
-    """The request as the engine will read it, and what its plugins want. PDFs are read here (one at a time, off
-    the event loop) before anything else is checked."""
+def wanted(req: ChatRequest) -> Wanted:
+    """What the request's plugins want; the web plugins are refused here. PDFs are read later, once the request is
+    admitted (file_parser.py)."""
     refuse_web(req)
-    if any(files_of(m) for m in req.messages):
-        from server.generation.plugins.file_parser import parse_files  # pdfium: loaded for the first PDF
-
-        req = await parse_files(req, max_images, max_edge)
     middle_out = "middle-out" in (req.transforms or []) or enabled(req, "context-compression")
-    return req, Wanted(heal_json=heal_wanted(req), middle_out=middle_out)
+    files = any(
+        isinstance(m, UserMessage) and isinstance(m.content, list) and any(p.type == "file" for p in m.content)
+        for m in req.messages
+    )
+    return Wanted(heal_json=heal_wanted(req), middle_out=middle_out, files=files)
 
 
 def enabled(req: ChatRequest, plugin_id: str) -> bool:
@@ -51,13 +51,6 @@ def refuse_web(req: ChatRequest) -> None:
             f"No endpoints found that support {', '.join(asked)} on this server: web search needs a hosted upstream, "
             "and nothing leaves this machine unless the operator configures one"
         )
-
-
-def files_of(message: Any) -> list[UnsupportedPart]:
-    """A message's `file` parts."""
-    if not isinstance(message, UserMessage) or isinstance(message.content, str):
-        return []
-    return [p for p in message.content if isinstance(p, UnsupportedPart) and p.type == "file"]
 
 
 def heal_wanted(req: ChatRequest) -> bool:

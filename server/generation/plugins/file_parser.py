@@ -2,29 +2,74 @@
 (engine `pdf-text`, the default) or its pages as images for the vision model (engine `native`). OpenRouter's hosted
 OCR engine (`mistral-ocr`) is refused: nothing leaves the machine.
 
-PDFs are untrusted input: they are read by pdfium (pypdfium2) on one thread of their own (pdfium is not
-thread-safe) off the event loop, at most MAX_TEXT_PAGES pages of text; pages as images count as images against the
-request's image limit, each rendered at most `max_edge` pixels on its longest side.
-"""
+PDFs are untrusted input, and pdfium's work grows with what a small file can ask for (one shared content stream of
+millions of characters on every page). So the parts are only checked and counted here (`documents`), the request is
+admitted with the files' worst case in its estimate, and only then are the documents read, by a child process of
+their own (pdf_child.py) under a memory limit and a clock, a bounded number at a time: a crash or an out-of-memory
+ends the child, never the worker, and the client gets a 400 (429 while every reader is busy and the queue is full)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
-import re
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeGuard
 
-import pypdfium2 as pdfium
+import orjson
+from pydantic import BaseModel, ValidationError
 
-from server.errors import InvalidRequest
-from server.generation.plugins import files_of
-from server.schemas.request import ChatRequest, UnsupportedPart
+from server.errors import InvalidRequest, Overloaded
+from server.generation.input_limits import BYTES_PER_TOKEN, MAX_IMAGE_TOKENS
+from server.schemas.request import ChatRequest, Lenient, UnsupportedPart, UserMessage
 
-MAX_TEXT_PAGES = 500
-_PDFIUM = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdfium")
-_DATA_URL = re.compile(r"^data:application/pdf;base64,(?P<data>.+)$", re.DOTALL)
+MAX_TEXT_PAGES = 500  # across all the request's documents
+CHILD = Path(__file__).with_name("pdf_child.py")
+PREFIX = "data:application/pdf;base64,"
+
+
+class FileData(BaseModel):
+    filename: str = "document.pdf"
+    file_data: str
+
+
+class FilePart(Lenient):
+    type: Literal["file"]
+    file: FileData
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    max_files: int
+    max_chars: int
+    max_images: int
+    max_edge: int
+    timeout_s: float
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class Document:
+    where: str  # the part's field, for errors
+    name: str
+    data: str  # base64, as the client sent it
+
+
+@dataclass(frozen=True)
+class Documents:
+    engine: str
+    docs: list[Document]
+
+    def estimate(self, limits: ReaderLimits) -> int:
+        """The prompt tokens the documents may become, for admission: at most the request's characters of text, or
+        every page allowed as an image at its largest."""
+        if not self.docs:
+            return 0
+        if self.engine == "native":
+            return limits.max_images * MAX_IMAGE_TOKENS
+        # Text is never longer than the PDF's own bytes (three quarters of its base64), nor than the limit.
+        return min(limits.max_chars, sum(len(d.data) * 3 // 4 for d in self.docs)) // BYTES_PER_TOKEN
 
 
 def _engine(req: ChatRequest) -> str:
@@ -37,70 +82,118 @@ def _engine(req: ChatRequest) -> str:
     return "pdf-text"
 
 
-def _pdf_bytes(part: UnsupportedPart, where: str) -> tuple[str, bytes]:
-    file = (part.model_extra or {}).get("file") or {}
-    name = str(file.get("filename") or "document.pdf")
-    found = _DATA_URL.match(str(file.get("file_data") or ""))
-    if found is None:
-        raise InvalidRequest(f"{where}.file.file_data: a PDF as a data:application/pdf;base64 URL is required")
-    try:
-        return name, base64.b64decode(found["data"], validate=True)
-    except ValueError as exc:
-        raise InvalidRequest(f"{where}.file.file_data: not valid base64") from exc
+def _file_parts(req: ChatRequest) -> list[tuple[str, UnsupportedPart]]:
+    return [
+        (f"messages[{i}].content[{j}]", part)
+        for i, message in enumerate(req.messages)
+        if isinstance(message, UserMessage) and isinstance(message.content, list)
+        for j, part in enumerate(message.content)
+        if _is_file(part)
+    ]
 
 
-def _text(data: bytes, name: str) -> list[dict[str, Any]]:
-    pdf = pdfium.PdfDocument(data)
-    try:
-        if len(pdf) > MAX_TEXT_PAGES:
-            raise InvalidRequest(f"{name}: more than {MAX_TEXT_PAGES} pages")
-        pages = [pdf[i].get_textpage().get_text_range() for i in range(len(pdf))]
-    finally:
-        pdf.close()
-    text = "\n\n".join(p.strip() for p in pages)
-    return [{"type": "text", "text": f'<file name="{name}">\n{text}\n</file>'}]
+def documents(req: ChatRequest, limits: ReaderLimits) -> Documents:
+    """The request's PDFs, checked for shape and counted; nothing is parsed."""
+    parts = _file_parts(req)
+    if len(parts) > limits.max_files:
+        raise InvalidRequest(f"messages: at most {limits.max_files} files per request (this request has {len(parts)})")
+    docs = []
+    for where, part in parts:
+        try:
+            file = FilePart.model_validate(part.model_dump()).file
+        except ValidationError as exc:
+            raise InvalidRequest(f"{where}.file: an object with file_data (a PDF as a data URL) is required") from exc
+        if not file.file_data.startswith(PREFIX):
+            raise InvalidRequest(f"{where}.file.file_data: a PDF as a data:application/pdf;base64 URL is required")
+        docs.append(Document(where, file.filename, file.file_data.removeprefix(PREFIX)))
+    return Documents(_engine(req) if docs else "pdf-text", docs)
 
 
-def _pages(data: bytes, name: str, max_images: int, max_edge: int) -> list[dict[str, Any]]:
-    pdf = pdfium.PdfDocument(data)
-    try:
-        if len(pdf) > max_images:
-            raise InvalidRequest(f"{name}: {len(pdf)} pages, over the {max_images} images a request may carry")
-        parts: list[dict[str, Any]] = [{"type": "text", "text": f'<file name="{name}"> as page images:'}]
-        for i in range(len(pdf)):
-            page = pdf[i]
-            scale = min(2.0, max_edge / max(page.get_width(), page.get_height()))
-            png = io.BytesIO()
-            page.render(scale=scale).to_pil().save(png, format="PNG")
-            url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-            parts.append({"type": "image_url", "image_url": {"url": url}})
-    finally:
-        pdf.close()
-    return parts
+class PdfReader:
+    """Runs pdf_child.py for one request's documents: `readers` at a time, `queue` more waiting, 429 past that."""
+
+    def __init__(self, limits: ReaderLimits, readers: int, queue: int) -> None:
+        self.limits = limits
+        self._slots = asyncio.Semaphore(readers)
+        self._queue = queue
+        self._waiting = 0
+
+    async def read(self, req: ChatRequest, found: Documents) -> ChatRequest:
+        """The request with each PDF part replaced by what the engine reads: text, or page images."""
+        if self._waiting >= self._queue and self._slots.locked():
+            raise Overloaded("Every PDF reader is busy: try again shortly", retry_after=1)
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            parsed = await self._run(self._job(found))
+        finally:
+            self._slots.release()
+        return _replace(req, found, parsed)
+
+    def _job(self, found: Documents) -> bytes:
+        limits = self.limits
+        return orjson.dumps(
+            {
+                "engine": found.engine,
+                "max_pages": limits.max_images if found.engine == "native" else MAX_TEXT_PAGES,
+                "max_chars": limits.max_chars,
+                "max_edge": limits.max_edge,
+                "memory_bytes": limits.memory_bytes,
+                "docs": [{"where": d.where, "name": d.name, "data": d.data} for d in found.docs],
+            }
+        )
+
+    async def _run(self, job: bytes) -> list[list[dict[str, Any]]]:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", str(CHILD),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            out, _ = await asyncio.wait_for(child.communicate(job), self.limits.timeout_s)
+        except TimeoutError:
+            raise InvalidRequest(
+                f"The PDFs took longer than {self.limits.timeout_s:g} s to read on this server"
+            ) from None
+        finally:
+            if child.returncode is None:  # the clock ran out, or the client left: the child goes too
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+                await child.wait()
+        if child.returncode != 0:
+            raise InvalidRequest("The PDFs could not be read within this server's memory and safety limits")
+        answer: dict[str, Any] = orjson.loads(out)
+        if "error" in answer:
+            raise InvalidRequest(str(answer["error"]))
+        docs: list[list[dict[str, Any]]] = answer["docs"]
+        return docs
 
 
-def _read(data: bytes, name: str, where: str, engine: str, max_images: int, max_edge: int) -> list[dict[str, Any]]:
-    try:
-        return _pages(data, name, max_images, max_edge) if engine == "native" else _text(data, name)
-    except pdfium.PdfiumError as exc:
-        raise InvalidRequest(f"{where}: {name} could not be read as a PDF ({exc})") from exc
+def without_files(req: ChatRequest) -> ChatRequest:
+    """The request without its PDF parts: what it asks for before they are read."""
+    messages = [
+        m.model_copy(update={"content": [p for p in m.content if not _is_file(p)]})
+        if isinstance(m, UserMessage) and isinstance(m.content, list)
+        else m
+        for m in req.messages
+    ]
+    return req.model_copy(update={"messages": messages})
 
 
-async def parse_files(req: ChatRequest, max_images: int, max_edge: int) -> ChatRequest:
-    """The request with each PDF part replaced by what the engine reads: text, or page images."""
-    engine = _engine(req)
+def _is_file(part: object) -> TypeGuard[UnsupportedPart]:
+    return isinstance(part, UnsupportedPart) and part.type == "file"
+
+
+def _replace(req: ChatRequest, found: Documents, parsed: list[list[dict[str, Any]]]) -> ChatRequest:
     body = req.model_dump(exclude_none=True, by_alias=True)
-    loop = asyncio.get_running_loop()
-    for i, message in enumerate(req.messages):
-        if not files_of(message) or not isinstance(message.content, list):
+    by_place = {d.where: parts for d, parts in zip(found.docs, parsed, strict=True)}
+    for i, message in enumerate(body["messages"]):
+        if not isinstance(message.get("content"), list):
             continue
         content: list[dict[str, Any]] = []
-        for j, part in enumerate(message.content):
-            if not (isinstance(part, UnsupportedPart) and part.type == "file"):
-                content.append(body["messages"][i]["content"][j])
-                continue
-            where = f"messages[{i}].content[{j}]"
-            name, data = _pdf_bytes(part, where)
-            content += await loop.run_in_executor(_PDFIUM, _read, data, name, where, engine, max_images, max_edge)
-        body["messages"][i]["content"] = content
+        for j, part in enumerate(message["content"]):
+            content += by_place.get(f"messages[{i}].content[{j}]", [part])
+        message["content"] = content
     return ChatRequest.model_validate(body)
