@@ -193,7 +193,10 @@ def bundle(
         typer.Option(help="Leave this package out on purpose, and what only it needs (an unused kernel), repeatable."),
     ] = None,
     part_size: Annotated[str, typer.Option(help="Largest part, e.g. 60M or 1G.")] = "1G",
-    index_url: Annotated[str, typer.Option(help="The package index (PEP 691 JSON API).")] = "https://pypi.org/simple",
+    index_url: Annotated[
+        str | None,
+        typer.Option(help="The package index (PEP 691 JSON API); default: UV_INDEX_URL, PIP_INDEX_URL or PyPI."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve and choose wheels; download nothing.")] = False,
 ) -> None:
     """Gather everything an air-gapped machine needs to run mistral-local, given what it already has, in parts of a

@@ -19,8 +19,15 @@ from server.serving import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = Path(os.environ.get("MISTRAL_LOCAL_CACHE_DIR", REPO / ".cache"))
+# What the tests download (wheels for the bundle tests, other vLLM releases' Python files): kept outside the clone,
+# so a fresh clone's run downloads nothing a run before it on this machine already has. Content-addressed or
+# versioned, so nothing in it depends on which run left it.
+DOWNLOADS = Path(os.environ.get("MISTRAL_LOCAL_TEST_DOWNLOADS", Path.home() / ".cache" / "mistral-local-tests"))
 OUTPUT_DIR = REPO / "test-output"
-START_TIMEOUT_S = 600.0
+# A cpu-tiny engine is ready in 60-150 s on a busy 2-core machine; past this its test fails. Once one start has run
+# out of time, every later one in the run fails at once: a hung engine costs a run one wait, not one per start.
+START_TIMEOUT_S = 240.0
+_timed_out: list[str] = []
 
 
 @dataclass
@@ -47,6 +54,8 @@ class Gateway:
     def wait_ready(
         self, timeout_s: float = START_TIMEOUT_S, headers: dict[str, str] | None = None
     ) -> dict[str, object]:
+        if _timed_out:
+            raise AssertionError(f"not waited for: {_timed_out[0]}'s engine did not start in time earlier in this run")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -59,6 +68,7 @@ class Gateway:
             except httpx.HTTPError:
                 pass
             time.sleep(1)
+        _timed_out.append(self.log_path.stem)
         raise AssertionError(f"gateway not ready after {timeout_s} s:\n{self.log_tail()}")
 
     def stop(self) -> None:

