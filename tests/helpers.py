@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -27,6 +29,13 @@ def post(base_url: str, body: dict[str, Any], *, path: str = CHAT, headers: dict
          timeout: float = 120) -> httpx.Response:  # fmt: skip
     """One request on a connection of its own (with several workers, the kernel picks one per connection)."""
     return httpx.post(f"{base_url}{path}", json=body, headers=headers or {}, timeout=timeout)
+
+
+def long_result() -> str:
+    """A tool result of a few hundred tokens. A turn that reads it has that many more prompt tokens than the same
+    turn with a short result: a check that a tool result reached the engine (a prompt that merely grows from turn to
+    turn says nothing, since the call itself is in the history)."""
+    return json.dumps({"temp_c": 21, "notes": " ".join(secrets.token_hex(3) for _ in range(150))})
 
 
 def png(width: int, height: int, color: tuple[int, int, int] = (10, 120, 200)) -> bytes:

@@ -49,10 +49,9 @@ def test_bounds_queue_and_release() -> None:
         waiter = asyncio.create_task(a.admit(ANY, Demand(100, 100)))  # waits for a slot
         await asyncio.sleep(0.05)
         assert a.waiting == 1
-        started = time.monotonic()
-        with pytest.raises(Overloaded) as full:  # the queue is full too: refused at once
+        with pytest.raises(Overloaded) as full:  # the queue is full too: refused without waiting
             await a.admit(ANY, Demand(100, 100))
-        assert time.monotonic() - started < 0.1
+        assert "server at capacity" in full.value.message and a.waiting == 1  # it never joined the queue
         assert full.value.retry_after == 3 and full.value.status == 429
         t1.release()
         t1.release()  # idempotent
@@ -70,7 +69,7 @@ def test_waiting_gives_up_at_the_queue_timeout() -> None:
         started = time.monotonic()
         with pytest.raises(Overloaded):
             await a.admit(ANY, Demand(1, 1))
-        assert 0.25 < time.monotonic() - started < 1.0
+        assert time.monotonic() - started >= 0.3  # it waited its whole queue time (a hang is pytest-timeout's)
         assert a.waiting == 0
 
     asyncio.run(run())

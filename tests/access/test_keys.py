@@ -40,7 +40,7 @@ def whoami(url: str, key: str) -> httpx.Response:
 
 def test_a_key_made_through_the_sdk_works_at_once_and_after_a_restart(tmp_path: Path) -> None:
     with served_app(settings(tmp_path)) as url:
-        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1", retry_config=None)
         made = sdk.api_keys.create(name="team-a", limit=5.0)
         assert made.key.startswith("sk-ml-") and made.data.name == "team-a" and made.data.limit == 5.0
         assert whoami(url, made.key).json()["data"]["label"] == "team-a"
@@ -55,7 +55,7 @@ def test_a_key_made_through_the_sdk_works_at_once_and_after_a_restart(tmp_path: 
 
 def test_list_get_update_delete(tmp_path: Path) -> None:
     with served_app(settings(tmp_path)) as url:
-        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1", retry_config=None)
         made = sdk.api_keys.create(name="team-b")
         key_hash = made.data.hash
         names = [k.name for k in sdk.api_keys.list().data]
@@ -120,7 +120,7 @@ def stored_at(r: Any, created_at: float) -> Any:
 def test_the_sdk_parses_every_key_answer(tmp_path: Path) -> None:
     with served_app(settings(tmp_path)) as url, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fields the SDK marks deprecated yet requires
-        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1")
+        sdk = OpenRouter(api_key=OPS, server_url=f"{url}/api/v1", retry_config=None)
         made = sdk.api_keys.create(name="parsed", limit=1.0, limit_reset="monthly")
         assert sdk.api_keys.get_current_key_metadata().data.is_management_key is True
         assert sdk.api_keys.get(hash=made.data.hash).data.limit_reset == "monthly"

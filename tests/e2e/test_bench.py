@@ -84,12 +84,13 @@ def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) ->
 
 # Cross-check against `vllm bench serve`, against the truth rather than against each other: both tools measure a
 # gateway in front of the synthetic engine (scripts/synthetic_engine.py), which writes vLLM's exact bytes with a
-# first token after FIRST_MS and the rest every INTERVAL_MS. Each tool's medians must land on those figures. A busy
-# machine only makes timers late, never early: the bounds allow lateness (SLOW) and no earliness beyond timer
-# granularity (EARLY). A definition mismatch falls outside them: TPOT counting the first token reads
-# (800 + 15 × 40) / 16 = 88 ms, TTFT or throughput measured to the wrong chunk likewise.
+# first token after FIRST_MS and the rest every INTERVAL_MS. A busy machine only makes timers late, never early, so
+# each tool's figures are checked from one side only: no earlier (and no faster) than the engine was told to be,
+# beyond timer granularity (EARLY). How late a shared machine makes them is no test's business; the definitions
+# (TPOT without the first token, TTFT to the first content chunk) are checked without a clock, against vLLM's own
+# metric code, in tests/bench/test_vllm_agreement.py.
 FIRST_MS, INTERVAL_MS, TOKENS, PROMPTS = 800.0, 40.0, 16, 8
-EARLY, SLOW = 0.97, 1.5
+EARLY = 0.97
 TRUTH = {
     "median_ttft_ms": FIRST_MS,
     "median_tpot_ms": INTERVAL_MS,
@@ -152,6 +153,6 @@ def test_each_tool_measures_what_the_engine_was_told_to_do(
     result = ours(synthetic, tmp_path) if tool == "mistral-local bench" else vllms(synthetic, tiny_model, tmp_path)
     assert result["total_output_tokens"] == PROMPTS * TOKENS
     for key in ("median_ttft_ms", "median_tpot_ms"):
-        assert EARLY * TRUTH[key] <= result[key] <= SLOW * TRUTH[key], f"{tool} {key}: {result[key]} vs {TRUTH[key]}"
+        assert EARLY * TRUTH[key] <= result[key], f"{tool} {key}: {result[key]} vs {TRUTH[key]}"
     throughput, truth = result["request_throughput"], TRUTH["request_throughput"]
-    assert truth / SLOW <= throughput <= truth / EARLY, f"{tool} request throughput: {throughput} vs {truth}"
+    assert throughput <= truth / EARLY, f"{tool} request throughput: {throughput} vs {truth}"

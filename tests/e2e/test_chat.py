@@ -167,6 +167,6 @@ def test_health_routes(gateway: Gateway) -> None:
 def test_engine_is_bound_to_loopback_and_needs_its_key(gateway: Gateway) -> None:
     engine = f"http://127.0.0.1:{gateway.engine_port}"
     assert httpx.get(f"{engine}/v1/models").status_code == 401
-    for conn in gateway.engine_api_server().net_connections(kind="tcp"):
-        if conn.status == "LISTEN":
-            assert conn.laddr.ip == "127.0.0.1"
+    listening = [c.laddr for c in gateway.engine_api_server().net_connections(kind="tcp") if c.status == "LISTEN"]
+    assert gateway.engine_port in {a.port for a in listening}  # the engine's own socket is among them
+    assert all(a.ip == "127.0.0.1" for a in listening), listening

@@ -100,21 +100,16 @@ def test_requests_per_minute(guarded: Gateway) -> None:
 
 
 def test_burst_of_ten_times_capacity(guarded: Gateway) -> None:
-    def timed() -> tuple[int, float, httpx.Response]:
-        started = time.monotonic()
-        r = chat(guarded, "alice", max_tokens=16)
-        return r.status_code, time.monotonic() - started, r
-
     with ThreadPoolExecutor(10 * CAPACITY) as pool:
-        results = list(pool.map(lambda _: timed(), range(10 * CAPACITY)))
-    ok = [r for r in results if r[0] == 200]
-    refused = [r for r in results if r[0] == 429]
-    assert len(ok) + len(refused) == len(results)  # nothing else: no 5xx, no hang
+        results = list(pool.map(lambda _: chat(guarded, "alice", max_tokens=16), range(10 * CAPACITY)))
+    ok = [r for r in results if r.status_code == 200]
+    refused = [r for r in results if r.status_code == 429]
+    assert len(ok) + len(refused) == len(results)  # nothing else: no 5xx (a hang is the client's timeout)
     assert len(ok) >= CAPACITY and refused
-    assert all(r[2].json()["usage"]["completion_tokens"] == 16 for r in ok)
-    # Refusals are quick: at once when the queue is full, at the latest when a waiter's queue time is up.
-    assert max(seconds for _, seconds, _ in refused) < QUEUE_TIMEOUT_S + 2
-    assert all(r[2].headers["retry-after"].isdigit() for r in refused)
+    assert all(r.json()["usage"]["completion_tokens"] == 16 for r in ok)
+    # Refused by the server's bounds (a full queue, or a waiter's queue time up), never by alice's own limits.
+    assert all(r.json()["error"]["message"] == "Rate limit exceeded: server at capacity" for r in refused)
+    assert all(r.headers["retry-after"].isdigit() for r in refused)
 
 
 def test_a_request_without_max_tokens_counts_as_the_rest_of_the_context(guarded: Gateway) -> None:

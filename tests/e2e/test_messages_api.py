@@ -15,7 +15,7 @@ import pytest
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway
-from tests.helpers import png_data_url
+from tests.helpers import long_result, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -65,7 +65,9 @@ def test_tools_and_tool_results(claude: anthropic.Anthropic) -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": '{"temp_c": 21}'}]},
     ]
     second = claude.messages.create(model=MODEL, max_tokens=3, messages=result, tools=[TOOL])
-    assert second.usage.input_tokens > first.usage.input_tokens
+    longer: Any = [*result[:2], {"role": "user", "content": [{**result[2]["content"][0], "content": long_result()}]}]
+    padded = claude.messages.create(model=MODEL, max_tokens=1, messages=longer, tools=[TOOL])
+    assert padded.usage.input_tokens >= second.usage.input_tokens + 150  # the tool result was read
 
 
 def test_streamed_tool_use(claude: anthropic.Anthropic) -> None:

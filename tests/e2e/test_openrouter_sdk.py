@@ -29,7 +29,7 @@ TOOLS: Any = [WEATHER_TOOL]
 
 @pytest.fixture(scope="module")
 def sdk(gateway: Gateway) -> Iterator[OpenRouter]:
-    with OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1") as client:
+    with OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None) as client:
         yield client
 
 
@@ -98,7 +98,7 @@ def test_a_keys_429_is_the_sdks_own_error(gateway: Gateway) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     with (
         attached_gateway("gateway-sdk-429", gateway, ENGINE_KEY, env, headers=headers) as limited,
-        OpenRouter(api_key=key, server_url=f"{limited.url}/api/v1") as once,
+        OpenRouter(api_key=key, server_url=f"{limited.url}/api/v1", retry_config=None) as once,
     ):
         once.chat.send(model=MODEL, messages=HI, max_tokens=1)
         with pytest.raises(errors.TooManyRequestsResponseError) as info:

@@ -66,7 +66,7 @@ def test_seed_example_text_and_remote_image(api: openai.OpenAI, image_server: st
 
 
 def test_plain_v1_prefix_and_official_openrouter_sdk(gateway: Gateway) -> None:
-    sdk = OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1")
+    sdk = OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None)
     hi: list[Any] = [{"role": "user", "content": "hi"}]
     result = sdk.chat.send(model=MODEL, messages=hi, max_tokens=3)
     assert result.id.startswith("gen-") and result.usage is not None and result.usage.completion_tokens == 3

@@ -95,6 +95,7 @@ def test_client_disconnect_aborts_the_engine_request(gateway: Gateway) -> None:
         "max_tokens": max_tokens,
         "stream": True,
         "temperature": 1.0,
+        "ignore_eos": True,  # it cannot end early by itself: only the abort stops it short of max_tokens
     }
     with httpx.stream("POST", f"{gateway.url}/api/v1/chat/completions", json=body, timeout=60) as r:
         generation_id = r.headers["x-generation-id"]

@@ -14,7 +14,7 @@ import pytest
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway
-from tests.helpers import png_data_url
+from tests.helpers import long_result, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -81,8 +81,10 @@ def test_function_tools_and_their_outputs(api: openai.OpenAI) -> None:
         {"type": "function_call_output", "call_id": "call_client_made_1", "output": '{"temp_c": 21}'},
     ]
     second = api.responses.create(model=MODEL, input=history, tools=[TOOL], max_output_tokens=4)
-    assert second.usage is not None and first.usage is not None
-    assert second.usage.input_tokens > first.usage.input_tokens
+    history[2] = {**history[2], "output": long_result()}
+    padded = api.responses.create(model=MODEL, input=history, tools=[TOOL], max_output_tokens=1)
+    assert second.usage is not None and padded.usage is not None
+    assert padded.usage.input_tokens >= second.usage.input_tokens + 150  # the output was read
 
 
 def test_streamed_function_call(api: openai.OpenAI) -> None:

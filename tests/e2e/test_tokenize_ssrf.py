@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.engine.launcher import NO_MEDIA_DOMAIN
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import Gateway
@@ -57,7 +58,9 @@ def test_the_engine_fetches_nothing_even_when_asked_directly(gateway: Gateway, l
     engine = f"http://127.0.0.1:{gateway.engine_port}"
     body = {"model": OPENROUTER_MODEL_ID, "messages": image_message(f"http://127.0.0.1:{listener}/latest/meta-data/")}
     r = httpx.post(f"{engine}/tokenize", json=body, headers={"authorization": f"Bearer {ENGINE_KEY}"}, timeout=60)
-    assert r.status_code >= 400
+    # Refused for the reason that matters (the key was right): its domain is not the one name it may fetch from.
+    assert r.status_code == 400, r.text
+    assert "The URL must be from one of the allowed domains" in r.text and NO_MEDIA_DOMAIN in r.text
     assert REACHED == []
 
 

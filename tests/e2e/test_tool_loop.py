@@ -11,6 +11,7 @@ from openai.types.chat import ChatCompletion
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.e2e.test_chat import WEATHER_TOOL
+from tests.helpers import long_result
 
 pytestmark = pytest.mark.engine
 FORCE = {"type": "function", "function": {"name": "get_weather"}}
@@ -74,5 +75,9 @@ def test_three_turn_tool_loop_with_foreign_ids(api: openai.OpenAI) -> None:
     third = ask(api, messages=messages, tool_choice="none", max_tokens=8)
     assert third.choices[0].message.content
     assert third.choices[0].message.tool_calls is None
-    assert third.usage is not None and second.usage is not None
-    assert third.usage.prompt_tokens > second.usage.prompt_tokens  # both results were read
+    # Both results were read: either one made long makes the prompt longer by as much.
+    for result in (2, 5):
+        longer = [*messages[:result], {**messages[result], "content": long_result()}, *messages[result + 1 :]]
+        padded = ask(api, messages=longer, tool_choice="none", max_tokens=1)
+        assert padded.usage is not None and third.usage is not None
+        assert padded.usage.prompt_tokens >= third.usage.prompt_tokens + 150, result
