@@ -30,13 +30,13 @@ def tiny_model() -> Path:
 
 @pytest.fixture(scope="session")
 def gateway(tiny_model: Path) -> Iterator[Gateway]:
-    """One gateway supervising one cpu-tiny engine for the whole session. Its engine listens on a known port
-    with a known key, so tests that need other gateway settings attach to it instead of starting another."""
+    """One gateway supervising one cpu-tiny engine for the whole session, started as the README's quick start
+    starts it: no profile, no model (profile auto: no GPU and no weights, so the scaled-down checkpoint on cpu-tiny).
+    Its engine listens on a known port with a known key, so tests that need other gateway settings attach to it
+    instead of starting another."""
     engine_port = free_port()
     gw = start_gateway(
         "gateway",
-        "--profile",
-        "cpu-tiny",
         "--engine-port",
         str(engine_port),
         # The tests' image server is on loopback, which the default image policy ("public") refuses. A dead proxy in

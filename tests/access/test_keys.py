@@ -20,6 +20,7 @@ from openrouter import OpenRouter, errors
 from server.access.auth import hash_key, new_key
 from server.access.keys import KeyStore, StoredKey
 from server.records import RecordStore
+from tests.helpers import bearer
 from tests.served_app import gateway_settings, served_app
 from tests.test_records import record
 
@@ -124,3 +125,35 @@ def test_the_sdk_parses_every_key_answer(tmp_path: Path) -> None:
         made = sdk.api_keys.create(name="parsed", limit=1.0, limit_reset="monthly")
         assert sdk.api_keys.get_current_key_metadata().data.is_management_key is True
         assert sdk.api_keys.get(hash=made.data.hash).data.limit_reset == "monthly"
+
+
+def test_databases_of_the_release_before_key_ids_keep_every_keys_past(tmp_path: Path) -> None:
+    """Keys and records as the release before key ids left them (records and spending by label): after the upgrade,
+    the configured key and the one made through /keys each still own their records and spending, and their budgets
+    go on from there."""
+    team = new_key()
+    KeyStore(tmp_path / "keys.sqlite3", tmp_path / "generations.sqlite3").add(
+        StoredKey(hash_key(team), "team-c", "sk-…", False, 2.0, None, False, None, time.time(), None)
+    )
+
+    async def before_ids() -> None:
+        store = RecordStore(tmp_path / "generations.sqlite3", 30)
+        await store.open()
+        store.add(record("gen-team", label="team-c", tokens=30, cost=1.5))
+        store.add(record("gen-user", label="user", tokens=12, cost=0.25))
+        await store.close()
+
+    asyncio.run(before_ids())
+    with sqlite3.connect(tmp_path / "generations.sqlite3") as db:
+        db.execute("UPDATE generations SET key_id = NULL")
+        db.execute("DELETE FROM key_spending")
+        db.execute("INSERT INTO key_usage VALUES ('team-c', 30, 1.5), ('user', 12, 0.25)")
+        db.execute("PRAGMA user_version = 0")
+    with served_app(settings(tmp_path)) as url:
+        mine = whoami(url, team).json()["data"]
+        assert (mine["usage"], mine["limit_remaining"]) == (1.5, 0.5)
+        assert whoami(url, USER).json()["data"]["usage"] == 0.25
+        own = httpx.get(f"{url}/api/v1/generation", params={"id": "gen-team"}, headers=bearer(team))
+        assert own.status_code == 200
+        other = httpx.get(f"{url}/api/v1/generation", params={"id": "gen-team"}, headers=bearer(USER))
+        assert other.status_code == 404

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from server.bundle.pack import Plan, plan, write
 from server.bundle.resolve import Target, configured_index
 from server.engine.vllm_release import Release
 from server.serving import free_port
-from tests.gateway_process import CACHE_DIR, DOWNLOADS, OUTPUT_DIR, START_TIMEOUT_S
+from tests.gateway_process import CACHE_DIR, DOWNLOADS, OUTPUT_DIR, Gateway
 
 # The first test of a fixture pays for it: a target environment made from uv's cache, a bundle built from the index.
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
@@ -155,20 +154,12 @@ def served(bundle: Path, fresh: Path, tmp_path_factory: pytest.TempPathFactory) 
             stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR)},
             cwd=prefix, start_new_session=True,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    gateway = Gateway(f"http://127.0.0.1:{port}", proc, OUTPUT_DIR / "gateway-from-bundle.log")
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        yield url
+        gateway.wait_ready()
+        yield gateway.url
     finally:
-        proc.terminate()
-        proc.wait(120)
+        gateway.stop()
 
 
 def test_the_installed_bundle_serves(served: str, fresh: Path) -> None:

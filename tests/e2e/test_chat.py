@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionFunctionToolParam
 
+from server.engine.profiles import load_profile
 from server.settings import OPENROUTER_MODEL_ID
 from tests.gateway_process import Gateway
 from tests.helpers import png_data_url
@@ -162,6 +164,15 @@ def test_health_routes(gateway: Gateway) -> None:
     ready = httpx.get(f"{gateway.url}/health/ready")
     assert ready.status_code == 200
     assert ready.json()["engine"]["state"] == "ready"
+
+
+def test_the_quick_start_serves_the_scaled_down_checkpoint_on_cpu_tiny(gateway: Gateway, tiny_model: Path) -> None:
+    """`serve` with no profile and no model, on a machine with no GPU and no weights (conftest.py starts it so)."""
+    argv = gateway.engine_api_server().cmdline()
+    assert argv[argv.index("--model") + 1] == str(tiny_model)
+    cpu_tiny = load_profile("cpu-tiny")
+    assert argv[argv.index("--max-model-len") + 1] == str(cpu_tiny.max_model_len)
+    assert "profile auto" in gateway.log_path.read_text() and "profile cpu-tiny" in gateway.log_path.read_text()
 
 
 def test_engine_is_bound_to_loopback_and_needs_its_key(gateway: Gateway) -> None:

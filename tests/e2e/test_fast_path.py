@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
             "messages": [{"role": "user", "content": "Weather in Rome?"}],
             "tools": [WEATHER_TOOL],
             "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "temperature": 0,
             "max_tokens": 48,
             "seed": 2,
         },

@@ -49,11 +49,14 @@ def test_chat_streamed_ends_with_usage(sdk: OpenRouter) -> None:
 
 
 def test_tool_calls_sent_and_streamed(sdk: OpenRouter) -> None:
-    r = sdk.chat.send(model=MODEL, messages=HI, tools=TOOLS, tool_choice=FORCE, max_tokens=64)
+    r = sdk.chat.send(model=MODEL, messages=HI, tools=TOOLS, tool_choice=FORCE, max_tokens=64, temperature=0)
     calls = r.choices[0].message.tool_calls
     assert calls and set(json.loads(calls[0].function.arguments)) == {"city", "days"}
     arguments = ""
-    for chunk in sdk.chat.send(model=MODEL, messages=HI, tools=TOOLS, tool_choice=FORCE, max_tokens=64, stream=True):
+    streamed = sdk.chat.send(
+        model=MODEL, messages=HI, tools=TOOLS, tool_choice=FORCE, max_tokens=64, temperature=0, stream=True
+    )
+    for chunk in streamed:
         for choice in chunk.choices:
             for call in choice.delta.tool_calls or []:
                 arguments += (call.function.arguments if call.function else None) or ""

@@ -1,4 +1,6 @@
-"""No prompt or completion text in logs, metrics or the database: a canary sent every way must appear nowhere."""
+"""No prompt or completion text in logs, metrics or the database: a canary sent every way (chat with text, images
+and tools, legacy completions, Responses, Messages, tokenize, a PDF; errors that echo it) must appear nowhere: not
+in any test gateway's log (gateways, workers and the engines they launched), the records or the metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, Gateway
 from tests.helpers import png_data_url, post, wait_until_stored
+from tests.pdfs import file_part
 
 pytestmark = pytest.mark.engine
 CANARY = f"CANARY{secrets.token_hex(6)}"
@@ -74,10 +77,29 @@ def test_canary_is_never_logged_or_stored(gateway: Gateway) -> None:
         post(gateway.url, {"messages": [{"role": "user", "content": CANARY * 2000}], "max_tokens": 4000}),
     ]
     assert [r.status_code for r in sent] == [200, 200, 200, 400, 400, 400, 400]
+    # Every other route that takes text, and a PDF read by the file-parser.
+    other_routes = [
+        post(gateway.url, {"prompt": f"My secret is {CANARY}", "max_tokens": 2}, path="/api/v1/completions"),
+        post(gateway.url, {"input": f"My secret is {CANARY}", "max_output_tokens": 16}, path="/api/v1/responses"),
+        post(
+            gateway.url, {"max_tokens": 2, "messages": [{"role": "user", "content": CANARY}]}, path="/api/v1/messages"
+        ),
+        post(
+            gateway.url, {"messages": [{"role": "user", "content": [file_part(f"Secret {CANARY}")]}], "max_tokens": 2}
+        ),
+    ]
+    assert [r.status_code for r in other_routes] == [200, 200, 200, 200], [r.text for r in other_routes]
+    tokenized = post(gateway.url, {"messages": [{"role": "user", "content": CANARY}]}, path="/api/v1/tokenize")
+    assert tokenized.status_code == 200
     metrics = httpx.get(f"{gateway.url}/metrics").text
-    wait_until_stored(CACHE_DIR / "generations.sqlite3", {r.headers["x-generation-id"] for r in sent[:3]})
+    generated = {r.headers["x-generation-id"] for r in [*sent[:3], *other_routes]}
+    wait_until_stored(CACHE_DIR / "generations.sqlite3", generated)
     places = [*OUTPUT_DIR.glob("*.log"), *CACHE_DIR.glob("generations.sqlite3*")]
     assert any(p.suffix == ".log" for p in places) and any("sqlite3" in p.name for p in places)
     leaks = [str(p) for p in places if CANARY.encode() in p.read_bytes()]
     assert CANARY not in metrics
     assert leaks == []
+
+
+def user(content: object) -> dict[str, object]:
+    return {"role": "user", "content": content}

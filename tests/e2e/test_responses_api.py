@@ -69,7 +69,7 @@ def test_raw_stream_is_numbered_and_ends_without_done(gateway: Gateway) -> None:
 
 def test_function_tools_and_their_outputs(api: openai.OpenAI) -> None:
     first = api.responses.create(
-        model=MODEL, input="Weather in Rome?", tools=[TOOL], tool_choice=FORCE, max_output_tokens=64
+        model=MODEL, input="Weather in Rome?", tools=[TOOL], tool_choice=FORCE, max_output_tokens=64, temperature=0
     )
     calls = [item for item in first.output if item.type == "function_call"]
     assert calls and calls[0].name == "get_weather"
@@ -89,7 +89,7 @@ def test_function_tools_and_their_outputs(api: openai.OpenAI) -> None:
 
 def test_streamed_function_call(api: openai.OpenAI) -> None:
     with api.responses.stream(
-        model=MODEL, input="Weather in Paris?", tools=[TOOL], tool_choice=FORCE, max_output_tokens=64
+        model=MODEL, input="Weather in Paris?", tools=[TOOL], tool_choice=FORCE, max_output_tokens=64, temperature=0
     ) as stream:
         argument_deltas = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
         final = stream.get_final_response()

@@ -18,7 +18,10 @@ FORCE = {"type": "function", "function": {"name": "get_weather"}}
 
 
 def ask(api: openai.OpenAI, **kwargs: Any) -> ChatCompletion:
-    completion: ChatCompletion = api.chat.completions.create(model=OPENROUTER_MODEL_ID, tools=[WEATHER_TOOL], **kwargs)
+    # Greedy: a sampled forced call can carry a stray ':' in its name from vLLM's parser, which is not what this checks.
+    completion: ChatCompletion = api.chat.completions.create(
+        model=OPENROUTER_MODEL_ID, tools=[WEATHER_TOOL], temperature=0, **kwargs
+    )
     return completion
 
 
