@@ -10,9 +10,10 @@ upstream when the operator configured one and the request may leave the machine 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from server.errors import NotFound
-from server.schemas.request import ChatRequest, UserMessage
+from server.schemas.request import ChatRequest, UnsupportedPart, UserMessage
 
 WEB_PLUGINS = ("web", "web-fetch")
 
@@ -31,11 +32,14 @@ def wanted(req: ChatRequest) -> Wanted:
     admitted (file_parser.py)."""
     refuse_web(req)
     middle_out = "middle-out" in (req.transforms or []) or enabled(req, "context-compression")
-    files = any(
-        isinstance(m, UserMessage) and isinstance(m.content, list) and any(p.type == "file" for p in m.content)
-        for m in req.messages
-    )
+    files = any(isinstance(m, UserMessage) and isinstance(m.content, list) and any(map(is_file, m.content))
+                for m in req.messages)  # fmt: skip
     return Wanted(heal_json=heal_wanted(req), middle_out=middle_out, files=files)
+
+
+def is_file(part: object) -> TypeGuard[UnsupportedPart]:
+    """A `file` content part (the file-parser's)."""
+    return isinstance(part, UnsupportedPart) and part.type == "file"
 
 
 def enabled(req: ChatRequest, plugin_id: str) -> bool:

@@ -15,13 +15,14 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from server.errors import InvalidRequest, Overloaded
 from server.generation.input_limits import BYTES_PER_TOKEN, MAX_IMAGE_TOKENS
+from server.generation.plugins import is_file
 from server.schemas.request import ChatRequest, Lenient, UnsupportedPart, UserMessage
 
 MAX_TEXT_PAGES = 500  # across all the request's documents
@@ -88,7 +89,7 @@ def _file_parts(req: ChatRequest) -> list[tuple[str, UnsupportedPart]]:
         for i, message in enumerate(req.messages)
         if isinstance(message, UserMessage) and isinstance(message.content, list)
         for j, part in enumerate(message.content)
-        if _is_file(part)
+        if is_file(part)
     ]
 
 
@@ -174,16 +175,12 @@ class PdfReader:
 def without_files(req: ChatRequest) -> ChatRequest:
     """The request without its PDF parts: what it asks for before they are read."""
     messages = [
-        m.model_copy(update={"content": [p for p in m.content if not _is_file(p)]})
+        m.model_copy(update={"content": [p for p in m.content if not is_file(p)]})
         if isinstance(m, UserMessage) and isinstance(m.content, list)
         else m
         for m in req.messages
     ]
     return req.model_copy(update={"messages": messages})
-
-
-def _is_file(part: object) -> TypeGuard[UnsupportedPart]:
-    return isinstance(part, UnsupportedPart) and part.type == "file"
 
 
 def _replace(req: ChatRequest, found: Documents, parsed: list[list[dict[str, Any]]]) -> ChatRequest:
