@@ -19,6 +19,7 @@ from playwright.sync_api import (
     Page,
     Playwright,
     Request,
+    Route,
     expect,
     sync_playwright,
 )
@@ -188,6 +189,12 @@ def test_images_by_picker_drop_and_paste(visit: Visit, tmp_path: Path) -> None:
 
 def test_stop_aborts_the_generation(visit: Visit) -> None:
     page = visit.open()
+
+    def without_eos(route: Route) -> None:  # the answer cannot end by itself before Stop: only the abort ends it
+        body = json.loads(route.request.post_data or "{}")
+        route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+
+    page.route("**/chat/completions", without_eos)
     page.get_by_text("Settings").click()
     page.get_by_label("Max tokens").fill("3000")
     visit.say("Write a very long story")
