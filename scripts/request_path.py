@@ -32,7 +32,7 @@ from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = str(REPO / "server")
-ENGINE_CLIENT = str(REPO / "server" / "engine" / "client.py")
+ENGINE_CLIENT = str(REPO / "server" / "fleet" / "client.py")
 ROUTES = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}),
     "chat, streamed": (

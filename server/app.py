@@ -1,6 +1,7 @@
-"""`create_app(settings, engine, state)`: the FastAPI gateway, where its parts are built and wired (routes reach them
-through server/api/deps.py). The lifespan starts and stops the engine, opens the generation records and owns the
-HTTP clients (one to the engine, one for fetching remote images, one upstream) and the generation path built on them.
+"""`create_app(settings, engines, state)`: the FastAPI gateway in front of a fleet of engines (or one), where its
+parts are built and wired (routes reach them through server/api/deps.py). The lifespan starts and stops the engines,
+opens the generation records and owns the HTTP clients (one per engine, one for fetching remote images, one upstream)
+and the generation path built on them.
 `state` is the admission, records and metrics it shares with other gateway workers; by default its own."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import httpx
 from fastapi import Depends, FastAPI
 
@@ -21,9 +21,11 @@ from server.access.keys import KeyStore
 from server.api import account, generate, keys, messages, models, ops, responses, tokenize, unsupported, usage
 from server.api.deps import Gateway, Generation, require_key
 from server.catalog import Catalog
-from server.engine.client import EngineClient, engine_session
-from server.engine.protocol import ManagedEngine
+from server.engine.protocol import Endpoint
 from server.errors import install_error_handlers
+from server.fleet.client import EngineClient, Sessions
+from server.fleet.members import Fleet, fleet_of
+from server.fleet.routing import Router
 from server.gateway_state import GatewayState, local_state
 from server.generation.dispatch import Dispatch
 from server.generation.pipeline import Pipeline
@@ -62,13 +64,14 @@ def key_store(settings: Settings) -> KeyStore:
 def generation_path(
     gateway: Gateway,
     tracing: Tracing,
-    engine_http: aiohttp.ClientSession,
+    sessions: Sessions,
     fetcher: httpx.AsyncClient,
     hosted: httpx.AsyncClient,
 ) -> Generation:
     """Front door, pipeline and engine client, on the lifespan's HTTP clients."""
     settings = gateway.settings
-    client = EngineClient(engine_http, gateway.engine, settings.retry_after_s, tracing.tracer)
+    router = Router(settings.routing)
+    client = EngineClient(sessions, gateway.engine, router, settings.retry_after_s, tracing.tracer)
     recorder = Recorder(gateway.records, gateway.metrics)
     pipeline = Pipeline(settings, client, recorder, fetcher, gateway.admission, tracing.tracer)
     upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
@@ -76,7 +79,8 @@ def generation_path(
     return Generation(dispatch, pipeline, client)
 
 
-def create_app(settings: Settings, engine: ManagedEngine, state: GatewayState | None = None) -> FastAPI:
+def create_app(settings: Settings, engines: Fleet | Endpoint, state: GatewayState | None = None) -> FastAPI:
+    engine = fleet_of(engines)
     state = state or local_state(settings, engine)
     store = key_store(settings)  # one SQLite connection for the process: the key ring reads it, /keys writes it
     gateway = Gateway(
@@ -93,14 +97,14 @@ def create_app(settings: Settings, engine: ManagedEngine, state: GatewayState | 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sessions = Sessions(engine, settings.engine_request_timeout_s)
         async with (
-            engine_session(settings.engine_request_timeout_s, engine.url) as http,
             # Remote images: no redirects followed by httpx (image_fetch checks every hop), no proxies from env.
             httpx.AsyncClient(timeout=settings.image_fetch_timeout_s, trust_env=False) as fetcher,
             # The hosted upstream is on the internet: the environment's proxy settings apply (a corporate proxy).
             httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s, connect=10.0)) as hosted,
         ):
-            gateway.generation = generation_path(gateway, tracing, http, fetcher, hosted)
+            gateway.generation = generation_path(gateway, tracing, sessions, fetcher, hosted)
             await state.records.open()
             await engine.start()
             try:
@@ -108,6 +112,7 @@ def create_app(settings: Settings, engine: ManagedEngine, state: GatewayState | 
             finally:
                 gateway.generation = None
                 await engine.stop()
+                await sessions.aclose()
                 await state.records.close()
                 tracing.shutdown()
 
@@ -133,6 +138,7 @@ def _wire(app: FastAPI, gateway: Gateway, tracing: Tracing) -> None:
         queue_depth=lambda: admission.waiting,
         engine_ready=lambda: float(engine.ready),
         engine_restarts=lambda: engine.restarts,
+        engines=lambda: [m.describe() for m in engine.members],
     )
     install_error_handlers(app)
     # Outermost first: request ids and access log, then who may call (before the body is read), then body size.

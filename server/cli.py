@@ -37,20 +37,25 @@ from server.bench.flags import (
     BenchSharegptPath,
     BenchSlo,
     BenchTokenizer,
+    BenchTurns,
     BenchWarmups,
 )
 from server.errors import ConfigError, EngineFailed
 from server.workers.flags import (
     ServeEnginePort,
+    ServeEngines,
     ServeEngineUrl,
+    ServeFleetFile,
     ServeHost,
     ServeInsecureNoAuth,
     ServeKeysFile,
     ServeModel,
     ServePort,
     ServeProfile,
+    ServeRouting,
     ServeWorkers,
 )
+from server.workers.node_flags import NodeHost, NodeKeyFile, NodePort
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Mistral Small 3.1 on vLLM behind an OpenRouter-compatible API."
@@ -66,15 +71,34 @@ def serve(
     model: ServeModel = None,
     profile: ServeProfile = None,
     engine_url: ServeEngineUrl = None,
+    fleet_file: ServeFleetFile = None,
+    engines: ServeEngines = None,
+    routing: ServeRouting = None,
     engine_port: ServeEnginePort = None,
     keys_file: ServeKeysFile = None,
     insecure_no_auth: ServeInsecureNoAuth = False,
 ) -> None:
-    """Run the gateway and the engine it supervises (or attaches to)."""
+    """Run the gateway and the engines it supervises or attaches to."""
     # Every flag reaches the command's function by name (ctx.params).
     from server.workers.start import serve_from_flags
 
     serve_from_flags(ctx.params)
+
+
+@app.command()
+def engine(
+    host: NodeHost = "127.0.0.1",
+    port: NodePort = 8100,
+    model: ServeModel = None,
+    profile: ServeProfile = None,
+    key_file: NodeKeyFile = None,
+) -> None:
+    """Run one engine of a fleet on this node, for a gateway on another to attach to (prints its URL and key file)."""
+    from server.workers.node import run_node
+    from server.workers.start import settings_from_flags
+
+    settings = settings_from_flags({"model": model, "profile": profile})
+    run_node(settings, host, port, key_file or settings.cache_dir / f"engine-{port}.key")
 
 
 @app.command()
@@ -130,6 +154,7 @@ def bench(
     sharegpt_path: BenchSharegptPath = None,
     input_len: BenchInputLen = 1024,
     output_len: BenchOutputLen = 128,
+    turns: BenchTurns = 5,
     range_ratio: BenchRangeRatio = 0.0,
     prefix_len: BenchPrefixLen = 0,
     image_size: BenchImageSize = "512x512",

@@ -49,11 +49,19 @@ class EngineFailed(MistralLocalError):
 class GatewayError(MistralLocalError):
     status = 500
 
-    def __init__(self, message: str, *, metadata: dict[str, Any] | None = None, retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+        availability: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.metadata = metadata
         self.retry_after = retry_after
+        self.availability = availability  # OpenRouter's `error.availability`, when no engine can take the request
 
 
 class InvalidRequest(GatewayError):
@@ -96,29 +104,46 @@ class EngineUnavailable(GatewayError):
     status = 503
 
 
+def availability(code: str, retry_after: int | None = None) -> dict[str, Any]:
+    """OpenRouter's `error.availability`: `capacity_exhausted` (429, every engine full) or `temporarily_unavailable`
+    (503, no engine ready; or a stream whose engine stopped: another may take it again at once)."""
+    return {"code": code, "retryable": True, **({"retry_after": retry_after} if retry_after is not None else {})}
+
+
 def error_for_status(
-    status: int, message: str, *, metadata: dict[str, Any] | None = None, retry_after: int | None = None
+    status: int,
+    message: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    retry_after: int | None = None,
+    availability: dict[str, Any] | None = None,
 ) -> GatewayError:
     """The error of the tree with this status: errors cross process boundaries as plain data (server/workers/)."""
     kind = next((c for c in GatewayError.__subclasses__() if c.status == status), GatewayError)
-    return kind(message, metadata=metadata, retry_after=retry_after)
+    return kind(message, metadata=metadata, retry_after=retry_after, availability=availability)
 
 
 def error_fields(exc: GatewayError) -> dict[str, Any]:
     """`error_for_status`'s arguments for `exc`."""
-    return {"status": exc.status, "message": exc.message, "metadata": exc.metadata, "retry_after": exc.retry_after}
+    fields = {"status": exc.status, "message": exc.message, "metadata": exc.metadata, "retry_after": exc.retry_after}
+    return fields | {"availability": exc.availability}
 
 
-def error_body(status: int, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str, metadata: dict[str, Any] | None = None, availability: dict[str, Any] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"code": status, "message": message}
     if metadata:
         error["metadata"] = metadata
+    if availability:
+        error["availability"] = availability
     return {"error": error}
 
 
 def error_response(exc: GatewayError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse(error_body(exc.status, exc.message, exc.metadata), status_code=exc.status, headers=headers)
+    body = error_body(exc.status, exc.message, exc.metadata, exc.availability)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError | ValidationError) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from server.access.admission import Admission, Demand
 from server.access.auth import Principal, configured_keys
 from server.access.keys import KeyStore
-from server.engine.protocol import Engine
+from server.fleet.members import Fleet
 from server.records import RecordStore
 from server.schemas.record import GenerationRecord
 from server.settings import Settings
@@ -73,7 +73,7 @@ def key_ids(settings: Settings) -> dict[str, str]:
     return configured | KeyStore(settings.keys_path, settings.records_path).ids()
 
 
-def local_state(settings: Settings, engine: Engine) -> LocalState:
+def local_state(settings: Settings, engine: Fleet) -> LocalState:
     records = RecordStore(settings.records_path, settings.records_retention_days, key_ids(settings))
     admission = Admission(
         max_in_flight=settings.max_in_flight,

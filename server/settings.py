@@ -4,10 +4,10 @@ and passed down. Nothing reads the environment after this."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.access.auth import KeySpec
 from server.checkpoint.identity import DEFAULT
@@ -67,9 +67,19 @@ class Settings(BaseSettings):
     # gets the same bytes either way (tests/e2e/test_fast_path.py); only the gateway's CPU time differs.
     fast_path: bool = True
     cache_dir: Path = Path.home() / ".cache" / "mistral-local"
-    # Attach to an engine someone else runs instead of launching one: http://HOST:PORT or unix:PATH.
-    engine_url: str | None = None
+    # Attach to engines someone else runs (each started by `mistral-local engine`, or an llm-d / vLLM router
+    # endpoint) instead of launching one: http://HOST:PORT or unix:PATH, several separated by commas (the flag
+    # repeats). Their key: engine_api_key. A fleet file (YAML, server/fleet/fleet_file.py) lists engines with a key
+    # each. With either, this gateway launches no engine of its own unless `engines` says how many.
+    engine_url: Annotated[tuple[str, ...], NoDecode] = ()
     engine_api_key: SecretStr | None = None
+    fleet_file: Path | None = None
+    # Engines this gateway launches on this host from the profile, each on its own GPUs (the profile's TP x PP);
+    # default: one, or none when engines are attached.
+    engines: int | None = Field(None, ge=0, le=64)
+    # Which engine a request goes to (server/fleet/routing.py): the conversation's engine (affinity), or, for
+    # measuring against it, the least busy one or each in turn.
+    routing: Literal["affinity", "least-loaded", "round-robin"] = "affinity"
     # The launched engine listens on a Unix socket in a private directory. A fixed loopback port instead lets other
     # gateways and benchmarks reach it, and every local user too (docs/security.md).
     engine_port: int | None = Field(None, ge=1, le=65535)
@@ -143,7 +153,8 @@ class Settings(BaseSettings):
     # The operator's switch: nothing ever goes upstream, whatever else is configured.
     local_only: bool = False
     upstream_timeout_s: float = Field(120.0, gt=0)
-    # Admission: bounds on what is in flight, and on what may wait for a slot (and for how long).
+    # Admission: bounds on what is in flight (max_in_flight and max_tokens_in_flight per ready engine of the fleet),
+    # and on what may wait for a slot (and for how long).
     max_in_flight: int = Field(64, ge=1)
     max_waiting: int = Field(64, ge=0)
     max_tokens_in_flight: int = Field(262_144, ge=1)
@@ -160,6 +171,14 @@ class Settings(BaseSettings):
     pdf_memory_mb: int = Field(1024, ge=256)
     pdf_readers: int = Field(2, ge=1)
     pdf_queue: int = Field(8, ge=0)
+
+    @field_validator("engine_url", mode="before")
+    @classmethod
+    def _urls(cls, value: object) -> object:
+        """One URL, or several separated by commas (the environment variable), or a list (the repeated flag)."""
+        if isinstance(value, str):
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+        return value
 
     @property
     def keys_path(self) -> Path:

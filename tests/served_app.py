@@ -16,7 +16,7 @@ import uvicorn
 
 from server.app import create_app
 from server.engine.attached import AttachedEngine
-from server.engine.protocol import ManagedEngine
+from server.engine.protocol import Endpoint
 from server.serving import free_port
 from server.settings import Settings
 
@@ -30,7 +30,7 @@ def gateway_settings(**overrides: Any) -> Settings:
 
 
 @contextmanager
-def served_app(settings: Settings, engine: ManagedEngine | None = None) -> Iterator[str]:
+def served_app(settings: Settings, engine: Endpoint | None = None) -> Iterator[str]:
     """The app's base URL while it serves on a free loopback port."""
     port = free_port()
     app = create_app(settings, engine or nowhere_engine(settings))

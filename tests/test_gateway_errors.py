@@ -32,7 +32,10 @@ def test_not_ready_until_the_engine_answers() -> None:
         chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
         assert chat.status_code == 503
         assert chat.headers["retry-after"] == "7"
-        assert chat.json() == {"error": {"code": 503, "message": "Engine is starting"}}
+        # OpenRouter's availability object: no engine can take it now, try again (in the Retry-After's time)
+        availability = {"code": "temporarily_unavailable", "retryable": True, "retry_after": 7}
+        assert chat.json() == {"error": {"code": 503, "message": "Engine is starting", "availability": availability}}
+        assert ready.json()["error"]["availability"] == availability
 
 
 def test_unknown_route_is_a_404_in_openrouter_shape() -> None:

@@ -68,4 +68,4 @@ def test_a_request_path_over_its_limit_fails_and_names_its_files() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "server/generation/pipeline.py" in done.stdout and "server/engine/client.py" in done.stdout
+    assert "server/generation/pipeline.py" in done.stdout and "server/fleet/client.py" in done.stdout

@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 from server.access.auth import KeyLimits, Principal
 from server.engine.supervisor import EngineState
-from server.errors import EngineUnavailable, Overloaded, PaymentRequired
+from server.errors import EngineUnavailable, Overloaded, PaymentRequired, availability
 
 WINDOW_S = 60.0
 NO_LIMITS = KeyLimits()
@@ -103,10 +103,13 @@ class Ticket:
 
 
 class HasState(Protocol):
-    """The engine, as admission reads it (server/engine/protocol.py)."""
+    """The engines, as admission reads them (server/fleet/members.py `Fleet`)."""
 
     @property
     def state(self) -> EngineState: ...
+
+    @property
+    def ready_count(self) -> int: ...
 
 
 class Admission:
@@ -121,7 +124,8 @@ class Admission:
         engine: HasState,
         spent: Callable[[str | None], tuple[int, float]],
     ) -> None:
-        """`engine`: whose state now says whether to admit (ready); `spent`: a key's (tokens, cost) so far."""
+        """`engine`: whose state now says whether to admit (ready), and how many engines' worth of room there is
+        (`max_in_flight` and `max_tokens_in_flight` are each engine's); `spent`: a key's (tokens, cost) so far."""
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
         self.max_tokens_in_flight = max_tokens_in_flight
@@ -137,17 +141,19 @@ class Admission:
         self._notifiers: set[asyncio.Task[None]] = set()
 
     def _fits(self, tokens: int) -> bool:
-        if self.in_flight >= self.max_in_flight:
+        engines = max(1, self._engine.ready_count)
+        if self.in_flight >= self.max_in_flight * engines:
             return False
         # One request larger than the token bound still runs, alone.
-        return self.in_flight == 0 or self.tokens_in_flight + tokens <= self.max_tokens_in_flight
+        return self.in_flight == 0 or self.tokens_in_flight + tokens <= self.max_tokens_in_flight * engines
 
     def _overloaded(self, why: str, retry_after: int | None = None, source: str = "mistral-local") -> Overloaded:
-        """`source` "key": the key's own limit (no other provider may take the request for it)."""
+        """`source` "key": the key's own limit (no other provider may take the request for it); else every engine
+        is full, which OpenRouter says in `error.availability`."""
+        retry = retry_after or self.retry_after_s
+        full = availability("capacity_exhausted", retry) if source != "key" else None
         return Overloaded(
-            f"Rate limit exceeded: {why}",
-            retry_after=retry_after or self.retry_after_s,
-            metadata={"limit_source": source},
+            f"Rate limit exceeded: {why}", retry_after=retry, metadata={"limit_source": source}, availability=full
         )
 
     def _check_key(self, principal: Principal, demand: Demand) -> _KeyState | None:
@@ -179,7 +185,10 @@ class Admission:
             engine_state = self._engine.state
             if self.draining or engine_state is not EngineState.READY:
                 why = "Server is shutting down" if self.draining else f"Engine is {engine_state.value}"
-                raise EngineUnavailable(why, retry_after=self.retry_after_s)
+                retry = self.retry_after_s
+                raise EngineUnavailable(
+                    why, retry_after=retry, availability=availability("temporarily_unavailable", retry)
+                )
         if capacity and not self._fits(demand.tokens):
             await self._wait_for_room(demand.tokens)
         ticket = Ticket(self, principal, demand, capacity)

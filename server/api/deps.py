@@ -12,9 +12,9 @@ from fastapi import Depends, FastAPI, Request
 from server.access.auth import KeyRing, Principal
 from server.access.keys import KeyStore
 from server.catalog import Catalog
-from server.engine.client import EngineClient
-from server.engine.protocol import ManagedEngine
 from server.errors import EngineUnavailable
+from server.fleet.client import EngineClient
+from server.fleet.members import Fleet
 from server.gateway_state import Admits, Records
 from server.generation.dispatch import Dispatch
 from server.generation.pipeline import Pipeline
@@ -32,7 +32,7 @@ class Generation:
 @dataclass
 class Gateway:
     settings: Settings
-    engine: ManagedEngine
+    engine: Fleet
     keyring: KeyRing
     key_store: KeyStore
     admission: Admits

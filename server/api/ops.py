@@ -1,4 +1,5 @@
-"""Operational routes: liveness (the gateway answers), readiness (the engine can generate), status, metrics."""
+"""Operational routes: liveness (the gateway answers), readiness (an engine can generate), status, metrics. Readiness
+and status show every engine of the fleet by name (state, load, prefix-cache hit rate; never an address or key)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.deps import GatewayDep, KeyDep, require_key
-from server.errors import EngineUnavailable, Forbidden
+from server.errors import EngineUnavailable, Forbidden, availability
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
 
@@ -20,16 +21,19 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready")
 async def ready(gateway: GatewayDep) -> dict[str, object]:
     engine = gateway.engine
+    engines = [m.describe() for m in engine.members]
     retry = gateway.settings.retry_after_s
     if gateway.admission.draining:
         raise EngineUnavailable("Server is shutting down", retry_after=retry)
     if not engine.ready:
         state = engine.state.value
-        metadata = {"engine_state": state}
+        metadata: dict[str, object] = {"engine_state": state, "engines": engines}
         if engine.last_failure is not None:  # a start failed and it is being tried again: say why
             metadata["last_failure"] = engine.last_failure
-        raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata=metadata)
-    return {"status": "ready", "engine": {"state": engine.state.value, "restarts": engine.restarts}}
+        gone = availability("temporarily_unavailable", retry)
+        raise EngineUnavailable(f"Engine is {state}", retry_after=retry, metadata=metadata, availability=gone)
+    summary = {"state": engine.state.value, "restarts": engine.restarts}
+    return {"status": "ready", "engine": summary, "engines": engines}
 
 
 @router.get("/status")
@@ -38,6 +42,7 @@ async def status(gateway: GatewayDep) -> dict[str, object]:
     engine, admission = gateway.engine, gateway.admission
     return {
         "engine": {"state": engine.state.value, "ready": engine.ready, "restarts": engine.restarts},
+        "engines": [m.describe() for m in engine.members],
         "in_flight": admission.in_flight,
         "waiting": admission.waiting,
         "draining": admission.draining,

@@ -18,12 +18,15 @@ from rich.table import Table
 
 from server.bench.client import Outcome, Target
 from server.bench.compare import Comparison, compare
+from server.bench.dialogues import cache_figures, dialogues, engine_counters, run_dialogues
 from server.bench.load import LoadShape, run_load, wait_ready
 from server.bench.metrics import Slo, summarize
 from server.bench.output import markdown_report, plot_sweep, plot_ttft_cdf, result_table, save_json
 from server.bench.workload import BenchRequest, Tokenizer, image_requests, random_requests, sharegpt_requests
 from server.errors import ConfigError
 from server.settings import Settings
+
+ENGINE_PROBE_S = 2.0  # a little over the gateway's probe interval (server/fleet/watch.py)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class BenchOptions:
     sharegpt_path: Path | None
     input_len: int
     output_len: int
+    turns: int
     range_ratio: float
     prefix_len: int
     image_size: tuple[int, int]
@@ -65,7 +69,7 @@ def options_from_flags(flags: dict[str, Any]) -> BenchOptions:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     second = f["compare_model"] or f["model"], f["compare_api_key"], f["compare_label"]
-    same = ("dataset", "sharegpt_path", "input_len", "output_len", "range_ratio", "prefix_len", "images")
+    same = ("dataset", "sharegpt_path", "input_len", "output_len", "turns", "range_ratio", "prefix_len", "images")
     return BenchOptions(
         target=Target(f["base_url"], f["model"], f["api_key"], f["label"]),
         compare_with=Target(f["compare"], *second) if f["compare"] else None,
@@ -102,7 +106,7 @@ def workload(opts: BenchOptions, tok: Tokenizer, content_seed: int | None = None
         )  # fmt: skip
     if opts.dataset == "sharegpt" and opts.sharegpt_path is not None:
         return sharegpt_requests(tok, opts.sharegpt_path, n=n, output_len=None, seed=seed)
-    raise ConfigError("--dataset is random, image, or sharegpt with --sharegpt-path FILE")
+    raise ConfigError("--dataset is random, image, multi-turn, or sharegpt with --sharegpt-path FILE")
 
 
 def _shape(opts: BenchOptions, concurrency: int | None) -> LoadShape:
@@ -111,6 +115,28 @@ def _shape(opts: BenchOptions, concurrency: int | None) -> LoadShape:
 
 def _advance(progress: Progress, task: TaskID, _: Outcome) -> None:
     progress.advance(task)
+
+
+async def _conversations(opts: BenchOptions, tok: Tokenizer, console: Console) -> list[dict[str, Any]]:
+    """The multi-turn workload at each concurrency, new conversations each time (a cached one would flatter the
+    next), with the run's prefix-cache hit rate per engine where the target is this gateway."""
+    results = []
+    for step, concurrency in enumerate(opts.concurrencies):
+        talks = dialogues(
+            tok, n=opts.num_prompts, turns=opts.turns, system_len=opts.prefix_len, turn_len=opts.input_len,
+            output_len=opts.output_len, seed=opts.seed + step,
+        )  # fmt: skip
+        before = await engine_counters(opts.target)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"concurrency {concurrency or '∞'}", total=opts.num_prompts * opts.turns)
+            run = await run_dialogues(opts.target, talks, _shape(opts, concurrency), partial(_advance, progress, task))
+        result = summarize(run, opts.slo) | {"turns": opts.turns}
+        await asyncio.sleep(ENGINE_PROBE_S)  # the gateway reads its engines' counters once a second
+        after = await engine_counters(opts.target)
+        if before is not None and after is not None:
+            result |= cache_figures(before, after)
+        results.append(result)
+    return results
 
 
 async def _sweep(opts: BenchOptions, requests: list[BenchRequest], console: Console) -> list[dict[str, Any]]:
@@ -144,6 +170,10 @@ async def _main(opts: BenchOptions, console: Console) -> list[dict[str, Any]]:
     if opts.ready_timeout_s > 0:
         for t in targets:
             await wait_ready(t, opts.ready_timeout_s)
+    if opts.dataset == "multi-turn":
+        if opts.compare_with is not None:
+            raise ConfigError("--dataset multi-turn measures one target at a time (run it once per target)")
+        return await _conversations(opts, tok, console)
     if opts.compare_with is None:
         return await _sweep(opts, workload(opts, tok), console)
     b_seed = opts.seed + 1_000_003  # same lengths, other tokens: see compare.py

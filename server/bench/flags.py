@@ -31,7 +31,15 @@ BenchCompareLabel = Annotated[str, typer.Option()]
 
 BenchRounds = Annotated[int, typer.Option(min=1, help="Interleaved rounds per comparison (order alternates).")]
 
-BenchDataset = Annotated[str, typer.Option(help="random, image or sharegpt.")]
+BenchDataset = Annotated[
+    str,
+    typer.Option(
+        help="random, image, sharegpt, or multi-turn (--num-prompts conversations of --turns turns, a shared "
+        "system prompt of --prefix-len tokens, user turns of --input-len)."
+    ),
+]
+
+BenchTurns = Annotated[int, typer.Option(min=1, help="Turns per conversation (--dataset multi-turn).")]
 
 BenchSharegptPath = Annotated[Path | None, typer.Option(help="ShareGPT-format JSON file (with --dataset sharegpt).")]
 

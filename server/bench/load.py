@@ -48,7 +48,7 @@ def send_offsets(n: int, rate: float, burstiness: float, seed: int) -> list[floa
     return [0.0, *offsets[:-1].tolist()]
 
 
-def _session(concurrency: int | None) -> aiohttp.ClientSession:
+def session_for(concurrency: int | None) -> aiohttp.ClientSession:
     # One session; a connector no smaller than the concurrency (aiohttp's default cap of 100 skews TTFT beyond it).
     connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=6 * 3600)
@@ -59,7 +59,7 @@ async def wait_ready(target: Target, timeout_s: float) -> None:
     """Until GET /models answers 200 (the target may still be loading)."""
     deadline = time.monotonic() + timeout_s
     url = target.base_url.rstrip("/") + "/models"
-    async with _session(1) as session:
+    async with session_for(1) as session:
         while True:
             try:
                 async with session.get(url, headers=target.headers) as r:
@@ -88,7 +88,7 @@ async def run_load(
     warm, bodies = everything[:warmups], everything[warmups:]
     offsets = send_offsets(len(bodies), shape.request_rate, shape.burstiness, shape.seed)
     gate = asyncio.Semaphore(shape.max_concurrency or len(bodies) or 1)
-    async with _session(shape.max_concurrency) as session:
+    async with session_for(shape.max_concurrency) as session:
         for body in warm:
             await send(session, target, body)
 

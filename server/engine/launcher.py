@@ -40,15 +40,17 @@ class EngineCommand:
     api_key: str
 
 
-def tcp_url(port: int) -> str:
-    return f"http://{ENGINE_HOST}:{port}"
+def tcp_url(port: int, host: str = ENGINE_HOST) -> str:
+    """`host`: loopback, unless an engine of a fleet listens for a gateway on another node (`mistral-local engine`)."""
+    return f"http://{host}:{port}"
 
 
 def _listen_flags(url: str) -> list[str]:
     path = socket_path(url)
     if path is not None:
         return ["--uds", str(path)]
-    return ["--host", ENGINE_HOST, "--port", url.rsplit(":", 1)[1]]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return ["--host", host.strip("[]"), "--port", port]
 
 
 def new_api_key() -> str:

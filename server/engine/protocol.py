@@ -1,25 +1,39 @@
 """The engine as the rest of the gateway sees it. `Engine` is its read-only face (requests, readiness, metrics and
-the workers' copies read it); `ManagedEngine` adds the start and stop the app's lifespan calls. A launched engine
-(supervisor.py), an attached one (attached.py) and a worker's copy (server/workers/engine_view.py) all fit."""
+the workers' copies read it); `ManagedEngine` adds the start and stop the app's lifespan calls; `Endpoint` is one
+engine at one address. A launched engine (supervisor.py), an attached one (attached.py) and a worker's copy
+(server/workers/engine_view.py) are endpoints; a fleet of them (server/fleet/members.py) is a managed engine."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from server.engine.supervisor import EngineState
 
 
 class Engine(Protocol):
-    url: str  # unix:PATH or http://HOST:PORT (server/engine/address.py)
-    api_key: str
-    state: EngineState
-    state_since: float
-    restarts: int
-    max_model_len: int | None
-    images_per_prompt: int | None  # the profile's limit, when this gateway launched the engine
-    last_failure: str | None
-    last_log_line: str
+    @property
+    def state(self) -> EngineState: ...
+
+    @property
+    def state_since(self) -> float: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    @property
+    def max_model_len(self) -> int | None: ...
+
+    @property
+    def images_per_prompt(self) -> int | None:
+        """The profile's limit, when this gateway launched the engine."""
+
+    @property
+    def last_failure(self) -> str | None: ...
+
+    @property
+    def last_log_line(self) -> str: ...
 
     @property
     def ready(self) -> bool: ...
@@ -31,3 +45,9 @@ class ManagedEngine(Engine, Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class Endpoint(ManagedEngine, Protocol):
+    url: str  # unix:PATH or http://HOST:PORT (server/engine/address.py)
+    api_key: str
+    on_change: list[Callable[[], None]]  # called after each change of state

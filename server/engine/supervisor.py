@@ -44,6 +44,7 @@ class EngineState(enum.StrEnum):
     RESTARTING = "restarting"
     STOPPING = "stopping"
     FAILED = "failed"  # never became ready in `start_attempts` tries: the server exits with the diagnosis
+    UNREACHABLE = "unreachable"  # a fleet whose ready engines all stopped answering (server/fleet/members.py)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class EngineBase:
         self.state_since = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._http_client: httpx.AsyncClient | None = None
+        self.on_change: list[Callable[[], None]] = []  # after each change of state (a fleet's figures follow)
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -89,6 +91,8 @@ class EngineBase:
         if state is not self.state:
             log.info("engine %s", state.value)
             self.state, self.state_since = state, time.monotonic()
+            for hook in self.on_change:
+                hook()
 
     async def _wait_ready(self, alive: Callable[[], bool]) -> None:
         """Probe until ready; TimeoutError past the start timeout, RuntimeError if the process dies first."""

@@ -154,7 +154,7 @@ def chunk(env: Envelope, choices: list[dict[str, Any]], **extra: Any) -> dict[st
     }
 
 
-def error_chunk(env: Envelope, status: int, message: str) -> dict[str, Any]:
+def error_chunk(env: Envelope, status: int, message: str, availability: dict[str, Any] | None = None) -> dict[str, Any]:
     """A failure after the first token: HTTP already said 200, so the error travels in the stream."""
     choice = {
         "index": 0,
@@ -163,4 +163,5 @@ def error_chunk(env: Envelope, status: int, message: str) -> dict[str, Any]:
         "native_finish_reason": None,
         "logprobs": None,
     }
-    return chunk(env, [choice], error={"code": status, "message": message})
+    error = {"code": status, "message": message, **({"availability": availability} if availability else {})}
+    return chunk(env, [choice], error=error)

@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from opentelemetry.trace import StatusCode, Tracer
 
 from server.access.auth import Principal
-from server.engine.client import EngineClient
 from server.errors import InvalidRequest, context_error
+from server.fleet.client import EngineClient
+from server.fleet.routing import LEADING_MESSAGES, Conversation
 from server.gateway_state import Admits, Hold
 from server.generation import plugins
 from server.generation.compression import compress
@@ -40,7 +41,7 @@ from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
 from server.generation.record import Call, Ending, Recorder, cache_salt, new_generation_id, released, request_tags
 from server.generation.stream import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
-from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields, TokenizeRequest
+from server.schemas.request import ChatRequest, CompletionRequest, TokenizeRequest
 from server.settings import Settings
 from server.telemetry.request_log import request_id
 
@@ -167,11 +168,16 @@ class Pipeline:
             await resolve_images(images, self._image)
             return await self.engine.post("/tokenize", payload)
 
-    def _start(self, req: SamplingFields, principal: Principal, model: str) -> Call:
+    def _start(self, req: ChatRequest | CompletionRequest, principal: Principal, model: str) -> Call:
         if req.provider is not None:
             check_provider(req.provider, model, self.settings)
         env = Envelope(new_generation_id(), int(time.time()), model, self.settings.provider_name, self.pricing)
-        return Call(env, principal.label, request_tags(req), key_id=principal.key_id)
+        if isinstance(req, ChatRequest):
+            hints = {"session_id": req.session_id, "prompt_cache_key": req.prompt_cache_key, "user": req.user}
+            talk = Conversation(principal.key_id, hints, req.messages[:LEADING_MESSAGES])
+        else:
+            talk = Conversation(principal.key_id, {"session_id": req.session_id, "user": req.user}, req.prompt)
+        return Call(env, principal.label, request_tags(req), key_id=principal.key_id, conversation=talk)
 
     async def _generate(
         self, call: Call, ticket: Hold, path: str, payload: dict[str, Any], *, stream: bool
@@ -181,7 +187,7 @@ class Pipeline:
             return await self._stream(call, ticket, path, payload)
         shape = chat_response if call.api_type == "completions" else completion_response
         with released(ticket):  # the record releases it first, with what was used
-            raw = await self.engine.post(path, payload, self._engine_request_id(call))
+            raw = await self.engine.post(path, payload, self._engine_request_id(call), call.conversation)
             return await self._json(call, ticket, shape(raw, call.env))
 
     def _prepare(self, payload: dict[str, Any], principal: Principal) -> None:
@@ -243,7 +249,7 @@ class Pipeline:
 
     async def _stream(self, call: Call, ticket: Hold, path: str, payload: dict[str, Any]) -> Response:
         with released(ticket, on_error_only=True):  # errors before streaming keep their HTTP status
-            response = await self.engine.stream(path, payload, self._engine_request_id(call))
+            response = await self.engine.stream(path, payload, self._engine_request_id(call), call.conversation)
         outcome = StreamOutcome()
         text_completion = call.api_type == "text_completions"
         shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)

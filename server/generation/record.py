@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
+from server.fleet.routing import Conversation
 from server.gateway_state import Hold, Records
 from server.generation.outbound import Envelope
 from server.schemas.record import GenerationRecord
@@ -64,6 +65,7 @@ class Call:
     heal_json: bool = False  # the response-healing plugin: make the answer valid JSON
     cache_source_id: str | None = None  # a response-cache hit: the generation it replays
     key_id: str | None = None  # the key's immutable id (server/access/auth.py Principal)
+    conversation: Conversation | None = None  # which engine serves it (server/fleet/routing.py)
 
 
 @dataclass(frozen=True)

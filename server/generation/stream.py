@@ -30,7 +30,8 @@ import orjson
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from server.engine.client import STREAM_ERRORS
+from server.errors import availability
+from server.fleet.client import STREAM_ERRORS
 from server.generation.outbound import Envelope, chunk, error_chunk, finish_reason, usage
 from server.tasks import cancel_and_wait
 
@@ -291,7 +292,8 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
     except STREAM_FAILURES as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
-        yield events.failed_after + event(error_chunk(shaper.env, 502, "Engine stopped during generation"))
+        gone = availability("temporarily_unavailable")
+        yield events.failed_after + event(error_chunk(shaper.env, 502, "Engine stopped during generation", gone))
 
 
 class FinalizingStreamingResponse(StreamingResponse):

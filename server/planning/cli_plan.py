@@ -13,7 +13,7 @@ from server.errors import ConfigError
 from server.planning.gpus import catalog_gpu, known
 from server.planning.hardware import detect
 from server.planning.model_shape import WEIGHTS, ModelShape, Weights, checkpoint_weights, read_shape, reference_shape
-from server.planning.planner import Inventory, KvChoice, PlanRequest, Target, plan
+from server.planning.planner import Inventory, KvChoice, Plan, PlanRequest, Target, plan
 from server.planning.profile_writer import profile_name, render, to_profile
 from server.planning.report import print_plan
 
@@ -36,6 +36,14 @@ def _inventory(gpu: str | None, count: int, nodes: int, memory_gib: float | None
     if memory_gib is not None:
         found = replace(found, memory_bytes=int(memory_gib * 2**30))
     return Inventory(found, n, nodes)
+
+
+def _one_node(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan | None:
+    """The plan for one node of several, if the model fits one: then a fleet is the other way (docs/deploy.md)."""
+    try:
+        return plan(shape, replace(inventory, nodes=1), request)
+    except ConfigError:
+        return None
 
 
 def run_plan(
@@ -83,7 +91,8 @@ def run_plan(
         )
     name = profile_name(planned) if planned else write.stem if write else "planned"
     console = Console(width=140)
-    print_plan(result, to_profile(result, name, planned), str(write) if write else "PLAN.yaml", console)
+    node = _one_node(shape, inventory, request) if nodes > 1 else None
+    print_plan(result, to_profile(result, name, planned), str(write) if write else "PLAN.yaml", console, node)
     if write is None:
         console.print("# (save this plan as a profile first: the same command with --write PLAN.yaml)", style="dim")
     if write is not None:

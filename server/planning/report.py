@@ -12,6 +12,7 @@ from server.checkpoint.check import ModelFormat
 from server.engine.launcher import build_command
 from server.engine.profiles import Profile
 from server.engine.vllm_release import PINNED_RELEASE
+from server.planning.gpus import known
 from server.planning.planner import ACTIVATION_ALLOWANCE, GB, Plan
 
 KIB = 1024
@@ -91,10 +92,38 @@ def commands(p: Plan, profile: Profile, profile_ref: str, model_dir: str = "/mod
     return lines
 
 
-def print_plan(p: Plan, profile: Profile, profile_ref: str, console: Console) -> None:
+def fleet_commands(node: Plan, nodes: int, model_dir: str = "/models/mistral-small-3.1") -> list[str]:
+    """Shell lines for the other way to use several nodes when the model fits one: a fleet, one engine per node
+    (with the node plan's replicas inside it), one gateway routing each conversation to one of them."""
+    entry, count = known(node.inventory.gpu.name), node.inventory.count
+    gpu = entry.key if entry is not None else shlex.quote(node.inventory.gpu.name)
+    lines = [
+        f"# Or, since the model fits one node: a fleet of {nodes} engines, one per node "
+        f"(TP {node.tensor_parallel}, DP {node.data_parallel} inside each), one gateway in front (docs/deploy.md).",
+        f"# Every node: mistral-local plan --gpu {gpu} --count {count} --write node.yaml, then:",
+    ]
+    lines += [
+        f"mistral-local engine --model {model_dir} --profile node.yaml --host NODE{i}_IP --port 8100"
+        f"   # node {i}: prints its key file"
+        for i in range(1, nodes + 1)
+    ]
+    entries = ", ".join(f"{{url: 'http://NODE{i}_IP:8100', api_key_file: node{i}.key}}" for i in range(1, nodes + 1))
+    lines += [
+        "# The gateway (its keys file, and each node's key file copied beside it):",
+        f'echo "engines: [{entries}]" > fleet.yaml',
+        "mistral-local serve --host 0.0.0.0 --keys-file keys.yaml --fleet-file fleet.yaml --workers 4",
+    ]
+    return lines
+
+
+def print_plan(p: Plan, profile: Profile, profile_ref: str, console: Console, node: Plan | None = None) -> None:
+    """`node`: the plan for one of several nodes, when the model fits one (a fleet is printed too)."""
     console.print(plan_table(p))
     for note in p.notes:
         console.print(f"• {note}")
     console.print()
-    for line in commands(p, profile, profile_ref):
+    lines = commands(p, profile, profile_ref)
+    if node is not None:
+        lines += ["", *fleet_commands(node, p.inventory.nodes)]
+    for line in lines:
         console.print(line, style="dim" if line.startswith("#") else None, highlight=False, soft_wrap=True)

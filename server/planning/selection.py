@@ -1,4 +1,5 @@
-"""Which model, which profile and which kind of engine `serve` runs, from the settings and the hardware."""
+"""Which model and which profile `serve` runs, from the settings and the hardware, and the engines it launches for
+them (server/fleet/build.py adds the attached ones)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ import psutil
 from server.checkpoint.check import check_model
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
-from server.engine.attached import AttachedEngine
 from server.engine.diagnosis import Context, installed_version
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
-from server.engine.protocol import ManagedEngine
 from server.engine.supervisor import EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
@@ -112,7 +111,10 @@ def choose_model(settings: Settings) -> tuple[Path, Profile]:
     return model, profile
 
 
-def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: str, release: Release) -> EngineCommand:
+def engine_command(
+    settings: Settings, model_dir: Path, profile: Profile, url: str, release: Release, devices: str | None = None
+) -> EngineCommand:
+    """`devices`: the GPUs this engine may see (CUDA_VISIBLE_DEVICES), when several engines share the host."""
     report = check_model(model_dir, weights=not settings.random_weights)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
@@ -128,6 +130,8 @@ def engine_command(settings: Settings, model_dir: Path, profile: Profile, url: s
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )
     flags, env = engine_flags(settings)  # vLLM's own trace export, when tracing is on
+    if devices is not None:
+        env = env | {"CUDA_VISIBLE_DEVICES": devices}
     return replace(command, argv=(*command.argv, *flags), env=command.env | env)
 
 
@@ -137,30 +141,57 @@ def served_quantization(model_dir: Path, profile: Profile) -> str:
     return profile.quantization or checkpoint_weights(model_dir)
 
 
-def build_engine(settings: Settings) -> tuple[ManagedEngine, Settings]:
-    """An attached engine for --engine-url, else a supervisor for the chosen model and profile; and the settings
-    completed with what the profile decides (the quantization the local provider reports, unless configured)."""
-    if settings.engine_url is not None:
-        key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else ""
-        engine = AttachedEngine(
-            settings.engine_url, key, settings.model_id, start_timeout_s=settings.engine_start_timeout_s
-        )
-        return engine, settings
+def local_engines(settings: Settings, count: int, url: str | None = None) -> tuple[list[EngineSupervisor], Settings]:
+    """`count` supervisors for the chosen model and profile, each on its own address and, on GPUs, its own devices
+    (the profile's TP x PP of them, in order); and the settings completed with what the profile decides (the
+    quantization the local provider reports, unless configured). `url`: one engine's address, given."""
     model_dir, profile = choose_model(settings)
-    # A Unix socket only this user can reach, unless the operator fixed a loopback port (server/engine/address.py).
-    url = tcp_url(settings.engine_port) if settings.engine_port else private_socket()
     release = installed_release()  # an unsupported vLLM is refused now, not after a load
     log.info("vLLM %s (supported: %s)", release.version, SUPPORTED)
-    engine_command(settings, model_dir, profile, url, release)  # fail fast, before the gateway starts
-    log.info("serving %s with profile %s", model_dir, profile.name)
     if "quantization" not in settings.model_fields_set:
         settings = settings.model_copy(update={"quantization": served_quantization(model_dir, profile)})
-    supervisor = EngineSupervisor(
-        partial(engine_command, settings, model_dir, profile, url, release),
-        url,
-        settings.model_id,
-        Context(profile.name, profile.device, str(model_dir), installed_version),
-        start_timeout_s=settings.engine_start_timeout_s,
-        start_attempts=settings.engine_start_attempts,
-    )
-    return supervisor, settings
+    _check_devices(profile, count)
+    # A Unix socket only this user can reach, unless the operator fixed loopback ports (engine/address.py).
+    port = settings.engine_port
+    addresses = [url] if url else [tcp_url(port + i) if port else private_socket() for i in range(count)]
+    supervisors = []
+    for index, address in enumerate(addresses):
+        devices = engine_devices(profile, index, count)
+        engine_command(settings, model_dir, profile, address, release, devices)  # fail fast, before the gateway
+        supervisors.append(
+            EngineSupervisor(
+                partial(engine_command, settings, model_dir, profile, address, release, devices),
+                address,
+                settings.model_id,
+                Context(profile.name, profile.device, str(model_dir), installed_version),
+                start_timeout_s=settings.engine_start_timeout_s,
+                start_attempts=settings.engine_start_attempts,
+            )
+        )
+    log.info("serving %s with profile %s (%d engine%s)", model_dir, profile.name, count, "s"[: count - 1])
+    return supervisors, settings
+
+
+def _gpus_per_engine(profile: Profile) -> int:
+    return profile.tensor_parallel_size * profile.pipeline_parallel_size * profile.data_parallel_size
+
+
+def _check_devices(profile: Profile, count: int) -> None:
+    """Several engines on GPUs: each needs its own, and this host must have them all."""
+    if profile.device != "cuda" or count == 1:
+        return
+    inventory = detect().inventory()
+    have = inventory[1] if inventory is not None else 0
+    if count * _gpus_per_engine(profile) > have:
+        raise ConfigError(
+            f"{count} engines of profile {profile.name} need {count * _gpus_per_engine(profile)} GPUs "
+            f"({_gpus_per_engine(profile)} each); this host has {have}"
+        )
+
+
+def engine_devices(profile: Profile, index: int, count: int) -> str | None:
+    """CUDA_VISIBLE_DEVICES for engine `index` of `count` on this host: None when one engine has them all."""
+    if profile.device != "cuda" or count == 1:
+        return None
+    per_engine = _gpus_per_engine(profile)
+    return ",".join(str(index * per_engine + gpu) for gpu in range(per_engine))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -27,6 +28,33 @@ class LiveGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         for name, (doc, read) in self.gauges.items():
             yield GaugeMetricFamily(name, doc, value=read())
+
+
+# Each engine of the fleet, labelled by its name: read from the fleet's description of it when scraped.
+ENGINE_GAUGES = {
+    "up": "1 when the engine takes requests (ready and answering)",
+    "in_flight": "Requests this gateway process has on the engine",
+    "running": "Requests the engine runs (vLLM's num_requests_running)",
+    "waiting": "Requests the engine queues (vLLM's num_requests_waiting)",
+    "kv_cache_usage": "The engine's KV cache in use, 0 to 1 (vLLM's kv_cache_usage_perc)",
+    "prefix_cache_hit_rate": "Prompt tokens found in the engine's prefix cache since it started, 0 to 1",
+}
+
+
+class EngineGauges(Collector):
+    """`engines`: one dict per engine, with `name`, `state` and the figures of ENGINE_GAUGES."""
+
+    def __init__(self, engines: Callable[[], list[dict[str, Any]]]) -> None:
+        self.engines = engines
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        engines = self.engines()
+        for field, doc in ENGINE_GAUGES.items():
+            family = GaugeMetricFamily(f"mistral_local_engine_{field}", doc, labels=["engine"])
+            for e in engines:
+                value = float(e["state"] == "ready") if field == "up" else float(e[field])
+                family.add_metric([e["name"]], value)
+            yield family
 
 
 class Metrics:
@@ -65,6 +93,7 @@ class Metrics:
         queue_depth: Callable[[], float],
         engine_ready: Callable[[], float],
         engine_restarts: Callable[[], float],
+        engines: Callable[[], list[dict[str, Any]]],
     ) -> None:
         """The gauges, read from live state when scraped."""
         gauges = {
@@ -74,6 +103,7 @@ class Metrics:
             "mistral_local_engine_restarts": ("Engine restarts since start", engine_restarts),
         }
         self.registry.register(LiveGauges(gauges))
+        self.registry.register(EngineGauges(engines))
 
     def request(self, route: str, status: int, key: str | None) -> None:
         self.requests.labels(route, str(status), key or "-").inc()

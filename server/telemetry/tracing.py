@@ -2,7 +2,7 @@
 
 Off unless a collector is configured (settings.otlp_endpoint); off, the path's spans come from OpenTelemetry's no-op
 tracer (nothing is recorded) and nothing of OpenTelemetry's SDK is imported. The generation path uses OpenTelemetry's
-API directly (`Tracing.tracer`); the engine call's span is the engine client's (server/engine/client.py). On, each
+API directly (`Tracing.tracer`); the engine call's span is the engine client's (server/fleet/client.py). On, each
 process (the gateway, each gateway worker) exports its own spans, the launched engine is
 started with vLLM's own OTLP export to the same collector, and the engine call carries W3C trace context
 (`traceparent`), so vLLM's `llm_request` span joins the gateway's trace. A client's `traceparent` is not adopted (a
@@ -11,7 +11,7 @@ links to the client's span.
 
 Spans carry timings, token counts, ids and outcomes: never prompt or completion text (attributes come from the
 generation record, which holds none), nor an error's message (it may quote the request): a failed step says the
-error's type only (server/generation/pipeline.py `Pipeline._step`, server/engine/client.py).
+error's type only (server/generation/pipeline.py `Pipeline._step`, server/fleet/client.py).
 """
 
 from __future__ import annotations

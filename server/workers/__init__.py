@@ -8,4 +8,7 @@ connections over them), restarts one that dies, and on SIGTERM drains them all (
 control process for each admission (one round trip per request, none per chunk), tells it of releases and records,
 and follows the engine's state from it (`shared_state.py`, `engine_view.py`). A worker whose control process dies
 exits; tickets of a worker that dies are released.
+
+`mistral-local engine` (`node.py`) is the other process a fleet runs: one engine on its own node, supervised as
+`serve` supervises its own, for gateways elsewhere to attach to.
 """

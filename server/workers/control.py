@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from server.engine.protocol import ManagedEngine
+from server.fleet.members import Fleet
 from server.gateway_state import local_state
 from server.serving import raise_if_failed, wait_drained
 from server.settings import Settings
@@ -117,7 +117,7 @@ async def _first(*events: asyncio.Event) -> None:
             wait.cancel()
 
 
-async def run_control(settings: Settings, engine: ManagedEngine) -> None:
+async def run_control(settings: Settings, engine: Fleet) -> None:
     """Serve until a signal (drained), until the engine fails to start (EngineFailed) or until workers cannot start
     (SystemExit 1)."""
     state = local_state(settings, engine)

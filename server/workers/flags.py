@@ -35,10 +35,34 @@ ServeProfile = Annotated[
 ]
 
 ServeEngineUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Attach to a running engine (`mistral-local engine` on another node, or a router in front of several): "
+        "http://HOST:PORT or unix:PATH. Repeat it for a fleet. Their key: MISTRAL_LOCAL_ENGINE_API_KEY; a key each: "
+        "--fleet-file."
+    ),
+]
+
+ServeFleetFile = Annotated[
+    Path | None,
+    typer.Option(help="YAML list of engines to attach to, each with its key file (see docs/deploy.md)."),
+]
+
+ServeEngines = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=64,
+        help="Engines to launch on this host from the profile, each on its own GPUs (default: 1, or 0 when engines "
+        "are attached).",
+    ),
+]
+
+ServeRouting = Annotated[
     str | None,
     typer.Option(
-        help="Attach to a running engine instead of launching one: http://HOST:PORT or unix:PATH (its key: "
-        "MISTRAL_LOCAL_ENGINE_API_KEY)."
+        help="Which engine takes a request: affinity (a conversation stays on its engine; default), least-loaded "
+        "or round-robin (for measuring)."
     ),
 ]
 

@@ -13,8 +13,9 @@ from typing import Any
 from server.access.admission import Demand
 from server.access.auth import Principal
 from server.errors import EngineUnavailable, error_for_status
+from server.fleet.members import Fleet
 from server.schemas.record import GenerationRecord
-from server.workers.engine_view import EngineView
+from server.workers.engine_view import follow
 from server.workers.frames import FramedProtocol
 
 CONNECT_TIMEOUT_S = 30.0
@@ -23,7 +24,7 @@ CONNECT_TIMEOUT_S = 30.0
 class StateLink(FramedProtocol):
     """The connection to the control process: calls with answers, messages without, and its state as last sent."""
 
-    def __init__(self, engine: EngineView, retry_after_s: int) -> None:
+    def __init__(self, engine: Fleet, retry_after_s: int) -> None:
         super().__init__()
         self.engine = engine
         self.retry_after_s = retry_after_s
@@ -34,7 +35,7 @@ class StateLink(FramedProtocol):
         self._ids = itertools.count(1)
 
     @classmethod
-    async def connect(cls, path: Path, engine: EngineView, retry_after_s: int) -> StateLink:
+    async def connect(cls, path: Path, engine: Fleet, retry_after_s: int) -> StateLink:
         """Connected, with the engine's state known."""
         _, link = await asyncio.get_running_loop().create_unix_connection(lambda: cls(engine, retry_after_s), str(path))
         await asyncio.wait_for(link.first_state, CONNECT_TIMEOUT_S)
@@ -47,7 +48,7 @@ class StateLink(FramedProtocol):
         elif "ticket" in message:  # admitted after the request gave up (its client left): give the slot back
             self.send({"op": "release", "ticket": message["ticket"]})
         elif message.get("op") == "state":
-            self.engine.apply(message["engine"])
+            follow(self.engine, message["engine"])
             self.status = message["status"]
             if not self.first_state.done():
                 self.first_state.set_result(None)
@@ -122,8 +123,8 @@ class SharedAdmission:
             "capacity": capacity,
         }
         reply = await self._link.call(message | {"demand": asdict(demand)})
-        # Admitted against this engine: the request goes to it even if the last published state is older.
-        self._link.engine.apply(reply["engine"])
+        # Admitted against these engines: the request goes to them even if the last published state is older.
+        follow(self._link.engine, reply["engine"])
         return SharedTicket(self._link, reply["ticket"])
 
 

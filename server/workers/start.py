@@ -17,7 +17,7 @@ from server.app import create_app, key_store, keyring_for
 from server.checkpoint.identity import identity_overrides
 from server.engine.protocol import Engine
 from server.engine.supervisor import EngineState
-from server.planning.selection import build_engine
+from server.fleet.build import build_fleet
 from server.serving import check_exposure, check_port_free, run
 from server.settings import Settings
 from server.tasks import cancel_and_wait
@@ -28,7 +28,7 @@ from server.workers.control import run_control
 def settings_from_flags(flags: dict[str, Any]) -> Settings:
     """The flags given (None: not given) over the environment. Weights from `fetch-weights` say which model they
     are (3.1 or 3.2): served under that name unless the settings name one."""
-    given = {k: v for k, v in flags.items() if v is not None and v is not False}
+    given = {k: v for k, v in flags.items() if v is not None and v is not False and v != []}
     settings = Settings(**given)
     named = identity_overrides(settings.model, settings.model_fields_set)
     return Settings(**given, **named) if named else settings
@@ -45,7 +45,7 @@ def serve_from_flags(flags: dict[str, Any]) -> None:
         )
     check_exposure(settings, keyring_for(settings, key_store(settings)).enabled)
     check_port_free(settings.host, settings.port)
-    engine, settings = build_engine(settings)
+    engine, settings = build_fleet(settings)
     app = create_app(settings, engine) if settings.workers == 1 else None
 
     async def main() -> None:

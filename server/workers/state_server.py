@@ -21,8 +21,8 @@ from typing import Any
 
 from server.access.admission import Admission, Demand, Ticket
 from server.access.auth import KeyLimits, Principal
-from server.engine.protocol import Engine
 from server.errors import GatewayError, error_fields
+from server.fleet.members import Fleet
 from server.records import RecordStore
 from server.schemas.record import GenerationRecord
 from server.tasks import cancel_and_wait
@@ -34,7 +34,7 @@ PUBLISH_INTERVAL_S = 0.05
 
 
 class StateServer:
-    def __init__(self, admission: Admission, records: RecordStore, engine: Engine) -> None:
+    def __init__(self, admission: Admission, records: RecordStore, engine: Fleet) -> None:
         self.admission, self.records, self.engine = admission, records, engine
         self.workers: set[_WorkerLink] = set()
         self._server: asyncio.Server | None = None

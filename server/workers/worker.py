@@ -19,12 +19,13 @@ import uvloop
 
 from server.app import create_app
 from server.errors import GatewayError
+from server.fleet.build import member_names
 from server.gateway_state import GatewayState
 from server.serving import shared_listener
 from server.settings import Settings
 from server.telemetry.console import configure_logging
 from server.telemetry.metrics import Metrics
-from server.workers.engine_view import EngineView
+from server.workers.engine_view import view_fleet
 from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
 
 log = logging.getLogger("mistral_local.workers")
@@ -46,7 +47,7 @@ async def _exit_when_orphaned(link: StateLink, server: uvicorn.Server, index: in
 
 async def serve(spec: WorkerSpec) -> None:
     settings = spec.settings
-    engine = EngineView("")  # the control process says where
+    engine = view_fleet(member_names(settings))  # the control process says where each engine is
     try:
         link = await StateLink.connect(spec.state_path, engine, settings.retry_after_s)
     except (OSError, TimeoutError, GatewayError) as exc:  # the control process is gone or not answering

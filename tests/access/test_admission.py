@@ -22,6 +22,7 @@ class World:
 
     def __init__(self) -> None:
         self.state = EngineState.READY
+        self.ready_count = 1  # engines that take requests: capacity is this many engines' worth
         self.spent: dict[str | None, tuple[int, float]] = {}
 
 

@@ -20,9 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
-from server.engine.client import EngineClient, engine_session
 from server.engine.supervisor import EngineState
 from server.errors import GatewayError, InvalidRequest, UpstreamError
+from server.fleet.client import EngineClient, Sessions
+from server.fleet.members import fleet_of
+from server.fleet.routing import Router
 from server.serving import free_port
 from server.workers.engine_view import EngineView
 
@@ -60,12 +62,14 @@ async def engine_client(tracer: Tracer) -> AsyncIterator[tuple[EngineClient, Eng
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    view = EngineView(f"http://127.0.0.1:{port}")
-    view.state, view.api_key = EngineState.READY, "engine-key"
+    view = EngineView()
+    view.url, view.state, view.api_key = f"http://127.0.0.1:{port}", EngineState.READY, "engine-key"
+    fleet = fleet_of(view)
+    sessions = Sessions(fleet, 30)
     try:
-        async with engine_session(30, view.url) as http:
-            yield EngineClient(http, view, 1, tracer), engine
+        yield EngineClient(sessions, fleet, Router(), 1, tracer), engine
     finally:
+        await sessions.aclose()
         await runner.cleanup()
 
 

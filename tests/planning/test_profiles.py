@@ -81,6 +81,19 @@ def test_plan_prints_the_arithmetic_and_the_multi_node_commands() -> None:
         assert expected in out.stdout, expected
 
 
+def test_plan_for_nodes_a_model_fits_prints_a_fleet_too() -> None:
+    out = run_plan("--gpu", "h100", "--count", "2", "--nodes", "3")
+    assert out.returncode == 0, out.stderr
+    assert "a fleet of 3 engines, one per node (TP 1, DP 2 inside each)" in out.stdout
+    assert "mistral-local plan --gpu h100 --count 2 --write node.yaml" in out.stdout
+    for node in (1, 2, 3):
+        assert f"--profile node.yaml --host NODE{node}_IP --port 8100" in out.stdout
+        assert f"{{url: 'http://NODE{node}_IP:8100', api_key_file: node{node}.key}}" in out.stdout
+    assert "mistral-local serve --host 0.0.0.0 --keys-file keys.yaml --fleet-file fleet.yaml" in out.stdout
+    # Two L4s per node cannot hold the bf16 model: pipeline parallel across nodes only, no fleet.
+    assert "a fleet of" not in run_plan("--gpu", "l4", "--count", "2", "--nodes", "2").stdout
+
+
 def test_plan_without_a_gpu_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """On any machine, a GPU machine too: both probes are hidden (NVML fails to load, nvidia-smi is not on PATH)."""
 

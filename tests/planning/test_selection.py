@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
+from server.engine.profiles import load_profile
 from server.errors import ConfigError
 from server.planning import hardware
 from server.planning.gpus import Gpu
 from server.planning.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.planning.model_shape import REFERENCE_PARAMS
-from server.planning.selection import build_engine, choose_model
+from server.planning.selection import choose_model, engine_devices, local_engines
 from server.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpus"
@@ -134,9 +135,20 @@ def test_real_weights_without_gpu_need_the_memory_cpu_24b_states(
 
 
 def test_the_local_provider_reports_the_profiles_quantization(tiny_model: Path) -> None:
-    _, plain = build_engine(Settings(model=tiny_model, profile="cpu-tiny"))
+    _, plain = local_engines(Settings(model=tiny_model, profile="cpu-tiny"), 1)
     assert plain.quantization == "bf16"  # the checkpoint's own precision
-    _, fp8 = build_engine(Settings(model=tiny_model, profile="l40s-x1-fp8"))
+    _, fp8 = local_engines(Settings(model=tiny_model, profile="l40s-x1-fp8"), 1)
     assert fp8.quantization == "fp8"  # vLLM quantizes while loading
-    _, chosen = build_engine(Settings(model=tiny_model, profile="l40s-x1-fp8", quantization="fp8-dynamic"))
+    _, chosen = local_engines(Settings(model=tiny_model, profile="l40s-x1-fp8", quantization="fp8-dynamic"), 1)
     assert chosen.quantization == "fp8-dynamic"  # the operator's word wins
+
+
+def test_several_engines_on_this_host_each_get_their_own_address_and_gpus(tiny_model: Path) -> None:
+    engines, _ = local_engines(Settings(model=tiny_model, profile="cpu-tiny"), 2)
+    assert len({e.url for e in engines}) == 2 and all(e.url.startswith("unix:") for e in engines)
+    one_gpu, two_gpus = load_profile("h100-x1"), load_profile("a100-40gb-x2")
+    assert [engine_devices(one_gpu, i, 8) for i in range(3)] == ["0", "1", "2"]
+    assert [engine_devices(two_gpus, i, 2) for i in range(2)] == ["0,1", "2,3"]  # TP 2: two GPUs an engine
+    assert engine_devices(one_gpu, 0, 1) is None  # one engine: every GPU it is given, as before
+    with pytest.raises(ConfigError, match="2 engines of profile h100-x1 need 2 GPUs \\(1 each\\); this host has 0"):
+        local_engines(Settings(model=tiny_model, profile="h100-x1"), 2)

@@ -22,13 +22,14 @@ from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 from server.gateway_state import LocalState, local_state
 from server.schemas.record import GenerationRecord
 from server.settings import Settings
-from server.workers.engine_view import EngineView
+from server.workers.engine_view import follow, view_fleet
 from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
 from server.workers.state_server import StateServer
 
 ANY = Principal(None, KeyLimits())
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"  # one another user may run
-READY = {"state": "ready", "url": "http://127.0.0.1:9", "api_key": "", "max_model_len": 4096}
+MEMBER = {"state": "ready", "url": "http://127.0.0.1:9", "api_key": "", "max_model_len": 4096, "load": {}}
+MEMBER |= {"images_per_prompt": None, "restarts": 0, "last_failure": None, "out": None}
 
 
 @dataclass
@@ -38,13 +39,13 @@ class Control:
     path: Path
 
     async def link(self) -> StateLink:
-        return await StateLink.connect(self.path, EngineView(""), retry_after_s=2)
+        return await StateLink.connect(self.path, view_fleet(["engine"]), retry_after_s=2)
 
 
 @asynccontextmanager
 async def control(tmp_path: Path, **settings: object) -> AsyncIterator[Control]:
-    engine = EngineView("")
-    engine.apply(READY | {"images_per_prompt": None, "restarts": 0, "last_failure": None})
+    engine = view_fleet(["engine"])
+    follow(engine, {"members": [MEMBER]})
     config = Settings(db_path=tmp_path / "g.sqlite3", queue_timeout_s=5, **settings)  # type: ignore[arg-type]
     state = local_state(config, engine)
     server = StateServer(state.admission, state.records, engine)

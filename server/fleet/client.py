@@ -1,15 +1,18 @@
-"""The gateway's one way to reach the engine over loopback: one shared aiohttp session whose pool is as large as
-the engine's concurrency (httpx's pool costs far more per request and per chunk; see docs/performance.md).
-Transport errors and engine error bodies are translated into the gateway's error tree here and nowhere else.
+"""The gateway's one way to reach its engines: one aiohttp session per engine whose pool is as large as the
+engine's concurrency (httpx's pool costs far more per request and per chunk; see docs/performance.md). Each request
+goes to the engine the fleet's router puts first (server/fleet/routing.py); an engine that refuses the connection is
+taken out of rotation and the next one is tried (nothing was sent). Transport errors and engine error bodies are
+translated into the gateway's error tree here and nowhere else.
 
 Each call is an `engine` span of the current trace (OpenTelemetry's no-op one when tracing is off), sent to the
 engine as its `traceparent`, so vLLM's own span joins the request's trace; a stream's span ends when it is closed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -19,7 +22,6 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from server.engine.address import aiohttp_connector, http_base
-from server.engine.protocol import Engine
 from server.errors import (
     EngineUnavailable,
     GatewayError,
@@ -27,8 +29,11 @@ from server.errors import (
     PayloadTooLarge,
     RequestTimeout,
     UpstreamError,
+    availability,
     rewrite_context_error,
 )
+from server.fleet.members import Fleet, Member
+from server.fleet.routing import Conversation, Router
 
 TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, to the engine
 
@@ -42,6 +47,31 @@ def engine_session(request_timeout_s: float, url: str) -> aiohttp.ClientSession:
     timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=request_timeout_s)
     connector = aiohttp_connector(url)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False, auto_decompress=False)
+
+
+class Sessions:
+    """One aiohttp session per member. A member taken out of rotation gets a new one, and closing the old one cuts
+    every request still on it: a hung engine holds no client (its streams end with an error chunk, the others get
+    a 502 at once)."""
+
+    def __init__(self, fleet: Fleet, request_timeout_s: float) -> None:
+        self._timeout = request_timeout_s
+        self._by_name = {m.name: engine_session(request_timeout_s, m.engine.url) for m in fleet.members}
+        self._closing: set[asyncio.Task[None]] = set()
+        for member in fleet.members:
+            member.on_out.append(self.renew)
+
+    def __getitem__(self, name: str) -> aiohttp.ClientSession:
+        return self._by_name[name]
+
+    def renew(self, member: Member) -> None:
+        old, self._by_name[member.name] = self._by_name[member.name], engine_session(self._timeout, member.engine.url)
+        task = asyncio.get_running_loop().create_task(old.close())
+        self._closing.add(task)  # asyncio keeps only weak references to tasks
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._by_name.values()), *self._closing)
 
 
 def _epoch_ns(monotonic_s: float) -> int:
@@ -58,9 +88,10 @@ class EngineStream:
     """An open 200 streaming response from the engine. `close` before the end drops the connection, which makes
     vLLM abort the request."""
 
-    def __init__(self, response: aiohttp.ClientResponse, span: Span) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, span: Span, done: Callable[[], None]) -> None:
         self._response = response
         self._span = span
+        self._done = done  # the engine no longer counts this request
 
     def reads(self) -> AsyncIterator[bytes]:
         """The body as it arrives, one socket read at a time."""
@@ -72,6 +103,7 @@ class EngineStream:
             self._response.release()  # read to the end: the connection goes back to the pool
         else:
             self._response.close()
+        self._done()
         if first_token_at is not None:
             self._span.add_event("first_token", timestamp=_epoch_ns(first_token_at))
         self._span.add_event("stream_end")
@@ -80,16 +112,35 @@ class EngineStream:
         self._span.end()
 
 
+class Refused(Exception):
+    """An engine refused the connection: nothing was sent, another engine may take the request."""
+
+
 class EngineClient:
-    def __init__(self, http: aiohttp.ClientSession, engine: Engine, retry_after_s: int, tracer: Tracer) -> None:
-        self.http = http
+    def __init__(
+        self,
+        sessions: Sessions,
+        engine: Fleet,
+        router: Router,
+        retry_after_s: int,
+        tracer: Tracer,
+    ) -> None:
+        self.sessions = sessions
         self.engine = engine
+        self.router = router
         self.retry_after_s = retry_after_s
         self.tracer = tracer
 
+    def _unavailable(self) -> EngineUnavailable:
+        retry = self.retry_after_s
+        state = self.engine.state.value
+        return EngineUnavailable(
+            f"Engine is {state}", retry_after=retry, availability=availability("temporarily_unavailable", retry)
+        )
+
     def _body(self, payload: dict[str, Any]) -> bytes:
         if not self.engine.ready:
-            raise EngineUnavailable(f"Engine is {self.engine.state.value}", retry_after=self.retry_after_s)
+            raise self._unavailable()
         try:
             return orjson.dumps(payload)
         except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits inside a tool's JSON schema
@@ -103,54 +154,95 @@ class EngineClient:
         except TimeoutError as exc:
             raise RequestTimeout("Operation timed out. Please try again later.") from exc
         except aiohttp.ClientConnectorError as exc:  # nothing listens: the engine is down or restarting
-            raise EngineUnavailable("Engine is restarting", retry_after=self.retry_after_s) from exc
+            raise Refused() from exc
         except aiohttp.ClientError as exc:  # the engine took the request and then failed it
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
 
     async def _send(
-        self, path: str, payload: dict[str, Any], request_id: str | None, span: Span
-    ) -> aiohttp.ClientResponse:
+        self, path: str, payload: dict[str, Any], talk: Conversation | None, headers: dict[str, str], span: Span
+    ) -> tuple[Member, aiohttp.ClientResponse]:
+        """The answer of the first engine in the conversation's order that takes the connection; counted on it
+        until the caller calls `member.in_flight -= 1` (post and stream do)."""
         body = self._body(payload)
+        members = self.engine.members
+        # A fleet of one has nothing to choose (unless it is a router that wants the session): no hashing.
+        chooses = len(members) > 1 or members[0].router
+        route = talk.route() if talk is not None and chooses else None
+        for member in self.router.order(route, members):
+            engine = member.engine
+            sent = headers | ({"authorization": f"Bearer {engine.api_key}"} if engine.api_key else {})
+            if member.router and route is not None:  # a router in front of several engines: its affinity agrees
+                sent["x-session-id"] = route
+            member.in_flight += 1
+            try:
+                with self._translated():
+                    response = await self.sessions[member.name].post(
+                        f"{http_base(engine.url)}{path}", data=body, headers=sent
+                    )
+            except Refused:
+                member.in_flight -= 1
+                if len(members) > 1:  # others can take it; a fleet of one just answers 503, as it always did
+                    member.eject("refused a connection")
+                continue
+            except BaseException:
+                member.in_flight -= 1
+                raise
+            span.set_attribute("mistral_local.engine", member.name)
+            if response.status != 200:
+                member.in_flight -= 1
+                async with response:
+                    error_body = await self._read(response)
+                raise engine_error(response.status, error_body)
+            return member, response
+        raise self._unavailable()
+
+    def _headers(self, request_id: str | None, span: Span) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if request_id is not None:
             headers["x-request-id"] = request_id
         TRACE_CONTEXT.inject(headers, context=trace.set_span_in_context(span))
-        if self.engine.api_key:  # an attached engine may have none
-            headers["authorization"] = f"Bearer {self.engine.api_key}"
-        with self._translated():
-            response = await self.http.post(f"{http_base(self.engine.url)}{path}", data=body, headers=headers)
-        if response.status != 200:
-            async with response:
-                error_body = await self._read(response)
-            raise engine_error(response.status, error_body)
-        return response
+        return headers
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         with self._translated():
             return await response.read()
 
-    async def post(self, path: str, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """`request_id`: the id the engine logs the request under."""
+    async def post(
+        self, path: str, payload: dict[str, Any], request_id: str | None = None, talk: Conversation | None = None
+    ) -> dict[str, Any]:
+        """`request_id`: the id the engine logs the request under; `talk`: the conversation it belongs to, None
+        for a request with none (tokenizing: the least busy engine)."""
         with self.tracer.start_as_current_span(
             "engine", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
-                async with await self._send(path, payload, request_id, span) as response:
-                    return _json(await self._read(response))
+                member, response = await self._send(path, payload, talk, self._headers(request_id, span), span)
+                try:
+                    async with response:
+                        return _json(await self._read(response))
+                finally:
+                    member.in_flight -= 1
             except BaseException as exc:
                 _failed(span, exc)
                 raise
 
-    async def stream(self, path: str, payload: dict[str, Any], request_id: str | None = None) -> EngineStream:
+    async def stream(
+        self, path: str, payload: dict[str, Any], request_id: str | None = None, talk: Conversation | None = None
+    ) -> EngineStream:
         """An open 200 streaming response; errors the engine reports before streaming are raised here. Its span
         outlives this call: the stream's `close` ends it."""
         span = self.tracer.start_span("engine", kind=SpanKind.CLIENT)
         try:
-            return EngineStream(await self._send(path, payload, request_id, span), span)
+            member, response = await self._send(path, payload, talk, self._headers(request_id, span), span)
         except BaseException as exc:
             _failed(span, exc)
             span.end()
             raise
+
+        def done() -> None:
+            member.in_flight -= 1
+
+        return EngineStream(response, span, done)
 
     async def count_tokens(self, payload: dict[str, Any]) -> int:
         """Prompt tokens for a chat payload, counted by the engine's own tokenizer (images and tools included)."""

@@ -1,0 +1,268 @@
+"""A fleet of two real CPU engines behind one gateway: the session gateway's engine, and one started as a user starts
+an engine on another node (`mistral-local engine`, in its own process group, its key in a file), both listed in a
+fleet file. Which engine served a request is read from each engine's own counters (vLLM's /metrics), not from the
+gateway. A session stays on its engine and sessions spread over both; a key never finds another key's prompt in a
+prefix cache; SIGKILL of the node's engine mid-stream ends its stream with an error chunk, moves its sessions to the
+other engine within 5 s and hangs nothing; every engine down is a 503 with OpenRouter's availability object; the
+engine started again is taken back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.access.auth import hash_key
+from server.serving import free_port
+from tests.conftest import ENGINE_KEY
+from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
+
+pytestmark = pytest.mark.engine
+
+KEYS = {"alice": "sk-ml-fleet-alice", "bob": "sk-ml-fleet-bob", "ops": "sk-ml-fleet-ops"}
+API_KEYS: list[dict[str, Any]] = [{"label": label, "sha256": hash_key(key)} for label, key in KEYS.items()]
+API_KEYS[-1]["management"] = True
+
+
+def auth(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[who]}"}
+
+
+@dataclass
+class Node:
+    """An engine started as on another node: `mistral-local engine`, in a process group of its own."""
+
+    port: int
+    key_file: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        OUTPUT_DIR.mkdir(exist_ok=True)
+        with (OUTPUT_DIR / f"fleet-node-{self.port}.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "server", "engine", "--port", str(self.port), "--key-file", str(self.key_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR)},
+                cwd=REPO,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, "the node's engine command exited"
+            try:
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise AssertionError(f"the node's engine was not ready in {START_TIMEOUT_S} s")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the command, its reaper, vLLM's API server and engine core."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def served(url: str) -> float:
+    """Requests the engine at `url` has finished, by its own count."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    families = text_string_to_metric_families(text)
+    return sum(
+        s.value for f in families if f.name == "vllm:request_success" for s in f.samples if s.name.endswith("_total")
+    )
+
+
+@dataclass
+class Fleet:
+    gateway: Gateway
+    node: Node
+    local_url: str  # the session gateway's engine
+    lone: Gateway  # a second gateway: the node's engine and an engine that never came up
+
+    def counts(self) -> tuple[float, float]:
+        return served(self.local_url), served(self.node.url)
+
+
+@pytest.fixture(scope="module")
+def fleet(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    folder = tmp_path_factory.mktemp("fleet")
+    node = Node(free_port(), folder / "node.key")
+    node.start()
+    (folder / "local.key").write_text(ENGINE_KEY + "\n")
+    local_url = f"http://127.0.0.1:{gateway.engine_port}"
+    try:
+        node.wait_ready()
+        fleet_file = folder / "fleet.yaml"
+        entries = [
+            {"url": local_url, "api_key_file": str(folder / "local.key"), "name": "local"},
+            {"url": node.url, "api_key_file": str(node.key_file), "name": "node"},
+        ]
+        fleet_file.write_text(json.dumps({"engines": entries}))  # JSON is YAML
+        keys = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
+        gw = start_gateway("gateway-fleet", "--fleet-file", str(fleet_file), env=keys)
+        dead = f"http://127.0.0.1:{free_port()}"
+        node_key = {"MISTRAL_LOCAL_ENGINE_API_KEY": node.key_file.read_text().strip()}
+        lone = start_gateway("gateway-fleet-lone", "--engine-url", node.url, "--engine-url", dead, env=keys | node_key)
+        try:
+            gw.wait_ready(timeout_s=60, headers=auth("ops"))
+            lone.wait_ready(timeout_s=60, headers=auth("ops"))
+            yield Fleet(gw, node, local_url, lone)
+        finally:
+            gw.stop()
+            lone.stop()
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            node.kill()
+
+
+def ask(gw: Gateway, who: str, session: str, content: str, **extra: Any) -> dict[str, Any]:
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": 2, "session_id": session} | extra
+    r = httpx.post(f"{gw.url}/api/v1/chat/completions", json=body, headers=auth(who), timeout=60)
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def engine_of(fleet: Fleet, who: str, session: str, turns: int = 2) -> str:
+    """Which engine served all of a session's `turns` requests, by the engines' own counters."""
+    before = fleet.counts()
+    for turn in range(turns):
+        ask(fleet.gateway, who, session, f"turn {turn}")
+    local, node = (a - b for a, b in zip(fleet.counts(), before, strict=True))
+    assert {local, node} == {0, turns}, f"session {session} was split: local {local}, node {node}"
+    return "local" if local else "node"
+
+
+def test_a_session_stays_on_its_engine_and_sessions_spread(fleet: Fleet) -> None:
+    homes = {engine_of(fleet, "alice", f"s{i}") for i in range(12)}
+    assert homes == {"local", "node"}  # 12 sessions all on one engine: 1 chance in 2,048
+    ready = httpx.get(f"{fleet.gateway.url}/health/ready", headers=auth("ops")).json()
+    assert [(e["name"], e["state"]) for e in ready["engines"]] == [("local", "ready"), ("node", "ready")]
+    metrics = httpx.get(f"{fleet.gateway.url}/metrics", headers=auth("ops")).text
+    assert 'mistral_local_engine_up{engine="local"} 1.0' in metrics
+    assert 'mistral_local_engine_up{engine="node"} 1.0' in metrics
+
+
+def test_a_key_never_finds_another_keys_prompt_cached(fleet: Fleet) -> None:
+    prompt = "The fleet's shared document. " * 60
+    cached_at: set[str] = set()
+    for i in range(16):  # alice's prompt cached on both engines, under sessions that land on each
+        session = f"doc-{i}"
+        home = engine_of(fleet, "alice", session, turns=1)
+        ask(fleet.gateway, "alice", session, prompt)
+        again = ask(fleet.gateway, "alice", session, prompt)
+        assert again["usage"]["prompt_tokens_details"]["cached_tokens"] > 0  # her own prefix, found
+        cached_at.add(home)
+        if cached_at == {"local", "node"}:
+            break
+    assert cached_at == {"local", "node"}
+    for i in range(4):  # wherever bob's request lands, alice's prompt is there and is not his
+        theirs = ask(fleet.gateway, "bob", f"doc-{i}", prompt)
+        assert theirs["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+def test_the_multi_turn_benchmark_reads_each_engines_prefix_cache(fleet: Fleet, tmp_path: Path) -> None:
+    flags = ["--dataset", "multi-turn", "--num-prompts", "4", "--turns", "3", "--prefix-len", "32"]
+    flags += ["--input-len", "160", "--output-len", "4", "--max-concurrency", "2", "--warmups", "0"]
+    url = f"{fleet.gateway.url}/api/v1"
+    command = [sys.executable, "-m", "server", "bench", "--base-url", url, "--api-key", KEYS["alice"], *flags]
+    subprocess.run([*command, "--out", str(tmp_path)], check=True, cwd=REPO, timeout=300)
+    result = json.loads((tmp_path / "results.json").read_text())[0]
+    assert result["completed"] == 12 and result["turns"] == 3
+    assert {e["engine"] for e in result["engines"]} == {"local", "node"}
+    assert sum(e["requests"] for e in result["engines"]) == 12  # the engines' own count of what the run sent
+    assert result["prefix_cache_hit_rate"] > 0.3  # later turns find the turns before them cached
+
+
+def stream_lines(gw: Gateway, who: str, session: str) -> Iterator[str]:
+    body = {
+        "messages": [{"role": "user", "content": "Write a long story"}],
+        "max_tokens": 3000,
+        "ignore_eos": True,  # it is still generating when its engine is killed
+        "stream": True,
+        "session_id": session,
+    }
+    with httpx.stream("POST", f"{gw.url}/api/v1/chat/completions", json=body, headers=auth(who), timeout=60) as r:
+        assert r.status_code == 200
+        yield from (line for line in r.iter_lines() if line.startswith("data:"))
+
+
+@pytest.mark.timeout(600)  # the node's engine is started again (up to 240 s)
+def test_a_killed_engine_is_left_at_once_and_taken_back(fleet: Fleet) -> None:
+    on_node = next(s for s in (f"k{i}" for i in range(40)) if engine_of(fleet, "alice", s, turns=1) == "node")
+    lines = stream_lines(fleet.gateway, "alice", on_node)
+    assert next(lines)  # generating on the node's engine
+    with ThreadPoolExecutor(1) as pool:
+        rest = pool.submit(list, lines)
+        fleet.node.kill()
+        killed = time.monotonic()
+        tail = rest.result(timeout=30)  # the stream ends: nothing hangs on the dead engine
+    last = json.loads(tail[-2][6:]) if tail[-1] == "data: [DONE]" else json.loads(tail[-1][6:])
+    assert last["choices"][0]["finish_reason"] == "error"
+    assert last["error"]["availability"] == {"code": "temporarily_unavailable", "retryable": True}
+
+    # A gateway whose engines are all down says so, in OpenRouter's shape, streamed or not.
+    for stream in (False, True):
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": stream}
+        while (
+            r := httpx.post(f"{fleet.lone.url}/api/v1/chat/completions", json=body, headers=auth("alice"))
+        ).status_code == 200:
+            assert time.monotonic() - killed < 5, "a fleet with no engine left still answered 5 s after the kill"
+            time.sleep(0.2)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        error = r.json()["error"]
+        assert error["availability"] == {"code": "temporarily_unavailable", "retryable": True, "retry_after": 5}
+    fleet.lone.stop()  # its probe of the node's engine, once back, would count on that engine's counters below
+
+    # The session's next request is served by the other engine, within 5 s of the kill.
+    before_local = served(fleet.local_url)
+    while True:
+        r = httpx.post(
+            f"{fleet.gateway.url}/api/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "again"}], "max_tokens": 2, "session_id": on_node},
+            headers=auth("alice"),
+            timeout=30,
+        )
+        if r.status_code == 200:
+            break
+        assert time.monotonic() - killed < 5, f"still refused 5 s after the kill: {r.status_code} {r.text}"
+        time.sleep(0.2)
+    assert time.monotonic() - killed < 5
+    assert served(fleet.local_url) == before_local + 1
+    engines = httpx.get(f"{fleet.gateway.url}/status", headers=auth("ops")).json()["engines"]
+    assert {e["name"]: e["state"] for e in engines}["node"] in ("unreachable", "starting")
+
+    # Taken back once started again (same port, same key file): new sessions reach it.
+    fleet.node.start()
+    fleet.node.wait_ready()
+    deadline = time.monotonic() + 30
+    while ready_engines(fleet) != {"local", "node"}:
+        assert time.monotonic() < deadline, "the node's engine was not taken back"
+        time.sleep(0.5)
+    homes = {engine_of(fleet, "alice", f"back-{i}", turns=1) for i in range(12)}
+    assert homes == {"local", "node"}
+
+
+def ready_engines(fleet: Fleet) -> set[str]:
+    ready = httpx.get(f"{fleet.gateway.url}/health/ready", headers=auth("ops")).json()
+    return {e["name"] for e in ready["engines"] if e["state"] == "ready"}
