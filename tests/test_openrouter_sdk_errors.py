@@ -17,6 +17,7 @@ import pytest
 from openrouter import OpenRouter, errors
 
 from server.access.auth import hash_key, new_key
+from server.errors import availability
 from server.generation.outbound import Envelope, Pricing, error_chunk
 from server.generation.stream import ChunkShaper, StreamOutcome
 from tests.served_app import gateway_settings, served_app
@@ -89,7 +90,8 @@ def test_the_typescript_sdk_raises_its_own_error_for_each_status(url: str) -> No
 
 
 def test_the_typescript_sdk_parses_a_mid_stream_error_and_the_usage_chunk() -> None:
-    """OpenRouter's TypeScript SDK failed on every streamed chunk while they carried `system_fingerprint: null`."""
+    """OpenRouter's TypeScript SDK failed on every streamed chunk while they carried `system_fingerprint: null`. The
+    failure carries OpenRouter's availability object, as the gateway sends it when a stream's engine stops."""
     env = Envelope("gen-1-abcdefghijklmnopqrst", 1, MODEL, "Local", Pricing.from_strings("0", "0"))
     shaper = ChunkShaper(env, StreamOutcome(), text_completion=False)
     usage = {
@@ -100,7 +102,7 @@ def test_the_typescript_sdk_parses_a_mid_stream_error_and_the_usage_chunk() -> N
     }
     text = shaper.shape({"id": "x", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
     last = shaper.shape({"id": "x", "choices": [], "usage": usage})
-    failure = error_chunk(env, 502, "Engine stopped during generation")
+    failure = error_chunk(env, 502, "Engine stopped during generation", availability("temporarily_unavailable"))
     chunks = [orjson.dumps(c).decode() for c in (text, last, failure)]
     results = run_ts_sdk({"mode": "chunks", "url": "http://unused", "model": MODEL, "chunks": chunks})
     assert results["chunks"]["ok"], results["chunks"]

@@ -54,6 +54,8 @@ def test_bounds_queue_and_release() -> None:
             await a.admit(ANY, Demand(100, 100))
         assert "server at capacity" in full.value.message and a.waiting == 1  # it never joined the queue
         assert full.value.retry_after == 3 and full.value.status == 429
+        # Every engine full: OpenRouter's availability object says so, and when to try again.
+        assert full.value.availability == {"code": "capacity_exhausted", "retryable": True, "retry_after": 3}
         t1.release()
         t1.release()  # idempotent
         t3 = await asyncio.wait_for(waiter, 1)
@@ -145,13 +147,33 @@ def test_token_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(run())
 
 
+def test_capacity_is_counted_in_ready_engines() -> None:
+    async def run() -> None:
+        world = World()
+        world.ready_count = 2  # max_in_flight 2 is per engine: four fit
+        a = admission(world, max_waiting=0)
+        held = [await a.admit(ANY, Demand(100, 100)) for _ in range(4)]
+        with pytest.raises(Overloaded, match="server at capacity"):
+            await a.admit(ANY, Demand(100, 100))
+        world.ready_count = 1  # one engine left: no more until the first two are done
+        held[0].release()
+        with pytest.raises(Overloaded, match="server at capacity"):
+            await a.admit(ANY, Demand(100, 100))
+        for ticket in held[1:]:
+            ticket.release()
+        (await a.admit(ANY, Demand(100, 100))).release()
+
+    asyncio.run(run())
+
+
 def test_engine_down_or_draining_is_503() -> None:
     async def run() -> None:
         world = World()
         a = admission(world)
         world.state = EngineState.RESTARTING
-        with pytest.raises(EngineUnavailable, match="Engine is restarting"):
+        with pytest.raises(EngineUnavailable, match="Engine is restarting") as down:
             await a.admit(ANY, Demand(1, 1))
+        assert down.value.availability == {"code": "temporarily_unavailable", "retryable": True, "retry_after": 3}
         world.state = EngineState.READY
         a.draining = True
         with pytest.raises(EngineUnavailable, match="shutting down") as info:
@@ -238,6 +260,7 @@ def test_requests_served_elsewhere_keep_the_keys_limits_but_take_no_capacity() -
         with pytest.raises(Overloaded) as info:
             await a.admit(conc, Demand(10, 10), capacity=False)
         assert info.value.metadata == {"limit_source": "key"}  # the key's own limit: nowhere else may serve it
+        assert info.value.availability is None  # not the engines' capacity: nothing to say of it
         held.release()
         (await a.admit(conc, Demand(10, 10), capacity=False)).release()
 
