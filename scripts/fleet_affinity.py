@@ -37,7 +37,7 @@ def bench(url: str, out: Path, seed: int, opts: argparse.Namespace) -> dict[str,
     flags += ["--prefix-len", str(opts.system), "--input-len", str(opts.turn), "--output-len", str(opts.output)]
     flags += ["--max-concurrency", str(opts.concurrency), "--seed", str(seed), "--warmups", "0"]
     subprocess.run([*CLI, "bench", "--base-url", f"{url}/api/v1", "--out", str(out), *flags], check=True, cwd=REPO)
-    result: dict[str, Any] = json.loads((out / "results.json").read_text())[0]
+    result: dict[str, Any] = json.loads((out / "results.json").read_text())  # one concurrency: one result
     return result
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from server.engine.address import http_base
 from server.engine.readiness import PROBE_TIMEOUT_S
-from server.engine.supervisor import WATCH_INTERVAL_S, EngineBase, EngineState
+from server.engine.supervisor import MAX_FAILED_HEALTH_CHECKS, WATCH_INTERVAL_S, EngineBase, EngineState
 from server.engine.vllm_release import supported
 from server.errors import ConfigError
 from server.tasks import cancel_and_wait
@@ -43,9 +43,17 @@ class AttachedEngine(EngineBase):
                 self.failed.set()
                 return
             self._set_state(EngineState.READY)
-            while await self._healthy():  # noqa: ASYNC110 - polling a remote engine; nothing local to await
-                await asyncio.sleep(WATCH_INTERVAL_S)
+            await self._watch()
             log.warning("attached engine at %s stopped answering", self.url)
+
+    async def _watch(self) -> None:
+        """Return after MAX_FAILED_HEALTH_CHECKS failed checks in a row, as for a launched engine: one failure
+        alone can be the engine closing an idle connection just as it is reused (uvicorn's keep-alive is 5 s, the
+        checks' interval too), and each return costs a readiness probe's generation."""
+        failures = 0
+        while failures < MAX_FAILED_HEALTH_CHECKS:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            failures = 0 if await self._healthy() else failures + 1
 
     async def _check_release(self) -> None:
         try:

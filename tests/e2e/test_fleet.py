@@ -8,9 +8,9 @@ engine started again is taken back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.engine
 KEYS = {"alice": "sk-ml-fleet-alice", "bob": "sk-ml-fleet-bob", "ops": "sk-ml-fleet-ops"}
 API_KEYS: list[dict[str, Any]] = [{"label": label, "sha256": hash_key(key)} for label, key in KEYS.items()]
 API_KEYS[-1]["management"] = True
+KEYS_ENV = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
 
 
 def auth(who: str) -> dict[str, str]:
@@ -77,9 +79,13 @@ class Node:
         raise AssertionError(f"the node's engine was not ready in {START_TIMEOUT_S} s")
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: the command, its reaper, vLLM's API server and engine core."""
+        """SIGKILL to the command and every process under it (its reaper, vLLM's API server and engine core, which
+        run in a process group of their own), all at once: nothing shuts down gracefully."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        root = psutil.Process(self.proc.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
         self.proc.wait()
 
 
@@ -97,7 +103,6 @@ class Fleet:
     gateway: Gateway
     node: Node
     local_url: str  # the session gateway's engine
-    lone: Gateway  # a second gateway: the node's engine and an engine that never came up
 
     def counts(self) -> tuple[float, float]:
         return served(self.local_url), served(self.node.url)
@@ -118,18 +123,14 @@ def fleet(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             {"url": node.url, "api_key_file": str(node.key_file), "name": "node"},
         ]
         fleet_file.write_text(json.dumps({"engines": entries}))  # JSON is YAML
-        keys = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
-        gw = start_gateway("gateway-fleet", "--fleet-file", str(fleet_file), env=keys)
-        dead = f"http://127.0.0.1:{free_port()}"
-        node_key = {"MISTRAL_LOCAL_ENGINE_API_KEY": node.key_file.read_text().strip()}
-        lone = start_gateway("gateway-fleet-lone", "--engine-url", node.url, "--engine-url", dead, env=keys | node_key)
+        gw = start_gateway("gateway-fleet", "--fleet-file", str(fleet_file), env=KEYS_ENV)
         try:
             gw.wait_ready(timeout_s=60, headers=auth("ops"))
-            lone.wait_ready(timeout_s=60, headers=auth("ops"))
-            yield Fleet(gw, node, local_url, lone)
+            fleet = Fleet(gw, node, local_url)
+            wait_for_both(fleet)  # the gateway is ready with its first engine; the tests want both
+            yield fleet
         finally:
             gw.stop()
-            lone.stop()
     finally:
         if node.proc is not None and node.proc.poll() is None:
             node.kill()
@@ -208,7 +209,7 @@ def test_the_multi_turn_benchmark_reads_each_engines_prefix_cache(fleet: Fleet, 
     url = f"{fleet.gateway.url}/api/v1"
     command = [sys.executable, "-m", "server", "bench", "--base-url", url, "--api-key", KEYS["alice"], *flags]
     subprocess.run([*command, "--out", str(tmp_path)], check=True, cwd=REPO, timeout=300)
-    result = json.loads((tmp_path / "results.json").read_text())[0]
+    result = json.loads((tmp_path / "results.json").read_text())  # one concurrency: one result
     assert result["completed"] == 12 and result["turns"] == 3
     assert {e["engine"] for e in result["engines"]} == {"local", "node"}
     assert sum(e["requests"] for e in result["engines"]) == 12  # the engines' own count of what the run sent
@@ -231,41 +232,48 @@ def stream_lines(gw: Gateway, who: str, session: str) -> Iterator[str]:
 @pytest.mark.timeout(600)  # the node's engine is started again (up to 240 s)
 def test_a_killed_engine_is_left_at_once_and_taken_back(fleet: Fleet) -> None:
     on_node = next(s for s in (f"k{i}" for i in range(40)) if engine_of(fleet, "alice", s, turns=1) == "node")
-    lines = stream_lines(fleet.gateway, "alice", on_node)
+    # A second gateway: the node's engine, and an engine that never came up. Killing the node leaves it none.
+    dead = f"http://127.0.0.1:{free_port()}"
+    node_key = {"MISTRAL_LOCAL_ENGINE_API_KEY": fleet.node.key_file.read_text().strip()}
+    lone = start_gateway(
+        "gateway-fleet-lone", "--engine-url", fleet.node.url, "--engine-url", dead, env=KEYS_ENV | node_key
+    )
+    try:
+        lone.wait_ready(timeout_s=60, headers=auth("ops"))
+        killed = kill_mid_stream(fleet, on_node)
+        served_elsewhere_within_5_s(fleet, on_node, killed)
+        every_engine_down_is_a_503(lone, killed)
+    finally:
+        lone.stop()  # its own probe of the node's engine, once back, would count on that engine's counters below
+
+    # Taken back once started again (same port, same key file): new sessions reach it.
+    fleet.node.start()
+    fleet.node.wait_ready()
+    wait_for_both(fleet)
+    homes = {engine_of(fleet, "alice", f"back-{i}", turns=1) for i in range(12)}
+    assert homes == {"local", "node"}
+
+
+def kill_mid_stream(fleet: Fleet, session: str) -> float:
+    """The node's engine killed while it streams the session's answer: the stream ends with the error chunk."""
+    lines = stream_lines(fleet.gateway, "alice", session)
     assert next(lines)  # generating on the node's engine
     with ThreadPoolExecutor(1) as pool:
         rest = pool.submit(list, lines)
         fleet.node.kill()
         killed = time.monotonic()
         tail = rest.result(timeout=30)  # the stream ends: nothing hangs on the dead engine
-    last = json.loads(tail[-2][6:]) if tail[-1] == "data: [DONE]" else json.loads(tail[-1][6:])
-    assert last["choices"][0]["finish_reason"] == "error"
+    last = json.loads(tail[-1][6:])
+    assert last["choices"][0]["finish_reason"] == "error", tail[-3:]
     assert last["error"]["availability"] == {"code": "temporarily_unavailable", "retryable": True}
+    return killed
 
-    # A gateway whose engines are all down says so, in OpenRouter's shape, streamed or not.
-    for stream in (False, True):
-        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": stream}
-        while (
-            r := httpx.post(f"{fleet.lone.url}/api/v1/chat/completions", json=body, headers=auth("alice"))
-        ).status_code == 200:
-            assert time.monotonic() - killed < 5, "a fleet with no engine left still answered 5 s after the kill"
-            time.sleep(0.2)
-        assert r.status_code == 503 and r.headers["retry-after"] == "5"
-        error = r.json()["error"]
-        assert error["availability"] == {"code": "temporarily_unavailable", "retryable": True, "retry_after": 5}
-    fleet.lone.stop()  # its probe of the node's engine, once back, would count on that engine's counters below
 
-    # The session's next request is served by the other engine, within 5 s of the kill.
+def served_elsewhere_within_5_s(fleet: Fleet, session: str, killed: float) -> None:
     before_local = served(fleet.local_url)
-    while True:
-        r = httpx.post(
-            f"{fleet.gateway.url}/api/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "again"}], "max_tokens": 2, "session_id": on_node},
-            headers=auth("alice"),
-            timeout=30,
-        )
-        if r.status_code == 200:
-            break
+    body = {"messages": [{"role": "user", "content": "again"}], "max_tokens": 2, "session_id": session}
+    url = f"{fleet.gateway.url}/api/v1/chat/completions"
+    while (r := httpx.post(url, json=body, headers=auth("alice"), timeout=30)).status_code != 200:
         assert time.monotonic() - killed < 5, f"still refused 5 s after the kill: {r.status_code} {r.text}"
         time.sleep(0.2)
     assert time.monotonic() - killed < 5
@@ -276,17 +284,36 @@ def test_a_killed_engine_is_left_at_once_and_taken_back(fleet: Fleet) -> None:
     engines = httpx.get(f"{fleet.gateway.url}/status", headers=auth("ops")).json()["engines"]
     assert {e["name"]: e["state"] for e in engines}["node"] in ("unreachable", "starting")
 
-    # Taken back once started again (same port, same key file): new sessions reach it.
-    fleet.node.start()
-    fleet.node.wait_ready()
-    deadline = time.monotonic() + 30
-    while ready_engines(fleet) != {"local", "node"}:
-        assert time.monotonic() < deadline, "the node's engine was not taken back"
-        time.sleep(0.5)
-    homes = {engine_of(fleet, "alice", f"back-{i}", turns=1) for i in range(12)}
-    assert homes == {"local", "node"}
+
+def every_engine_down_is_a_503(lone: Gateway, killed: float) -> None:
+    """OpenRouter's shape and availability object, streamed or not."""
+    for stream in (False, True):
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": stream}
+        url = f"{lone.url}/api/v1/chat/completions"
+        while (r := httpx.post(url, json=body, headers=auth("alice"), timeout=30)).status_code == 200:
+            assert time.monotonic() - killed < 10, "a fleet with no engine left still answers"
+            time.sleep(0.2)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        error = r.json()["error"]
+        assert error["availability"] == {"code": "temporarily_unavailable", "retryable": True, "retry_after": 5}
 
 
 def ready_engines(fleet: Fleet) -> set[str]:
     ready = httpx.get(f"{fleet.gateway.url}/health/ready", headers=auth("ops")).json()
     return {e["name"] for e in ready["engines"] if e["state"] == "ready"}
+
+
+def wait_for_both(fleet: Fleet) -> None:
+    """Both engines taken by the gateway, and their counters settled: the readiness probes' one-token generations
+    (the node's own supervisor's, the gateway's) are counted before a test reads them."""
+    deadline = time.monotonic() + 60
+    while ready_engines(fleet) != {"local", "node"}:
+        assert time.monotonic() < deadline, "the gateway does not take both engines"
+        time.sleep(0.5)
+    last = fleet.counts()
+    while True:
+        time.sleep(2)
+        if (now := fleet.counts()) == last:
+            return
+        assert time.monotonic() < deadline, "the engines' counters keep moving"
+        last = now
