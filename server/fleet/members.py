@@ -125,9 +125,6 @@ class Fleet:
     def last_log_line(self) -> str:
         return next((m.engine.last_log_line for m in self.members if m.engine.last_log_line), "")
 
-    def member(self, name: str) -> Member | None:
-        return next((m for m in self.members if m.name == name), None)
-
     async def start(self) -> None:
         for m in self.members:
             await m.engine.start()
