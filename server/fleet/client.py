@@ -112,8 +112,9 @@ class EngineStream:
         self._span.end()
 
 
-class Refused(Exception):
-    """An engine refused the connection: nothing was sent, another engine may take the request."""
+class Refused(EngineUnavailable):
+    """An engine refused the connection: nothing was sent, another engine may take the request (one that escapes
+    is still the 503 it always was)."""
 
 
 class EngineClient:
@@ -154,7 +155,7 @@ class EngineClient:
         except TimeoutError as exc:
             raise RequestTimeout("Operation timed out. Please try again later.") from exc
         except aiohttp.ClientConnectorError as exc:  # nothing listens: the engine is down or restarting
-            raise Refused() from exc
+            raise Refused("Engine is restarting", retry_after=self.retry_after_s) from exc
         except aiohttp.ClientError as exc:  # the engine took the request and then failed it
             raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
 

@@ -31,10 +31,23 @@ class Load:
         return self.prefix_hits / self.prefix_queries if self.prefix_queries else 0.0
 
 
+_WANTED = tuple(_FIELDS)
+
+
+def _wanted(line: str) -> bool:
+    """A sample or HELP/TYPE line of one of the figures (the rest of the page is never parsed)."""
+    if line.startswith("# "):
+        parts = line.split(" ", 3)
+        return len(parts) > 2 and parts[2].startswith(_WANTED)
+    return line.startswith(_WANTED)
+
+
 def parse_load(text: str) -> Load:
-    """The figures in a `/metrics` page; a page without them (another server) reads as idle."""
+    """The figures in a `/metrics` page; a page without them (another server) reads as idle. Only their lines are
+    parsed: the page is mostly histograms, and parsing it whole took 11 ms of the serving event loop every probe."""
     values = dict.fromkeys(_FIELDS.values(), 0.0)
-    for family in text_string_to_metric_families(text):
+    lines = "\n".join(line for line in text.splitlines() if _wanted(line)) + "\n"
+    for family in text_string_to_metric_families(lines):
         field = _FIELDS.get(family.name)
         if field is None:
             continue
