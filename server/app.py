@@ -73,7 +73,7 @@ def generation_path(
     router = Router(settings.routing)
     client = EngineClient(sessions, gateway.engine, router, settings.retry_after_s, tracing.tracer)
     recorder = Recorder(gateway.records, gateway.metrics)
-    pipeline = Pipeline(settings, client, recorder, fetcher, gateway.admission, tracing.tracer)
+    pipeline = Pipeline(settings, client, gateway.catalog, recorder, fetcher, gateway.admission, tracing.tracer)
     upstream = Upstream(settings, hosted) if settings.upstream_url and not settings.local_only else None
     dispatch = Dispatch(settings, pipeline, gateway.catalog, recorder, gateway.admission, upstream)
     return Generation(dispatch, pipeline, client)
@@ -91,7 +91,7 @@ def create_app(settings: Settings, engines: Fleet | Endpoint, state: GatewayStat
         state.admission,
         state.records,
         state.metrics,
-        Catalog(settings, lambda: engine.max_model_len),
+        Catalog(settings, engine),
     )
     tracing = Tracing.start(settings)
 

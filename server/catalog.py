@@ -1,11 +1,12 @@
-"""The served model as OpenRouter describes models: ids it answers to, its Model and endpoint records."""
+"""The served models as OpenRouter describes models: ids each answers to, their Model and endpoint records."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from server.checkpoint.identity import Identity, identity_of
 from server.errors import InvalidRequest, NotFound
+from server.fleet.members import Fleet
 from server.settings import Settings
 
 # What really works through this gateway on vLLM (tests exercise each); OpenRouter's vocabulary.
@@ -39,43 +40,72 @@ def base_id(model: str) -> str:
 
 
 class Catalog:
-    def __init__(self, settings: Settings, context_length: Callable[[], int | None]) -> None:
+    """Every model the fleet's engines serve: the gateway's own (named by the settings, with its aliases) and each
+    other model an engine of the fleet serves (described by server/checkpoint/identity.py)."""
+
+    def __init__(self, settings: Settings, fleet: Fleet) -> None:
         self.settings = settings
-        self._context_length = context_length  # the engine's served maximum, known once it is ready
-        self._ids = {settings.model_id, settings.canonical_slug, *settings.model_aliases}
+        self._fleet = fleet
+        self._served: tuple[str, ...] = ()
+        self._names: dict[str, str] = {}  # every id, slug and alias -> the id the engines serve it as
+        self._models: dict[str, Identity] = {}
+
+    def _table(self) -> dict[str, str]:
+        """Built again only when the fleet's models change (a worker learns them from its control process)."""
+        served = tuple(m for m in self._fleet.serving if m)
+        if served != self._served:
+            s = self.settings
+            own = Identity(s.model_id, s.canonical_slug, s.model_name, s.hugging_face_id, s.model_description)
+            self._models = {m: own if m == s.model_id else identity_of(m) for m in served}
+            names = {a: s.model_id for a in s.model_aliases if s.model_id in served}
+            for model, identity in self._models.items():
+                names |= {identity.canonical_slug: model, model: model}
+            self._served, self._names = served, names
+        return self._names
+
+    @property
+    def default(self) -> str:
+        """The model a request that names none gets: the gateway's own, else the first an engine serves."""
+        self._table()
+        own, served = self.settings.model_id, self._served
+        return own if own in served or not served else served[0]
+
+    def served_id(self, requested: str) -> str:
+        """The id the engines serve `requested` (an id, slug or alias, with any variant) as."""
+        return self._table().get(base_id(requested), self.default)
 
     def resolve(self, requested: str | None) -> str:
         """The model id to echo back for `requested`; OpenRouter's 400 for anything this server does not serve."""
         if requested is None:
-            return self.settings.model_id
-        if base_id(requested) not in self._ids:
+            return self.default
+        if not self.serves(requested):
             raise InvalidRequest(f"{requested} is not a valid model ID")
         return requested
 
     def first_served(self, order: list[str]) -> str:
         """The first of OpenRouter's model order (`model`, then `models`) this server serves; none: the first's
-        400 (no model named: the served model)."""
+        400 (no model named: the default model)."""
         served = next((m for m in order if self.serves(m)), None)
         return self.resolve(served or (order[0] if order else None))
 
     def serves(self, requested: str) -> bool:
-        return base_id(requested) in self._ids
+        return base_id(requested) in self._table()
 
     def lookup(self, author: str, slug: str) -> dict[str, Any]:
         if not self.serves(f"{author}/{slug}"):
             raise NotFound(f"Model {author}/{slug} not found")
-        return self.model()
+        return self.model(self.served_id(f"{author}/{slug}"))
 
-    def model(self) -> dict[str, Any]:
-        s = self.settings
-        context = self._context_length()
+    def model(self, served: str) -> dict[str, Any]:
+        s, m = self.settings, self._models[served]
+        context = self._fleet.contexts.get(served)  # the engines' served maximum, known once one is ready
         return {
-            "id": s.model_id,
-            "canonical_slug": s.canonical_slug,
-            "hugging_face_id": s.hugging_face_id,
-            "name": s.model_name,
+            "id": m.model_id,
+            "canonical_slug": m.canonical_slug,
+            "hugging_face_id": m.hugging_face_id,
+            "name": m.model_name,
             "created": CREATED,
-            "description": s.model_description,
+            "description": m.model_description,
             "context_length": context,
             "architecture": {
                 "modality": "text+image->text",
@@ -92,16 +122,16 @@ class Catalog:
             "supported_voices": None,
             "knowledge_cutoff": "2023-10-31",
             "expiration_date": None,
-            "links": {"details": f"/api/v1/models/{s.canonical_slug}/endpoints"},
+            "links": {"details": f"/api/v1/models/{m.canonical_slug}/endpoints"},
         }
 
     def endpoints(self, author: str, slug: str) -> dict[str, Any]:
         model = self.lookup(author, slug)
         s = self.settings
         endpoint = {
-            "name": f"{s.provider_name} | {s.canonical_slug}",
-            "model_id": s.model_id,
-            "model_name": s.model_name,
+            "name": f"{s.provider_name} | {model['canonical_slug']}",
+            "model_id": model["id"],
+            "model_name": model["name"],
             "context_length": model["context_length"],
             "pricing": model["pricing"],
             "provider_name": s.provider_name,
@@ -125,8 +155,9 @@ class Catalog:
         return {"data": {**{k: model[k] for k in keys}, "endpoints": [endpoint]}}
 
     def listing(self, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
-        """OpenRouter's page of models (`offset`, `limit`; the SDKs page through them): this server serves one."""
-        models = [self.model()]
+        """OpenRouter's page of models (`offset`, `limit`; the SDKs page through them): those the fleet serves."""
+        self._table()
+        models = [self.model(m) for m in self._served]
         end = len(models) if limit is None else offset + limit
         more = end < len(models)
         following = f"/api/v1/models?offset={end}&limit={limit}" if more else None

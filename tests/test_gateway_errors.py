@@ -104,4 +104,4 @@ def test_endpoints_of_other_modalities_say_what_this_server_serves(method_path: 
     assert r.status_code == 404
     message = r.json()["error"]["message"]
     assert r.json()["error"]["code"] == 404
-    assert message.startswith("This server serves one model, mistralai/mistral-small-3.1-24b-instruct")
+    assert message.startswith("This server serves mistralai/mistral-small-3.1-24b-instruct (text and images in")

@@ -46,7 +46,7 @@ async def status(gateway: GatewayDep) -> dict[str, object]:
         "in_flight": admission.in_flight,
         "waiting": admission.waiting,
         "draining": admission.draining,
-        "model": gateway.settings.model_id,
+        "model": gateway.catalog.default,
     }
 
 

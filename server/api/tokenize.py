@@ -24,5 +24,5 @@ async def tokenize(body: TokenizeRequest, generation: GenerationDep, principal: 
 
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, gateway: GatewayDep, generation: GenerationDep) -> dict[str, Any]:
-    payload = {"model": gateway.settings.model_id, "tokens": body.tokens}
+    payload = {"model": gateway.catalog.default, "tokens": body.tokens}
     return await generation.engine_client.post("/detokenize", payload)

@@ -28,14 +28,15 @@ ROOTS = {
     "guardrails": "guardrails",
     "observability": "hosted observability destinations (traces: MISTRAL_LOCAL_OTLP_ENDPOINT)",
 }
-MODALITY = "This server serves one model, {model} (text and images in, text out): {what} is not available here"
+MODALITY = "This server serves {models} (text and images in, text out): {what} is not available here"
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["unsupported"], responses=ERROR_RESPONSES)
 
 
 def _refuse(what: str) -> Callable[[Gateway], Awaitable[None]]:
     async def refuse(gateway: GatewayDep) -> None:
-        raise NotFound(MODALITY.format(model=gateway.settings.model_id, what=what))
+        models = ", ".join(m["id"] for m in gateway.catalog.listing()["data"])
+        raise NotFound(MODALITY.format(models=models, what=what))
 
     return refuse
 

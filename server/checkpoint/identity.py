@@ -48,6 +48,13 @@ KNOWN: dict[str, Identity] = {
 DEFAULT = KNOWN["mistralai/Mistral-Small-3.1-24B-Instruct-2503"]
 
 
+def identity_of(model_id: str) -> Identity:
+    """How to describe a model served under `model_id`: a known one's record, else one made of the id alone (an
+    engine of the fleet may serve a model this gateway has no card for)."""
+    known = next((i for i in KNOWN.values() if i.model_id == model_id), None)
+    return known or Identity(model_id, model_id, model_id, "", f"{model_id}, served locally by mistral-local on vLLM.")
+
+
 def read_identity(directory: Path) -> Identity | None:
     """What `fetch-weights` recorded about the model in `directory` (None for directories it did not write)."""
     path = directory / IDENTITY_FILE

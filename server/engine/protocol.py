@@ -50,4 +50,5 @@ class ManagedEngine(Engine, Protocol):
 class Endpoint(ManagedEngine, Protocol):
     url: str  # unix:PATH or http://HOST:PORT (server/engine/address.py)
     api_key: str
+    served_model: str  # the model id it answers to
     on_change: list[Callable[[], None]]  # called after each change of state

@@ -36,8 +36,9 @@ def build_fleet(settings: Settings) -> tuple[Fleet, Settings]:
         supervisors, settings = local_engines(settings, count)
         members = [Member(f"local-{i}", engine) for i, engine in enumerate(supervisors)]
     for entry in entries:
+        model = entry.model or settings.model_id
         engine = AttachedEngine(
-            entry.url, entry.key(default_key), settings.model_id, start_timeout_s=settings.engine_start_timeout_s
+            entry.url, entry.key(default_key), model, start_timeout_s=settings.engine_start_timeout_s
         )
         members.append(Member(entry.named(), engine, router=entry.router))
     names = [m.name for m in members]

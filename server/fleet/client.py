@@ -32,7 +32,7 @@ from server.errors import (
     availability,
     rewrite_context_error,
 )
-from server.fleet.members import Fleet, Member
+from server.fleet.members import Fleet, Member, state_of
 from server.fleet.routing import Conversation, Router
 
 TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C `traceparent`, to the engine
@@ -132,16 +132,15 @@ class EngineClient:
         self.retry_after_s = retry_after_s
         self.tracer = tracer
 
-    def _unavailable(self) -> EngineUnavailable:
+    def _unavailable(self, members: list[Member]) -> EngineUnavailable:
         retry = self.retry_after_s
-        state = self.engine.state.value
-        return EngineUnavailable(
-            f"Engine is {state}", retry_after=retry, availability=availability("temporarily_unavailable", retry)
-        )
+        if len(members) == len(self.engine.members):
+            what = f"Engine is {self.engine.state.value}"
+        else:  # the engines of one model of several
+            what = f"The engines serving this model are {state_of(members).value}" if members else "No engine"
+        return EngineUnavailable(what, retry_after=retry, availability=availability("temporarily_unavailable", retry))
 
     def _body(self, payload: dict[str, Any]) -> bytes:
-        if not self.engine.ready:
-            raise self._unavailable()
         try:
             return orjson.dumps(payload)
         except orjson.JSONEncodeError as exc:  # e.g. an integer past 64 bits inside a tool's JSON schema
@@ -164,8 +163,10 @@ class EngineClient:
     ) -> tuple[Member, aiohttp.ClientResponse]:
         """The answer of the first engine in the conversation's order that takes the connection; counted on it
         until the caller calls `member.in_flight -= 1` (post and stream do)."""
+        members = self.engine.members_for(payload.get("model", ""))  # those serving the request's model
+        if not self.engine.ready or not members:
+            raise self._unavailable(members)
         body = self._body(payload)
-        members = self.engine.members
         # A fleet of one has nothing to choose (unless it is a router that wants the session): no hashing.
         chooses = len(members) > 1 or members[0].router
         route = talk.route() if talk is not None and chooses else None
@@ -182,7 +183,7 @@ class EngineClient:
                     )
             except Refused:
                 member.in_flight -= 1
-                if len(members) > 1:  # others can take it; a fleet of one just answers 503, as it always did
+                if len(self.engine.members) > 1:  # a fleet of one just answers 503, as it always did
                     member.eject("refused a connection")
                 continue
             except BaseException:
@@ -195,7 +196,7 @@ class EngineClient:
                     error_body = await self._read(response)
                 raise engine_error(response.status, error_body)
             return member, response
-        raise self._unavailable()
+        raise self._unavailable(members)
 
     def _headers(self, request_id: str | None, span: Span) -> dict[str, str]:
         headers = {"content-type": "application/json"}

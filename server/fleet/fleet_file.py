@@ -7,6 +7,7 @@ it on its node). YAML:
       - url: http://10.0.0.12:8100
         api_key_file: /etc/mistral-local/node2.key
         name: node2              # default: HOST:PORT
+        model: mistralai/mistral-small-3.2-24b-instruct   # default: the gateway's model id
       - url: http://llm-d-gateway.internal
         router: true             # a router in front of several engines (llm-d, vLLM router): gets X-Session-ID
 """
@@ -29,6 +30,9 @@ class Attached(BaseModel):
     api_key_file: Path | None = None
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
     router: bool = False
+    # The OpenRouter id the engine serves (its vLLM served model name): `mistral-local engine` serves the id its
+    # weights' served-model.json names. Requests for that id go to it (engines may serve different models).
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.:-]+$")
 
     def named(self) -> str:
         if self.name is not None:

@@ -1,8 +1,9 @@
 """A fleet's engines as one. Each `Member` is an engine at one address (launched here, attached, or a worker's view
 of either) with the gateway's own view of it: out of rotation since a request or a probe found it not answering,
 its load, what this process has sent it. `Fleet` starts and stops them all and shows the rest of the gateway one
-engine's face: ready while any member can take requests, the smallest context of any, restarts summed. One engine
-is a fleet of one, and behaves exactly as that engine."""
+engine's face: ready while any member can take requests, the smallest context of any, restarts summed. Members may
+serve different models (`serving`: each model's members). One engine is a fleet of one, and behaves exactly as that
+engine."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class Member:
         self.on_change: list[Callable[[], None]] = []  # called when it leaves or rejoins rotation (the fleet's)
 
     @property
+    def model(self) -> str:
+        """The model id it serves: requests for another go elsewhere."""
+        return self.engine.served_model
+
+    @property
     def usable(self) -> bool:
         return self.engine.ready and self.out is None
 
@@ -65,6 +71,7 @@ class Member:
         state = self.engine.state.value if self.out is None else EngineState.UNREACHABLE.value
         return {
             "name": self.name,
+            "model": self.model,
             "state": state,
             "restarts": self.engine.restarts,
             "in_flight": self.in_flight,
@@ -99,23 +106,25 @@ class Fleet:
         self.refresh()
 
     def refresh(self) -> None:
+        # Each model's members, in the members' order (a worker's views learn their models from the control process).
+        self.serving: dict[str, list[Member]] = {}
+        for m in self.members:
+            self.serving.setdefault(m.model, []).append(m)
         usable = [m for m in self.members if m.usable]
         self.ready_count = len(usable)  # admission's capacity is this many engines' worth
-        self.state = self._state(bool(usable))
+        self.state = EngineState.READY if usable else state_of(self.members)
         self.ready = self.state is EngineState.READY
         self.state_since = max(m.engine.state_since for m in self.members)
         self.restarts = sum(m.engine.restarts for m in self.members)
         # The smallest context and image limit of any engine: a request that fits goes to any of them.
         self.max_model_len = _least(m.engine.max_model_len for m in self.members)
         self.images_per_prompt = _least(m.engine.images_per_prompt for m in self.members)
+        # Each model's: the smallest context of the engines serving it.
+        self.contexts = {model: _least(m.engine.max_model_len for m in ms) for model, ms in self.serving.items()}
 
-    def _state(self, any_usable: bool) -> EngineState:
-        if any_usable:
-            return EngineState.READY
-        states = {m.engine.state for m in self.members}
-        if EngineState.READY in states:  # ready, but out of rotation
-            return EngineState.UNREACHABLE
-        return next((s for s in _HOPE if s in states), EngineState.FAILED)
+    def members_for(self, model: str) -> list[Member]:
+        """The members serving `model` (every member when all serve one model: nothing to look up)."""
+        return self.members if len(self.serving) == 1 else self.serving.get(model, [])
 
     @property
     def last_failure(self) -> str | None:
@@ -148,6 +157,17 @@ class Fleet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         await asyncio.gather(*(m.engine.stop() for m in self.members))
+
+
+def state_of(members: Iterable[Member]) -> EngineState:
+    """The state these members show together: ready while one is usable, else the most hopeful of theirs."""
+    members = list(members)
+    if any(m.usable for m in members):
+        return EngineState.READY
+    states = {m.engine.state for m in members}
+    if EngineState.READY in states:  # ready, but out of rotation
+        return EngineState.UNREACHABLE
+    return next((s for s in _HOPE if s in states), EngineState.FAILED)
 
 
 def _least(values: Iterable[int | None]) -> int | None:

@@ -3,12 +3,12 @@ once translated to chat (server/dialects/). It applies the request's preset, ans
 asked, and walks OpenRouter's `model` + `models` order: local first, then the hosted upstream when every privacy
 rule allows it (server/generation/upstream.py `upstream_refusal`).
 
-For each model in turn: the local engine (server/generation/pipeline.py) if it serves that model and the `provider`
-preferences keep the local provider; then the upstream. A local failure OpenRouter would fall back on (engine down
-or restarting 503, admission 429, timeout 408, engine error 502, before anything was streamed) moves on; any other
-error is the answer. When no attempt succeeds, the client gets the first model's local error (or the last upstream
-error), so a refused upstream looks exactly like no upstream. Every attempt is recorded with the generation that
-answered.
+For each model in turn: the local engines (server/generation/pipeline.py) if one of the fleet's serves that model
+and the `provider` preferences keep the local provider; then the upstream, if there is one. A local failure
+OpenRouter would fall back on (engines down or restarting 503, admission 429, timeout 408, engine error 502, before
+anything was streamed) moves on; any other error is the answer. When no attempt succeeds, the client gets the first
+model's local error (or the last upstream error), so a refused upstream looks exactly like no upstream. Every
+attempt is recorded with the generation that answered.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Dispatch:
         self, req: ChatRequest, raw: dict[str, Any], headers: Mapping[str, str], principal: Principal
     ) -> Response:
         order = model_order(req)
-        if self.upstream is None or not order:  # local only: the first model this server serves
+        if len(order) < 2 and self.upstream is None:  # one model, local only: nowhere to fall back to
             return await self.pipeline.chat(req, principal, self.catalog.first_served(order))
         attempts: list[dict[str, Any]] = []
         first_error: GatewayError | None = None
@@ -123,6 +123,8 @@ class Dispatch:
                     first_error = first_error or exc
                     if not falls_back(exc):
                         raise
+            if self.upstream is None:
+                continue
             why = upstream_refusal(self.settings, req, principal, model)
             if why is not None:
                 log.info("not sending %s upstream: %s", model, why)
@@ -150,7 +152,7 @@ class Dispatch:
     ) -> Response:
         assert self.upstream is not None
         # The key's limits and budgets hold upstream too; the request takes no local capacity.
-        wanted = request_demand(raw, req.max_tokens, self.pipeline.context())
+        wanted = request_demand(raw, req.max_tokens, self.pipeline.context(self.catalog.served_id(model)))
         ticket = await self.admission.admit(principal, wanted, capacity=False)
         body = {k: v for k, v in raw.items() if k != "models"} | {"model": model}
         env = Envelope("", 0, model, "upstream")

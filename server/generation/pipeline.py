@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from opentelemetry.trace import StatusCode, Tracer
 
 from server.access.auth import Principal
+from server.catalog import Catalog
 from server.errors import InvalidRequest, context_error
 from server.fleet.client import EngineClient
 from server.fleet.routing import LEADING_MESSAGES, Conversation
@@ -56,6 +57,7 @@ class Pipeline:
         self,
         settings: Settings,
         engine: EngineClient,
+        catalog: Catalog,
         recorder: Recorder,
         fetcher: httpx.AsyncClient,
         admission: Admits,
@@ -64,6 +66,7 @@ class Pipeline:
         self.settings = settings
         self.tracer = tracer  # OpenTelemetry's no-op tracer when tracing is off
         self.engine = engine
+        self.catalog = catalog  # which id the engines serve a requested model as
         self.recorder = recorder
         self.fetcher = fetcher
         self.admission = admission
@@ -128,7 +131,7 @@ class Pipeline:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
         asked = without_files(req) if pdfs else req
-        payload, images = chat_payload(asked, self.settings.model_id, self.settings.default_temperature)
+        payload, images = chat_payload(asked, self.catalog.served_id(model), self.settings.default_temperature)
         self._prepare(payload, principal)
         # Admitted before any PDF is read or image fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload, pdfs.estimate(self.pdfs.limits) if pdfs else 0)
@@ -137,7 +140,7 @@ class Pipeline:
                 with self._step("file_parser"):
                     req = await self.pdfs.read(req, pdfs)
                 call.images = check_chat(req, self.limits)
-                payload, images = chat_payload(req, self.settings.model_id, self.settings.default_temperature)
+                payload, images = chat_payload(req, payload["model"], self.settings.default_temperature)
                 self._prepare(payload, principal)
             if images:
                 with self._step("image_fetch", {"mistral_local.images": len(images)}):
@@ -149,7 +152,7 @@ class Pipeline:
         call = self._start(req, principal, model)
         call.api_type = "text_completions"
         check_completion(req, self.limits)
-        payload = completion_payload(req, self.settings.model_id, self.settings.default_temperature)
+        payload = completion_payload(req, self.catalog.served_id(model), self.settings.default_temperature)
         self._prepare(payload, principal)
         ticket = await self._admit(principal, payload)
         return await self._generate(call, ticket, "/v1/completions", payload, stream=req.stream)
@@ -161,9 +164,10 @@ class Pipeline:
             check_chat(ChatRequest(messages=req.messages, tools=req.tools), self.limits)
         elif req.prompt is not None and len(req.prompt) > self.limits.max_string_chars:
             raise InvalidRequest(f"prompt: longer than {self.limits.max_string_chars} characters")
-        payload, images = tokenize_payload(req, self.settings.model_id)
+        payload, images = tokenize_payload(req, self.catalog.served_id(self.catalog.resolve(req.model)))
         with self._step("admission"):
-            ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, self.context(), 0, 0))
+            context = self.context(payload["model"])
+            ticket = await self.admission.admit(principal, demand(payload | {"max_tokens": 1}, context, 0, 0))
         with released(ticket):
             await resolve_images(images, self._image)
             return await self.engine.post("/tokenize", payload)
@@ -199,20 +203,22 @@ class Pipeline:
         if principal.key_id is not None:
             payload["cache_salt"] = cache_salt(principal.key_id)
 
-    def context(self) -> int:
-        return self.engine.engine.max_model_len or DEFAULT_CONTEXT
+    def context(self, model: str) -> int:
+        """The context of the engines serving `model` (the id they serve it as)."""
+        return self.engine.engine.contexts.get(model) or DEFAULT_CONTEXT
 
     async def _admit(self, principal: Principal, payload: dict[str, Any], files_tokens: int = 0) -> Hold:
         """`files_tokens`: what the request's PDFs may add to the prompt, before they are read."""
         pricing = self.pricing
-        wanted = demand(payload, self.context(), float(pricing.prompt), float(pricing.completion), files_tokens)
+        context = self.context(payload["model"])
+        wanted = demand(payload, context, float(pricing.prompt), float(pricing.completion), files_tokens)
         with self._step("admission"):
             return await self.admission.admit(principal, wanted)
 
     async def _fit(self, payload: dict[str, Any], limit: int | None, *, middle_out: bool) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + `limit` (the request's max_tokens) over the
         context, which vLLM would silently clamp."""
-        context = self.engine.engine.max_model_len
+        context = self.engine.engine.contexts.get(payload["model"])
         if context is None:
             return
         if middle_out:

@@ -13,7 +13,7 @@ from server.engine.supervisor import EngineState
 from server.fleet.load import Load
 from server.fleet.members import Fleet, Member
 
-_FIELDS = ("url", "api_key", "max_model_len", "images_per_prompt", "restarts", "last_failure")
+_FIELDS = ("url", "api_key", "served_model", "max_model_len", "images_per_prompt", "restarts", "last_failure")
 
 
 def describe(fleet: Fleet) -> dict[str, Any]:
@@ -32,6 +32,7 @@ class EngineView:
     def __init__(self) -> None:
         self.url = ""  # the control process says where
         self.api_key = ""
+        self.served_model = ""
         self.state = EngineState.STOPPED
         self.state_since = time.monotonic()
         self.restarts = 0

@@ -23,10 +23,12 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from openrouter import OpenRouter
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.access.auth import hash_key
 from server.serving import free_port
+from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
 
@@ -36,6 +38,9 @@ KEYS = {"alice": "sk-ml-fleet-alice", "bob": "sk-ml-fleet-bob", "ops": "sk-ml-fl
 API_KEYS: list[dict[str, Any]] = [{"label": label, "sha256": hash_key(key)} for label, key in KEYS.items()]
 API_KEYS[-1]["management"] = True
 KEYS_ENV = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
+SMALL_32 = "mistralai/mistral-small-3.2-24b-instruct"
+ALIAS = json.dumps([SMALL_32])
+MAGISTRAL = "mistralai/magistral-small-2506"
 
 
 def auth(who: str) -> dict[str, str]:
@@ -61,7 +66,8 @@ class Node:
                 [sys.executable, "-m", "server", "engine", "--port", str(self.port), "--key-file", str(self.key_file)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR)},
+                # It also answers to Mistral Small 3.2's id: a second gateway sends it that model's requests.
+                env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR), "MISTRAL_LOCAL_MODEL_ALIASES": ALIAS},
                 cwd=REPO,
                 start_new_session=True,
             )
@@ -109,13 +115,16 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The node's engine starts first, then the session gateway (with its engine) is asked for: the two engines
+    start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
     node = Node(free_port(), folder / "node.key")
     node.start()
-    (folder / "local.key").write_text(ENGINE_KEY + "\n")
-    local_url = f"http://127.0.0.1:{gateway.engine_port}"
     try:
+        gateway: Gateway = request.getfixturevalue("gateway")
+        (folder / "local.key").write_text(ENGINE_KEY + "\n")
+        local_url = f"http://127.0.0.1:{gateway.engine_port}"
         node.wait_ready()
         fleet_file = folder / "fleet.yaml"
         entries = [
@@ -229,6 +238,42 @@ def stream_lines(gw: Gateway, who: str, session: str) -> Iterator[str]:
         yield from (line for line in r.iter_lines() if line.startswith("data:"))
 
 
+def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
+    """A gateway whose fleet file says the node serves Mistral Small 3.2 and a third engine Magistral: requests go
+    by model id (by the engines' own counters), `/models` lists all three, and the `models` fallback list moves on
+    to another model's engine when the first's are down (Magistral's never came up)."""
+    (tmp_path / "local.key").write_text(ENGINE_KEY + "\n")
+    entries = [
+        {"url": fleet.local_url, "api_key_file": str(tmp_path / "local.key"), "name": "local"},
+        {"url": fleet.node.url, "api_key_file": str(fleet.node.key_file), "name": "node", "model": SMALL_32},
+        {"url": f"http://127.0.0.1:{free_port()}", "name": "magistral", "model": MAGISTRAL},
+    ]
+    (tmp_path / "fleet.yaml").write_text(json.dumps({"engines": entries}))
+    gw = start_gateway("gateway-fleet-models", "--fleet-file", str(tmp_path / "fleet.yaml"), env=KEYS_ENV)
+    try:
+        gw.wait_ready(timeout_s=60, headers=auth("ops"))
+        wait_for_both(fleet, gw)
+        with OpenRouter(api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None) as sdk:
+            listed = sdk.models.list()
+            assert listed is not None
+            assert [m.id for m in listed.result.data] == [OPENROUTER_MODEL_ID, SMALL_32, MAGISTRAL]
+            assert listed.result.data[1].name == "Mistral: Mistral Small 3.2 24B"
+        for model, home in ((SMALL_32, (0, 6)), (OPENROUTER_MODEL_ID, (6, 0))):
+            before = fleet.counts()
+            for i in range(6):  # sessions that rendezvous hashing spreads over both engines
+                assert ask(gw, "alice", f"m{i}", "hi", model=model)["model"] == model
+            assert counted(fleet, before, 6) == home, model
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "model": MAGISTRAL}
+        r = httpx.post(f"{gw.url}/api/v1/chat/completions", json=body, headers=auth("alice"), timeout=30)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["availability"]["code"] == "temporarily_unavailable"
+        before = fleet.counts()
+        assert ask(gw, "alice", "fallback", "hi", model=MAGISTRAL, models=[SMALL_32])["model"] == SMALL_32
+        assert counted(fleet, before, 1) == (0, 1)
+    finally:
+        gw.stop()
+
+
 @pytest.mark.timeout(600)  # the node's engine is started again (up to 240 s)
 def test_a_killed_engine_is_left_at_once_and_taken_back(fleet: Fleet) -> None:
     on_node = next(s for s in (f"k{i}" for i in range(40)) if engine_of(fleet, "alice", s, turns=1) == "node")
@@ -298,16 +343,17 @@ def every_engine_down_is_a_503(lone: Gateway, killed: float) -> None:
         assert error["availability"] == {"code": "temporarily_unavailable", "retryable": True, "retry_after": 5}
 
 
-def ready_engines(fleet: Fleet) -> set[str]:
-    ready = httpx.get(f"{fleet.gateway.url}/health/ready", headers=auth("ops")).json()
+def ready_engines(gw: Gateway) -> set[str]:
+    ready = httpx.get(f"{gw.url}/health/ready", headers=auth("ops")).json()
     return {e["name"] for e in ready["engines"] if e["state"] == "ready"}
 
 
-def wait_for_both(fleet: Fleet) -> None:
-    """Both engines taken by the gateway, and their counters settled: the readiness probes' one-token generations
-    (the node's own supervisor's, the gateway's) are counted before a test reads them."""
+def wait_for_both(fleet: Fleet, gw: Gateway | None = None) -> None:
+    """Both engines taken by the gateway (`gw`, default the fleet's), and their counters settled: the readiness
+    probes' one-token generations (the node's own supervisor's, the gateway's) are counted before a test reads
+    them."""
     deadline = time.monotonic() + 60
-    while ready_engines(fleet) != {"local", "node"}:
+    while not {"local", "node"} <= ready_engines(gw or fleet.gateway):
         assert time.monotonic() < deadline, "the gateway does not take both engines"
         time.sleep(0.5)
     last = fleet.counts()

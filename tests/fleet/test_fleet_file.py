@@ -9,7 +9,7 @@ import pytest
 from server.errors import ConfigError
 from server.fleet.build import build_fleet, member_names
 from server.fleet.fleet_file import read_fleet_file
-from server.settings import Settings
+from server.settings import OPENROUTER_MODEL_ID, Settings
 
 
 def test_a_fleet_file_lists_engines_with_a_key_each(tmp_path: Path) -> None:
@@ -18,7 +18,8 @@ def test_a_fleet_file_lists_engines_with_a_key_each(tmp_path: Path) -> None:
     path.write_text(
         "engines:\n"
         f"  - {{url: 'http://10.0.0.11:8100', api_key_file: '{tmp_path / 'node1.key'}'}}\n"
-        "  - {url: 'http://llm-d.internal', name: llm-d, router: true}\n"
+        "  - {url: 'http://llm-d.internal', name: llm-d, router: true,"
+        " model: mistralai/mistral-small-3.2-24b-instruct}\n"
     )
     one, router = read_fleet_file(path)
     assert (one.named(), one.key("default"), one.router) == ("10.0.0.11:8100", "key-one", False)
@@ -26,6 +27,8 @@ def test_a_fleet_file_lists_engines_with_a_key_each(tmp_path: Path) -> None:
     fleet, _ = build_fleet(Settings(fleet_file=path, cache_dir=tmp_path))
     assert [m.name for m in fleet.members] == ["10.0.0.11:8100", "llm-d"]  # attached only: nothing launched here
     assert [m.engine.api_key for m in fleet.members] == ["key-one", ""]
+    # what each serves: the gateway's model unless the file names another (its readiness probe asks for that one)
+    assert [m.model for m in fleet.members] == [OPENROUTER_MODEL_ID, "mistralai/mistral-small-3.2-24b-instruct"]
     assert member_names(Settings(fleet_file=path, cache_dir=tmp_path)) == ["10.0.0.11:8100", "llm-d"]
 
 
@@ -36,6 +39,7 @@ def test_a_fleet_file_lists_engines_with_a_key_each(tmp_path: Path) -> None:
         ("engines: [{url: 'ftp://x'}]", "engines.0.url: String should match pattern"),
         ("engines: [{url: 'http://x:1', api_key: 'inline'}]", "engines.0.api_key: Extra inputs are not permitted"),
         ("engines: [{url: 'http://x:1', name: 'a b'}]", "engines.0.name: String should match pattern"),
+        ("engines: [{url: 'http://x:1', model: 'no-author'}]", "engines.0.model: String should match pattern"),
         ("engines: [", "fleet file"),
     ],
 )

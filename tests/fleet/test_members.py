@@ -8,9 +8,9 @@ from server.fleet.members import Fleet, Member, fleet_of
 from server.workers.engine_view import EngineView
 
 
-def view(state: EngineState, context: int | None = None) -> EngineView:
+def view(state: EngineState, context: int | None = None, model: str = "m") -> EngineView:
     engine = EngineView()
-    engine.state, engine.max_model_len = state, context
+    engine.state, engine.max_model_len, engine.served_model = state, context, model
     return engine
 
 
@@ -46,6 +46,7 @@ def test_the_figures_follow_the_engines() -> None:
             "state": "ready",
             "url": "",
             "api_key": "",
+            "served_model": "m",
             "max_model_len": 32768,
             "images_per_prompt": 4,
             "restarts": 1,
@@ -58,6 +59,7 @@ def test_the_figures_follow_the_engines() -> None:
             "state": "ready",
             "url": "",
             "api_key": "",
+            "served_model": "m",
             "max_model_len": 4096,
             "images_per_prompt": None,
             "restarts": 0,
@@ -66,6 +68,21 @@ def test_the_figures_follow_the_engines() -> None:
     )
     assert fleet.max_model_len == 4096  # a request that fits goes to either
     assert fleet.ready_count == 2
+
+
+def test_each_model_has_its_engines_and_its_own_context() -> None:
+    a, b = (
+        Member("a", view(EngineState.READY, 4096, "small-3.1")),
+        Member("b", view(EngineState.READY, 2048, "small-3.2")),
+    )
+    c = Member("c", view(EngineState.READY, 8192, "small-3.1"))
+    fleet = Fleet([a, b, c])
+    assert fleet.serving == {"small-3.1": [a, c], "small-3.2": [b]}
+    assert fleet.members_for("small-3.2") == [b] and fleet.members_for("magistral") == []
+    assert fleet.contexts.get("small-3.1") == 4096 and fleet.contexts.get("small-3.2") == 2048
+    assert b.describe()["model"] == "small-3.2"
+    one_model = Fleet([Member("x", view(EngineState.READY, 4096)), Member("y", view(EngineState.READY, 4096))])
+    assert one_model.members_for("anything") == one_model.members  # one model: no lookup on the request path
 
 
 def test_leaving_rotation_tells_who_asked() -> None:

@@ -63,9 +63,9 @@ async def running(engine: Engine) -> AsyncIterator[tuple[str, Callable[[], Await
         await runner.cleanup()
 
 
-def member(name: str, url: str, state: EngineState = EngineState.READY) -> Member:
+def member(name: str, url: str, state: EngineState = EngineState.READY, model: str = "m") -> Member:
     view = EngineView()
-    view.url, view.state = url, state
+    view.url, view.state, view.served_model = url, state, model
     return Member(name, view)
 
 
@@ -175,5 +175,26 @@ def test_taking_an_engine_out_cuts_the_requests_waiting_on_it() -> None:
                 with pytest.raises(UpstreamError):
                     await asyncio.wait_for(waiting, 2)  # at once, not at the request timeout (30 s here)
                 assert hung.in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_a_request_goes_only_to_engines_serving_its_model() -> None:
+    async def run() -> None:
+        small, other = Engine(), Engine()
+        async with running(small) as (small_url, _), running(other) as (other_url, _):
+            a = member("a", small_url, model="mistral-small")
+            b = member("b", other_url, model="magistral-small")
+            async with client_of(a, b) as client:
+                for i in range(6):  # sessions that rendezvous hashing would spread over both
+                    talk = Conversation("key", {"session_id": f"s{i}"}, None)
+                    await client.post("/v1/chat/completions", {"model": "magistral-small"}, talk=talk)
+                assert (small.served, other.served) == (0, 6)
+                b.eject("test")
+                with pytest.raises(EngineUnavailable) as gone:  # the other model's engine does not stand in
+                    await client.post("/v1/chat/completions", {"model": "magistral-small"})
+                assert str(gone.value) == "The engines serving this model are unreachable"
+                assert await client.post("/v1/chat/completions", {"model": "mistral-small"}) == ANSWER
+                assert (small.served, other.served) == (1, 6)
 
     asyncio.run(run())

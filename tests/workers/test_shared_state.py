@@ -28,7 +28,14 @@ from server.workers.state_server import StateServer
 
 ANY = Principal(None, KeyLimits())
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"  # one another user may run
-MEMBER = {"state": "ready", "url": "http://127.0.0.1:9", "api_key": "", "max_model_len": 4096, "load": {}}
+MEMBER = {
+    "state": "ready",
+    "url": "http://127.0.0.1:9",
+    "api_key": "",
+    "max_model_len": 4096,
+    "load": {},
+    "served_model": "m",
+}
 MEMBER |= {"images_per_prompt": None, "restarts": 0, "last_failure": None, "out": None}
 
 
