@@ -176,26 +176,26 @@ class EngineClient:
             if member.router and route is not None:  # a router in front of several engines: its affinity agrees
                 sent["x-session-id"] = route
             member.in_flight += 1
+            taken = False  # a 200 answer: the caller holds the count until the answer is read
             try:
                 with self._translated():
                     response = await self.sessions[member.name].post(
                         f"{http_base(engine.url)}{path}", data=body, headers=sent
                     )
-            except Refused:
-                member.in_flight -= 1
-                if len(self.engine.members) > 1:  # a fleet of one just answers 503, as it always did
-                    member.eject("refused a connection")
-                continue
-            except BaseException:
-                member.in_flight -= 1
-                raise
-            span.set_attribute("mistral_local.engine", member.name)
-            if response.status != 200:
-                member.in_flight -= 1
+                span.set_attribute("mistral_local.engine", member.name)
+                if response.status == 200:
+                    taken = True
+                    return member, response
                 async with response:
                     error_body = await self._read(response)
                 raise engine_error(response.status, error_body)
-            return member, response
+            except Refused:
+                if len(self.engine.members) > 1:  # a fleet of one just answers 503, as it always did
+                    member.eject("refused a connection")
+                continue
+            finally:
+                if not taken:
+                    member.in_flight -= 1
         raise self._unavailable(members)
 
     def _headers(self, request_id: str | None, span: Span) -> dict[str, str]:
