@@ -270,16 +270,32 @@ def make_tiny(directory: Annotated[Path, typer.Argument(help="Where to write the
 
 
 @app.command("check-model")
-def check_model_cmd(directory: Annotated[Path, typer.Argument(help="Model directory to check.")]) -> None:
-    """Check that a directory holds a servable Mistral Small 3.1-shaped checkpoint; say exactly what is wrong."""
+def check_model_cmd(
+    directory: Annotated[Path, typer.Argument(help="Model directory to check.")],
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            help="The GPU it will run on (a catalog key such as rtx4090 or l4, or an nvidia-smi name), which must "
+            "have a vLLM kernel for the checkpoint's weights. Default: this machine's GPU, if it has one."
+        ),
+    ] = None,
+) -> None:
+    """Check that a directory holds a servable Mistral Small 3.x checkpoint (Mistral-native, or Hugging Face layout
+    with tekken.json, quantized or not); say exactly what is wrong."""
     from server.checkpoint.check import check_model
+    from server.checkpoint.quantization import checkpoint_weights
+    from server.planning.gpus import catalog_gpu
+    from server.planning.hardware import detect
 
-    report = check_model(directory)
+    target = catalog_gpu(gpu) if gpu is not None else next(iter(detect().gpus), None)
+    report = check_model(directory, gpu=(target.name, target.compute_capability) if target else None)
     if not report.ok:
         for problem in report.problems:
             typer.secho(f"✗ {problem}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.echo(f"✓ {directory}: {report.format} format, {report.parameters / 1e9:.3f} B parameters")
+    weights = checkpoint_weights(directory)
+    on = f", runs on {target.name}" if target else ""
+    typer.echo(f"✓ {directory}: {report.format} format, {weights} weights, {report.parameters / 1e9:.3f} B values{on}")
 
 
 @app.command("fetch-weights")

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.checkpoint.hf_layout import INDEX, config_and_problems, shard_map, tokenizer_problems
 from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, WEIGHTS_FILE, config_problems, expected_tensors
+from server.checkpoint.quantization import checkpoint_weights, kernel_refusal
 
 # A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
 _HEADER_LEN_BYTES = 8
@@ -46,13 +48,13 @@ def detect_format(directory: Path, weights: bool = True) -> tuple[ModelFormat | 
     names = {p.name for p in directory.iterdir()}
     mistral_present = [f for f in MISTRAL_FILES if f in names]
     hf_present = [f for f in HF_MARKERS if f in names]
+    if hf_present and WEIGHTS_FILE not in names:  # RedHatAI's HF checkpoints carry a params.json too
+        return ModelFormat.HF, []
     if mistral_present and hf_present:
         return None, [
             f"{directory} mixes formats: Mistral-native files ({', '.join(mistral_present)}) and Hugging Face "
             f"files ({', '.join(hf_present)}). Keep one format per directory; Mistral-native is the recommended one."
         ]
-    if hf_present:
-        return ModelFormat.HF, []
     if mistral_present:
         missing = [f for f in MISTRAL_FILES if f not in names and (weights or f != WEIGHTS_FILE)]
         problems = [
@@ -60,7 +62,10 @@ def detect_format(directory: Path, weights: bool = True) -> tuple[ModelFormat | 
             for f in missing
         ]
         return ModelFormat.MISTRAL, problems
-    return None, [f"{directory} holds no model: expected {', '.join(MISTRAL_FILES)} (Mistral-native format)"]
+    return None, [
+        f"{directory} holds no model: expected {', '.join(MISTRAL_FILES)} (Mistral-native format) or config.json, "
+        "its safetensors shards and tekken.json (Hugging Face layout)"
+    ]
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
@@ -137,25 +142,36 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-def check_model(directory: Path, weights: bool = True) -> ModelReport:
+def _check_hf(directory: Path, report: ModelReport, weights: bool) -> None:
+    _, problems = config_and_problems(directory)
+    report.problems += problems + tokenizer_problems(directory)
+    if report.problems or not weights:
+        return
+    shards, missing = shard_map(directory)
+    report.problems += missing
+    for name, listed in sorted(shards.items()):
+        if not (directory / name).is_file():
+            continue
+        try:
+            header = read_safetensors_header(directory / name)
+        except (OSError, ValueError) as exc:
+            report.problems.append(str(exc))
+            continue
+        report.problems += [f"{name} lacks tensor {t}, which {INDEX} puts there" for t in listed if t not in header]
+        report.parameters += sum(_numel(info["shape"]) for info in header.values())
+
+
+def check_model(directory: Path, weights: bool = True, gpu: tuple[str, tuple[int, int]] | None = None) -> ModelReport:
     """Everything wrong with `directory` as a model for this server; `report.ok` when nothing is. `weights` False:
-    the engine will make random weights (qualification): none are looked for."""
+    the engine will make random weights (qualification): none are looked for. `gpu` (name, compute capability):
+    the GPU it is meant for, which must have a vLLM kernel for the checkpoint's weights."""
     fmt, problems = detect_format(directory, weights)
     report = ModelReport(directory=directory, format=fmt, problems=problems)
     if fmt is ModelFormat.MISTRAL and not problems:
         _check_mistral(directory, report, weights)
     elif fmt is ModelFormat.HF:
-        report.problems.append(hf_refusal(directory))
+        _check_hf(directory, report, weights)
+    if gpu is not None and report.ok:
+        refusal = kernel_refusal(checkpoint_weights(directory), *gpu)
+        report.problems += [refusal] if refusal else []
     return report
-
-
-def hf_refusal(directory: Path) -> str:
-    """Why HF-format directories are refused: vLLM 0.32 serves them, but not this model's tool calls
-    (docs/engine.md, "The scaled-down checkpoint")."""
-    return (
-        f"{directory} is in Hugging Face format (config.json + shards). mistral-local serves the Mistral-native "
-        f"format, the one Mistral and vLLM recommend for this model (with HF files, vLLM's tool calls for it break): "
-        f"{', '.join(MISTRAL_FILES)}. The official "
-        "repository ships both: download only those three files (`mistral-local fetch-weights` does), or point "
-        "--model at a directory that holds them."
-    )

@@ -78,3 +78,40 @@ def write_tiny(directory: Path) -> Path:
     (directory / "params.json").write_text(json.dumps(TINY_PARAMS, indent=2) + "\n", encoding="utf-8")
     (directory / "tekken.json").write_text(json.dumps(tekken_v7()), encoding="utf-8")
     return directory
+
+
+def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000) -> Path:
+    """The same scaled-down model in the Hugging Face layout: transformers' own Mistral3 config and module (so the
+    tensor names and config keys are the ones HF checkpoints carry), saved in shards with their index, and the same
+    tekken.json. Random weights from the same seed."""
+    import torch
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
+
+    p, v = TINY_PARAMS, TINY_PARAMS["vision_encoder"]
+    text = MistralConfig(
+        hidden_size=p["dim"], intermediate_size=p["hidden_dim"], num_hidden_layers=p["n_layers"],
+        num_attention_heads=p["n_heads"], num_key_value_heads=p["n_kv_heads"], head_dim=p["head_dim"],
+        rope_parameters={"rope_type": "default", "rope_theta": p["rope_theta"]}, rms_norm_eps=p["norm_eps"],
+        vocab_size=p["vocab_size"],
+        max_position_embeddings=131072, sliding_window=None, tie_word_embeddings=False,
+    )  # fmt: skip
+    vision = PixtralVisionConfig(
+        hidden_size=v["hidden_size"],
+        intermediate_size=v["intermediate_size"],
+        num_hidden_layers=v["num_hidden_layers"],
+        num_attention_heads=v["num_attention_heads"],
+        num_channels=v["num_channels"],
+        image_size=v["image_size"],
+        patch_size=v["patch_size"],
+    )  # fmt: skip  (its rope theta: 10000 by default, as the model's)
+    config = Mistral3Config(
+        text_config=text, vision_config=vision, image_token_index=v["image_token_id"],
+        spatial_merge_size=v["spatial_merge_size"], projector_hidden_act="gelu", multimodal_projector_bias=False,
+        vision_feature_layer=-1, tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(SEED)
+    model = Mistral3ForConditionalGeneration(config).bfloat16()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, max_shard_size=shard_bytes)
+    (directory / "tekken.json").write_text(json.dumps(tekken_v7()), encoding="utf-8")
+    return directory

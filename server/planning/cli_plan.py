@@ -8,11 +8,12 @@ from typing import get_args
 
 from rich.console import Console
 
+from server.checkpoint.quantization import WEIGHTS, Weights, checkpoint_weights
 from server.engine.profiles import PlannedFor
 from server.errors import ConfigError
 from server.planning.gpus import catalog_gpu, known
 from server.planning.hardware import detect
-from server.planning.model_shape import WEIGHTS, ModelShape, Weights, checkpoint_weights, read_shape, reference_shape
+from server.planning.model_shape import ModelShape, read_shape, reference_shape
 from server.planning.planner import Inventory, KvChoice, Plan, PlanRequest, Target, plan
 from server.planning.profile_writer import profile_name, render, to_profile
 from server.planning.report import print_plan

@@ -53,9 +53,11 @@ CATALOG: tuple[Known, ...] = (
     Known("l40", "L40", 46068, 0.864, (8, 9)),
     Known("l4", "L4", 23034, 0.300, (8, 9)),
     Known("rtx4090", "RTX 4090", 24564, 1.008, (8, 9)),
+    Known("rtx3090", "RTX 3090", 24576, 0.936, (8, 6)),
     Known("rtx6000-ada", "RTX 6000 Ada", 49140, 0.960, (8, 9)),
     Known("a10g", "A10G", 23028, 0.600, (8, 6)),
     Known("a10", "A10", 23028, 0.600, (8, 6)),
+    Known("t4", "T4", 15360, 0.320, (7, 5)),
 )
 NAMES = {
     "h200": "NVIDIA H200",
@@ -65,6 +67,8 @@ NAMES = {
     "l40s": "NVIDIA L40S",
     "l4": "NVIDIA L4",
     "rtx4090": "NVIDIA GeForce RTX 4090",
+    "rtx3090": "NVIDIA GeForce RTX 3090",
+    "t4": "Tesla T4",
 }
 
 

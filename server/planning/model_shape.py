@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from server.checkpoint.hf_layout import params_from_hf
 from server.checkpoint.layout import config_problems, expected_tensors
+from server.checkpoint.quantization import Weights
 from server.errors import ConfigError
 
-Weights = Literal["bf16", "fp8", "int8", "int4"]
 KvDtype = Literal["bf16", "fp8"]
-WEIGHTS: tuple[Weights, ...] = ("bf16", "fp8", "int8", "int4")
 # Bytes per decoder linear weight. int4 (W4A16) adds one 16-bit scale per group of 128 weights.
 LINEAR_BYTES: dict[Weights, float] = {"bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2 / 128}
 KV_BYTES: dict[KvDtype, int] = {"bf16": 2, "fp8": 1}
@@ -70,43 +70,6 @@ class ModelShape:
         cache = images * self.tokens_per_image * self.dim * 2
         encoder = self.patches_per_image * (4 * self.vision_hidden + 2 * self.vision_ffn) * 2
         return float(cache + encoder)
-
-
-def _params_from_hf(config: dict[str, Any]) -> dict[str, Any]:
-    """An HF-format Mistral3 config.json, restated as params.json keys."""
-    text, vision = config.get("text_config", config), config.get("vision_config", {})
-    heads = text["num_attention_heads"]
-    image_size = vision.get("image_size", 1540)
-    return {
-        "dim": text["hidden_size"],
-        "n_layers": text["num_hidden_layers"],
-        "head_dim": text.get("head_dim") or text["hidden_size"] // heads,
-        "hidden_dim": text["intermediate_size"],
-        "n_heads": heads,
-        "n_kv_heads": text["num_key_value_heads"],
-        "rope_theta": text.get("rope_theta", 1e9),
-        "norm_eps": text.get("rms_norm_eps", 1e-5),
-        "vocab_size": text["vocab_size"],
-        "max_position_embeddings": text.get("max_position_embeddings"),
-        "vision_encoder": {
-            "hidden_size": vision.get("hidden_size", 1024),
-            "num_channels": vision.get("num_channels", 3),
-            "max_image_size": image_size,
-            "patch_size": vision.get("patch_size", 14),
-            "rope_theta": vision.get("rope_theta", 10000.0),
-            "intermediate_size": vision.get("intermediate_size", 4096),
-            "num_hidden_layers": vision.get("num_hidden_layers", 24),
-            "num_attention_heads": vision.get("num_attention_heads", 16),
-            "adapter_bias": config.get("multimodal_projector_bias", False),
-            "mm_projector_id": "patch_merge",
-            "spatial_merge_size": config.get("spatial_merge_size", 2),
-            "add_pre_mm_projector_layer_norm": True,
-            "image_token_id": config.get("image_token_index", 10),
-            "image_break_token_id": 12,
-            "image_end_token_id": 13,
-            "image_size": image_size,
-        },
-    }
 
 
 def shape_from_params(params: dict[str, Any], name: str) -> ModelShape:
@@ -162,28 +125,10 @@ def read_shape(path: Path) -> ModelShape:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    params = _params_from_hf(data) if path.name == "config.json" else data
+    params = params_from_hf(data) if path.name == "config.json" else data
     return shape_from_params(params, path.parent.name)
 
 
 def reference_shape() -> ModelShape:
     """Mistral Small 3.1 24B's own params.json (shipped, so plans work before the weights are downloaded)."""
     return replace(read_shape(REFERENCE_PARAMS), name="Mistral Small 3.1 24B")
-
-
-def checkpoint_weights(path: Path) -> Weights:
-    """The precision a checkpoint's linear layers are stored in: a Mistral-format `quantization` section or an HF
-    `quantization_config` says; otherwise 16-bit."""
-    for name in ("params.json", "config.json"):
-        file = path / name if path.is_dir() else path
-        if not file.is_file() or file.name != name:
-            continue
-        data = json.loads(file.read_text(encoding="utf-8"))
-        quant = data.get("quantization") or data.get("quantization_config")
-        if not quant:
-            return "bf16"
-        text = json.dumps(quant).lower()
-        if "fp8" in text or '"float"' in text:
-            return "fp8"
-        return "int4" if '"num_bits": 4' in text or "w4" in text else "int8"
-    return "bf16"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from server.checkpoint.quantization import Weights
 from server.errors import ConfigError
 from server.planning.gpus import Gpu
-from server.planning.model_shape import KvDtype, ModelShape, Weights
+from server.planning.model_shape import KvDtype, ModelShape
 
 GB = 1e9
 # Activations, CUDA graphs, NCCL buffers and the sampler, per GPU (the facts document's stated allowance).

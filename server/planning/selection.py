@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from server.checkpoint.check import check_model
+from server.checkpoint.quantization import checkpoint_weights
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
 from server.engine.diagnosis import Context, installed_version
@@ -22,7 +23,7 @@ from server.engine.supervisor import EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
 from server.planning.hardware import detect
-from server.planning.model_shape import checkpoint_weights, read_shape
+from server.planning.model_shape import read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, plan
 from server.planning.profile_writer import to_profile
 from server.settings import Settings

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from server.checkpoint.quantization import checkpoint_weights
 from server.errors import ConfigError
 from server.planning.gpus import Gpu, catalog_gpu
-from server.planning.model_shape import REFERENCE_PARAMS, checkpoint_weights, read_shape, reference_shape
+from server.planning.model_shape import REFERENCE_PARAMS, read_shape, reference_shape
 from server.planning.planner import GB, Inventory, PlanRequest, kv_room, kv_tokens, plan
 
 SHAPE = reference_shape()

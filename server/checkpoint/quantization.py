@@ -1,0 +1,81 @@
+"""How a checkpoint's decoder weights are stored, read from its config's quantization section, and which NVIDIA GPUs
+vLLM has a kernel for each. The planner sizes the weights by it; `check-model` and the launcher refuse a checkpoint
+whose scheme this GPU cannot run, in one sentence, before vLLM fails deep in its loader."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from server.errors import ConfigError
+
+Weights = Literal["bf16", "fp8", "int8", "int4"]
+WEIGHTS: tuple[Weights, ...] = ("bf16", "fp8", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    since: tuple[int, int]  # the oldest compute capability vLLM runs it on
+    what: str
+
+
+# vLLM's kernels per scheme (its quantization docs' hardware table): FP8 W8A8 needs Ada or Hopper, and Ampere runs
+# FP8 checkpoints weight-only through Marlin; INT8 W8A8 (CUTLASS) runs from Turing; INT4 W4A16 is Marlin, Ampere on.
+KERNELS: dict[Weights, Kernel] = {
+    "bf16": Kernel((8, 0), "bfloat16 (Ampere or later)"),
+    "fp8": Kernel((8, 0), "FP8 W8A8 on Ada and Hopper (8.9+), Marlin FP8 W8A16 on Ampere (8.0+)"),
+    "int8": Kernel((7, 5), "CUTLASS INT8 W8A8 (Turing, 7.5+)"),
+    "int4": Kernel((8, 0), "Marlin INT4 W4A16 (Ampere, 8.0+)"),
+}
+_WEIGHT_ONLY_METHODS = ("gptq", "awq", "auto-round", "autoround")
+
+
+def scheme(quant: dict[str, Any] | None) -> Weights:
+    """The weights a quantization section describes (none: 16-bit); ValueError for a scheme this planner has no
+    figures for."""
+    if not quant:
+        return "bf16"
+    if "qformat_weight" in quant:  # Mistral-native params.json: FP8 is the one vLLM reads there
+        return "fp8"
+    method = str(quant.get("quant_method", "")).lower()
+    if method == "fp8":
+        return "fp8"
+    if method in _WEIGHT_ONLY_METHODS and quant.get("bits") == 4:
+        return "int4"
+    if method == "compressed-tensors":
+        groups = (quant.get("config_groups") or {}).values()
+        kinds = {(g.get("weights", {}).get("type"), g.get("weights", {}).get("num_bits")) for g in groups}
+        found = {("float", 8): "fp8", ("int", 8): "int8", ("int", 4): "int4"}
+        if len(kinds) == 1 and (kind := next(iter(kinds))) in found:
+            return found[kind]  # type: ignore[return-value]
+    raise ValueError(
+        f"quantization {json.dumps(quant)[:200]} is not one mistral-local plans for: FP8, INT8 W8A8 and INT4 W4A16 "
+        "(compressed-tensors, as RedHatAI's checkpoints), FP8 (quant_method fp8), 4-bit GPTQ, AWQ or AutoRound"
+    )
+
+
+def checkpoint_weights(path: Path) -> Weights:
+    """How the checkpoint at `path` (a directory, its params.json or config.json) stores its decoder weights."""
+    for name in ("params.json", "config.json"):
+        file = path / name if path.is_dir() else path
+        if not file.is_file() or file.name != name:
+            continue
+        data = json.loads(file.read_text(encoding="utf-8"))
+        try:
+            return scheme(data.get("quantization") or data.get("quantization_config"))
+        except ValueError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+    return "bf16"
+
+
+def kernel_refusal(weights: Weights, gpu_name: str, capability: tuple[int, int]) -> str | None:
+    """Why `gpu_name` cannot run `weights` weights in vLLM (None: it can)."""
+    kernel = KERNELS[weights]
+    if capability >= kernel.since:
+        return None
+    have, need = ".".join(map(str, capability)), ".".join(map(str, kernel.since))
+    return (
+        f"{gpu_name} (compute capability {have}) has no vLLM kernel for {weights} weights: {kernel.what} needs {need}"
+    )
