@@ -3,11 +3,18 @@ RedHatAI's quantized checkpoints and fine-tunes ship it: what `check-model` veri
 as params.json keys (the planner's and the layout checks' vocabulary).
 
 The tokenizer must be mistral-common's (`tekken.json`): with the HF tokenizer files alone, vLLM's tool calls for this
-model break (docs/engine.md), so such a directory is refused with the file to add."""
+model break (docs/engine.md), so such a directory is refused with the file to add. vLLM 0.32 serves the HF shards
+with the Mistral-native config (`params.json`; its HF-config path fails to profile images with mistral-common's
+tokenizer), so a directory without one is served through a view: links to its files and a params.json made from
+its config.json (`mistral_view`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -116,3 +123,24 @@ def shard_map(directory: Path) -> tuple[dict[str, list[str]], list[str]]:
     if (directory / SINGLE).is_file():
         return {SINGLE: []}, []
     return {}, [f"{directory} has no weights: neither {INDEX} with its shards nor {SINGLE}"]
+
+
+def mistral_view(directory: Path, views: Path) -> Path:
+    """`directory` if it has a params.json; else a private directory (in `views`, one per source directory, made
+    anew each time) of links to its files and a params.json restated from its config.json, the quantization
+    section included (vLLM passes a compressed-tensors one through)."""
+    if (directory / "params.json").is_file():
+        return directory
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    params = {k: v for k, v in params_from_hf(config).items() if v is not None}
+    if config.get("quantization_config"):
+        params["quantization"] = config["quantization_config"]
+    views.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(prefix=".view-", dir=views))
+    for item in directory.resolve().iterdir():
+        (staging / item.name).symlink_to(item)
+    (staging / "params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
+    view = views / hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    shutil.rmtree(view, ignore_errors=True)
+    os.replace(staging, view)
+    return view

@@ -71,9 +71,10 @@ def checkpoint_weights(path: Path) -> Weights:
 
 
 def kernel_refusal(weights: Weights, gpu_name: str, capability: tuple[int, int]) -> str | None:
-    """Why `gpu_name` cannot run `weights` weights in vLLM (None: it can)."""
+    """Why `gpu_name` cannot run `weights` weights in vLLM (None: it can, or its capability is unknown, (0, 0), and
+    vLLM will say)."""
     kernel = KERNELS[weights]
-    if capability >= kernel.since:
+    if capability >= kernel.since or capability == (0, 0):
         return None
     have, need = ".".join(map(str, capability)), ".".join(map(str, kernel.since))
     return (

@@ -57,27 +57,12 @@ def new_api_key() -> str:
 
 
 def _format_flags(fmt: ModelFormat, random_weights: bool) -> list[str]:
-    """The tokenizer, config and load formats for the directory's layout. Mistral-native: all three `mistral`
-    together (the tokenizer flag alone loads, then fails: vllm#16681). Hugging Face layout: its config.json and
-    shards, with mistral-common's tokenizer all the same (tool calls break with the HF one: docs/engine.md).
-    "dummy": random weights of the config's shape, for qualification without a download."""
-    if fmt is ModelFormat.MISTRAL:
-        return [
-            "--tokenizer-mode",
-            "mistral",
-            "--config-format",
-            "mistral",
-            "--load-format",
-            "dummy" if random_weights else "mistral",
-        ]
-    return [
-        "--tokenizer-mode",
-        "mistral",
-        "--config-format",
-        "hf",
-        "--load-format",
-        "dummy" if random_weights else "safetensors",
-    ]
+    """The tokenizer, config and load formats for the directory's layout: the Mistral-native config and tokenizer
+    always, all three together (the tokenizer flag alone loads, then fails: vllm#16681), over the native weights
+    file or the Hugging Face shards (server/checkpoint/hf_layout.py says why). "dummy": random weights of the
+    config's shape, for qualification without a download."""
+    load = "dummy" if random_weights else ("mistral" if fmt is ModelFormat.MISTRAL else "safetensors")
+    return ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", load]
 
 
 def _profile_flags(p: Profile) -> list[str]:

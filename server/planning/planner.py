@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from server.checkpoint.quantization import Weights
+from server.checkpoint.quantization import Weights, kernel_refusal
 from server.errors import ConfigError
 from server.planning.gpus import Gpu
 from server.planning.model_shape import KvDtype, ModelShape
@@ -148,6 +148,8 @@ def _layout(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> tu
 
 def plan(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan:
     gpu = inventory.gpu
+    if (no_kernel := kernel_refusal(request.weights, gpu.name, gpu.compute_capability)) is not None:
+        raise ConfigError(no_kernel)
     tp, pp = _layout(shape, inventory, request)
     dp = 1 if inventory.nodes > 1 else inventory.count // tp
     room = kv_room(shape, gpu, request, tp * pp)
@@ -155,7 +157,7 @@ def plan(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan:
     if request.weights in ("fp8", "int8") and not gpu.fp8:
         notes.append(f"{gpu.name} has no FP8 tensor cores: vLLM runs 8-bit weights with 16-bit compute (Marlin)")
     if request.weights == "int4":
-        notes.append("int4 (W4A16) checkpoints are published in HF format only, which mistral-local refuses")
+        notes.append("int4 (W4A16): a Hugging Face layout checkpoint (RedHatAI's -quantized.w4a16) with tekken.json")
     options = _kv_options(gpu, request)
     tokens = {kv: kv_tokens(shape, room, tp * pp, kv) for kv in options}
     wanted = min(shape.max_context, request.context or shape.max_context)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from server.checkpoint.check import check_model
+from server.checkpoint.check import ModelFormat, check_model
+from server.checkpoint.hf_layout import mistral_view
 from server.checkpoint.quantization import checkpoint_weights
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
@@ -119,6 +120,8 @@ def engine_command(
     report = check_model(model_dir, weights=not settings.random_weights)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
+    if report.format is ModelFormat.HF:
+        model_dir = mistral_view(model_dir, settings.cache_dir / "hf-views")
     command = build_command(
         profile,
         model_dir,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from server.checkpoint.check import ModelFormat, check_model
+from server.checkpoint.hf_layout import mistral_view
 from server.checkpoint.quantization import checkpoint_weights
 from server.checkpoint.tiny import TINY_PARAMS, write_tiny_hf
 from server.planning.model_shape import read_shape, shape_from_params
@@ -114,3 +115,17 @@ def test_cli_names_the_gpu_and_its_missing_kernel(copy: Path) -> None:
     assert "hf format, int4 weights" in ok.stdout and "runs on NVIDIA GeForce RTX 4090" in ok.stdout
     old = subprocess.run([*cli, "--gpu", "Tesla T4"], capture_output=True, text=True, check=False)
     assert old.returncode == 1 and "has no vLLM kernel for int4 weights" in old.stderr
+
+
+def test_the_view_gives_vllm_a_params_json_over_the_same_files(copy: Path, tmp_path: Path) -> None:
+    edit_config(copy, quantization_config=W4A16)
+    view = mistral_view(copy, tmp_path / "views")
+    assert view.stat().st_mode & 0o777 == 0o700 and (tmp_path / "views").stat().st_mode & 0o077 == 0
+    linked = {p.name: p.resolve() for p in view.iterdir() if p.is_symlink()}
+    assert linked == {p.name: p.resolve() for p in copy.iterdir()}  # every file, none copied
+    params = json.loads((view / "params.json").read_text())
+    assert params["quantization"] == W4A16  # vLLM's Mistral config passes compressed-tensors through
+    assert shape_from_params(params, copy.name) == read_shape(copy)  # the same model, its context included
+    assert mistral_view(copy, tmp_path / "views") == view  # the same place each time, made anew
+    (copy / "params.json").write_text(json.dumps(params))
+    assert mistral_view(copy, tmp_path / "views") == copy  # a directory with its own params.json is served as is

@@ -1,10 +1,11 @@
 """A fleet of two real CPU engines behind one gateway: the session gateway's engine, and one started as a user starts
-an engine on another node (`mistral-local engine`, in its own process group, its key in a file), both listed in a
-fleet file. Which engine served a request is read from each engine's own counters (vLLM's /metrics), not from the
-gateway. A session stays on its engine and sessions spread over both; a key never finds another key's prompt in a
-prefix cache; SIGKILL of the node's engine mid-stream ends its stream with an error chunk, moves its sessions to the
-other engine within 5 s and hangs nothing; every engine down is a 503 with OpenRouter's availability object; the
-engine started again is taken back."""
+an engine on another node (`mistral-local engine`, in its own process group, its key in a file, serving the
+scaled-down checkpoint in the Hugging Face layout), both listed in a fleet file. Which engine served a request is
+read from each engine's own counters (vLLM's /metrics), not from the gateway. A session stays on its engine and
+sessions spread over both; a key never finds another key's prompt in a prefix cache; engines serving different
+models get only their model's requests; SIGKILL of the node's engine mid-stream ends its stream with an error chunk,
+moves its sessions to the other engine within 5 s and hangs nothing; every engine down is a 503 with OpenRouter's
+availability object; the engine started again is taken back."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ from openrouter import OpenRouter
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.access.auth import hash_key
+from server.checkpoint.tiny import write_tiny_hf
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
+from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
+from tests.helpers import png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -49,10 +53,12 @@ def auth(who: str) -> dict[str, str]:
 
 @dataclass
 class Node:
-    """An engine started as on another node: `mistral-local engine`, in a process group of its own."""
+    """An engine started as on another node: `mistral-local engine`, in a process group of its own, serving the
+    scaled-down checkpoint in the Hugging Face layout (`model`)."""
 
     port: int
     key_file: Path
+    model: Path
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,9 +67,11 @@ class Node:
 
     def start(self) -> None:
         OUTPUT_DIR.mkdir(exist_ok=True)
+        command = [sys.executable, "-m", "server", "engine", "--port", str(self.port)]
+        command += ["--key-file", str(self.key_file), "--model", str(self.model)]
         with (OUTPUT_DIR / f"fleet-node-{self.port}.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "engine", "--port", str(self.port), "--key-file", str(self.key_file)],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # It also answers to Mistral Small 3.2's id: a second gateway sends it that model's requests.
@@ -119,7 +127,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The node's engine starts first, then the session gateway (with its engine) is asked for: the two engines
     start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
-    node = Node(free_port(), folder / "node.key")
+    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-hf"))
     node.start()
     try:
         gateway: Gateway = request.getfixturevalue("gateway")
@@ -270,8 +278,35 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
         before = fleet.counts()
         assert ask(gw, "alice", "fallback", "hi", model=MAGISTRAL, models=[SMALL_32])["model"] == SMALL_32
         assert counted(fleet, before, 1) == (0, 1)
+        hf_layout_serves_images_and_tools(fleet, gw)
     finally:
         gw.stop()
+
+
+def hf_layout_serves_images_and_tools(fleet: Fleet, gw: Gateway) -> None:
+    """The node's checkpoint is in the Hugging Face layout: an image costs the tokens it costs the native layout
+    (the same request to the local engine), and a named tool call comes back whole, sent and streamed."""
+    before = fleet.counts()
+    content = [{"type": "text", "text": "What?"}, {"type": "image_url", "image_url": {"url": png_data_url()}}]
+    image = {"messages": [{"role": "user", "content": content}]}
+    hf = ask(gw, "alice", "hf-image", "", model=SMALL_32, **image)["usage"]["prompt_tokens"]
+    native = ask(gw, "alice", "hf-image", "", model=OPENROUTER_MODEL_ID, **image)["usage"]["prompt_tokens"]
+    assert hf == native > 100  # about 100 image tokens for 300 x 200 pixels
+    force = {"type": "function", "function": {"name": "get_weather"}}
+    tools = {"tools": [WEATHER_TOOL], "tool_choice": force, "temperature": 0, "max_tokens": 64}
+    call = ask(gw, "alice", "hf-tools", "weather?", model=SMALL_32, **tools)["choices"][0]["message"]["tool_calls"]
+    assert set(json.loads(call[0]["function"]["arguments"])) == {"city", "days"}
+    body = {"messages": [{"role": "user", "content": "weather?"}], "model": SMALL_32, "stream": True, **tools}
+    arguments = ""
+    with httpx.stream("POST", f"{gw.url}/api/v1/chat/completions", json=body, headers=auth("alice"), timeout=60) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                for choice in json.loads(line[6:])["choices"]:
+                    arguments += "".join(
+                        t["function"].get("arguments", "") for t in choice["delta"].get("tool_calls", [])
+                    )
+    assert set(json.loads(arguments)) == {"city", "days"}
+    assert counted(fleet, before, 4) == (1, 3)  # the native image on the local engine, the rest on the node
 
 
 @pytest.mark.timeout(600)  # the node's engine is started again (up to 240 s)

@@ -171,17 +171,16 @@ def test_multi_node_profile_uses_ray_and_pipeline_parallel() -> None:
     assert flag(argv, "--data-parallel-size") == "1"
 
 
-def test_hf_format_is_refused_with_the_files_to_use() -> None:
-    with pytest.raises(ConfigError, match=r"params\.json, consolidated\.safetensors, tekken\.json"):
-        build_command(
-            load_profile("cpu-tiny"),
-            Path("/hf"),
-            ModelFormat.HF,
-            NAMES,
-            url=tcp_url(1),
-            api_key="k",
-            release=PINNED_RELEASE,
-        )
+def test_the_hf_layout_is_served_with_the_mistral_config_over_its_shards() -> None:
+    """mistral-common's tokenizer and the Mistral-native config (a view's params.json), the HF shards as
+    safetensors; random weights for qualification as with the native layout."""
+    for random_weights, load in ((False, "safetensors"), (True, "dummy")):
+        argv = build_command(
+            load_profile("cpu-tiny"), Path("/hf"), ModelFormat.HF, NAMES, url=tcp_url(1), api_key="k",
+            release=PINNED_RELEASE, random_weights=random_weights,
+        ).argv  # fmt: skip
+        formats = [flag(argv, f) for f in ("--tokenizer-mode", "--config-format", "--load-format")]
+        assert formats == ["mistral", "mistral", load]
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:

@@ -148,3 +148,12 @@ def test_a_mistral_format_fp8_checkpoint_is_planned_as_fp8(tmp_path: Path) -> No
     plain.mkdir()
     (plain / "params.json").write_bytes(REFERENCE_PARAMS.read_bytes())
     assert checkpoint_weights(plain) == "bf16"
+
+
+def test_weights_this_gpu_has_no_kernel_for_are_refused_before_any_arithmetic() -> None:
+    t4 = catalog_gpu("t4")  # Turing: INT8 W8A8 (CUTLASS), no Marlin INT4, no bfloat16
+    with pytest.raises(ConfigError, match=r"Tesla T4 \(compute capability 7\.5\) has no vLLM kernel for int4 weights"):
+        plan(SHAPE, Inventory(t4, 2), PlanRequest(weights="int4"))
+    assert plan(SHAPE, Inventory(t4, 4), PlanRequest(weights="int8")).tensor_parallel == 4  # 16 GB cards
+    unknown = Gpu("Some Future GPU", 48 * 2**30, 1e12, (0, 0))  # capability unknown: vLLM will say
+    assert plan(SHAPE, Inventory(unknown, 1), PlanRequest(weights="int4")).tensor_parallel == 1
