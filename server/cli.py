@@ -304,15 +304,21 @@ def fetch_weights_cmd(
         "models/mistral-small-3.1"
     ),
     repo: Annotated[
-        str, typer.Option(help="Hugging Face repository, or 3.1 / 3.2 (Mistral Small 3.2: same architecture).")
+        str,
+        typer.Option(
+            help="Hugging Face repository, or 3.1 / 3.2 (Mistral Small 3.2: same architecture) / 3.1-fp8 / 3.1-w8a8 "
+            "/ 3.1-w4a16 (RedHatAI's quantized Mistral Small 3.1: FP8, INT8 W8A8, INT4 W4A16)."
+        ),
     ] = "3.1",
     revision: Annotated[str | None, typer.Option(help="A branch, tag or commit (default: main).")] = None,
 ) -> None:
-    """Download the Mistral-native weights (params.json, consolidated.safetensors, tekken.json; about 48 GB),
-    resumably, then check them. The repositories are gated: accept the terms on Hugging Face and set HF_TOKEN."""
+    """Download a checkpoint, resumably, then check it: the Mistral-native files (params.json,
+    consolidated.safetensors, tekken.json; about 48 GB for 3.1) where the repository has them, else its Hugging Face
+    layout (config.json and shards; the base model's tekken.json beside it if it has none). Says first how much disk
+    it needs. The mistralai repositories are gated: accept the terms on Hugging Face and set HF_TOKEN."""
     from server.checkpoint.fetch import fetch_weights
 
-    done = fetch_weights(repo, directory, revision)
+    done = fetch_weights(repo, directory, revision, say=typer.echo)
     typer.echo(f"✓ {done} is ready: mistral-local serve --model {done}")
 
 

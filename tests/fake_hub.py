@@ -19,6 +19,9 @@ class Hub:
     def __init__(self, repos: dict[str, Path | list[str]], gated: set[str]) -> None:
         self.repos = repos  # repo id -> directory served, or a bare file list (info only)
         self.gated = gated
+        # Each repository's commit: SHA for the first, another for each other (huggingface_hub caches a file
+        # listing per commit in the download directory, so two repositories must not share one)
+        self.shas = {repo: SHA if i == 0 else hashlib.sha1(repo.encode()).hexdigest() for i, repo in enumerate(repos)}
         self.allowed_token = "hf_granted"
         self.requests: list[str] = []
 
@@ -61,13 +64,14 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 repo = self._repo(parts[2:4])
                 if repo is None:
                     return
-                if parts[4:5] == ["revision"] and parts[5] not in ("main", SHA):
+                if parts[4:5] == ["revision"] and parts[5] not in ("main", hub.shas[repo]):
                     self._error(404, "RevisionNotFound")
                     return
                 if parts[4:5] == ["tree"]:
                     body = json.dumps([hub.tree_entry(repo, f) for f in hub.files(repo)])
                 else:
-                    body = json.dumps({"id": repo, "sha": SHA, "siblings": [{"rfilename": f} for f in hub.files(repo)]})
+                    siblings = [{"rfilename": f} for f in hub.files(repo)]
+                    body = json.dumps({"id": repo, "sha": hub.shas[repo], "siblings": siblings})
                 self._send(body.encode(), "application/json", head)
                 return
             repo = self._repo(parts[:2])
@@ -76,9 +80,10 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             entry = hub.repos[repo]
             assert isinstance(entry, Path) and parts[2] == "resolve"
             data = (entry / "/".join(parts[4:])).read_bytes()
-            self._send(data, "application/octet-stream", head, etag=hashlib.sha256(data).hexdigest())
+            etag = hashlib.sha256(data).hexdigest()
+            self._send(data, "application/octet-stream", head, etag=etag, commit=hub.shas[repo])
 
-        def _send(self, data: bytes, kind: str, head: bool, etag: str | None = None) -> None:
+        def _send(self, data: bytes, kind: str, head: bool, etag: str | None = None, commit: str = SHA) -> None:
             start = 0
             ranged = self.headers.get("range", "")
             if ranged.startswith("bytes=") and not head:
@@ -86,7 +91,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             self.send_response(206 if start else 200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data) - start))
-            self.send_header("X-Repo-Commit", SHA)
+            self.send_header("X-Repo-Commit", commit)
             if etag:
                 self.send_header("ETag", f'"{etag}"')
             self.end_headers()

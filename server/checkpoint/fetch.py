@@ -1,14 +1,19 @@
-"""`fetch-weights`: download only the Mistral-native files of a Mistral Small 3.x repository, then check them.
+"""`fetch-weights`: download one checkpoint of a Mistral Small 3.x repository, then check it: the Mistral-native
+files where the repository has them, else its Hugging Face layout (RedHatAI's quantized checkpoints) with the base
+model's tekken.json beside it when it has none.
 
 huggingface_hub does the transfer (resumable, with progress bars, HF_TOKEN for the gated repositories); this
-module chooses the files, turns every Hub failure into a message that says what to do, and records which model
-the directory holds so `serve` names it correctly (3.2 is served under its own OpenRouter id).
+module chooses the files, says how much disk they need before anything is written (and refuses when the disk has
+less), turns every Hub failure into a message that says what to do, and records which model the directory holds so
+`serve` names it correctly (3.2 is served under its own OpenRouter id).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from huggingface_hub.errors import (
 )
 
 from server.checkpoint.check import check_model
+from server.checkpoint.hf_layout import INDEX, SINGLE, TOKENIZER
 from server.checkpoint.identity import DEFAULT, IDENTITY_FILE, KNOWN
 from server.checkpoint.layout import MISTRAL_FILES
 from server.errors import ConfigError
@@ -44,9 +50,16 @@ HUB_ERRORS: tuple[type[Exception], ...] = (
 )
 
 OPTIONAL_FILES = ("SYSTEM_PROMPT.txt",)
-
-
-SHORT = {"3.1": DEFAULT.hugging_face_id, "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506"}
+HF_OPTIONAL = ("params.json", TOKENIZER, "generation_config.json")
+REDHAT = "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503"
+SHORT = {
+    "3.1": DEFAULT.hugging_face_id,
+    "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+    "3.1-fp8": f"{REDHAT}-FP8-dynamic",
+    "3.1-w8a8": f"{REDHAT}-quantized.w8a8",
+    "3.1-w4a16": f"{REDHAT}-quantized.w4a16",
+}
+GB = 1e9
 
 
 def resolve_repo(repo: str) -> str:
@@ -54,19 +67,42 @@ def resolve_repo(repo: str) -> str:
 
 
 def select_files(repo: str, available: list[str]) -> list[str]:
-    """The Mistral-native files, and nothing else (these repositories also hold a second, HF-format copy)."""
+    """The Mistral-native files where the repository has them (the official ones also hold an HF-format copy);
+    else its Hugging Face layout: config.json, the shards and their index, its params.json and tekken.json if any."""
+    if all(f in available for f in MISTRAL_FILES):
+        return [*MISTRAL_FILES, *(f for f in OPTIONAL_FILES if f in available)]
+    shards = sorted(f for f in available if f.endswith(".safetensors") and "/" not in f)
+    if "config.json" in available and (INDEX in available or SINGLE in available) and shards:
+        return [
+            "config.json",
+            *([INDEX] if INDEX in available else []),
+            *shards,
+            *(f for f in HF_OPTIONAL if f in available),
+        ]
     missing = [f for f in MISTRAL_FILES if f not in available]
-    if missing:
-        hint = (
-            " It looks like an HF-format repository, which mistral-local does not serve."
-            if "config.json" in available
-            else ""
-        )
+    raise ConfigError(
+        f"{repo} holds neither a Mistral-native checkpoint (missing: {', '.join(missing)}) nor one in the Hugging "
+        f"Face layout (config.json with safetensors shards). Use a repository with either, such as "
+        f"{DEFAULT.hugging_face_id}."
+    )
+
+
+def _free_bytes(directory: Path) -> int:
+    """Free space where `directory` is, or will be (its nearest existing parent)."""
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _check_room(directory: Path, need: int, say: Callable[[str], None]) -> None:
+    have = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) if directory.is_dir() else 0
+    free = _free_bytes(directory)
+    say(f"needs {need / GB:.1f} GB in {directory} ({have / GB:.1f} GB already there, {free / GB:.1f} GB free)")
+    if need - have > free:
         raise ConfigError(
-            f"{repo} has no Mistral-native checkpoint (missing: {', '.join(missing)}).{hint} Use a repository "
-            f"with {', '.join(MISTRAL_FILES)}, such as {DEFAULT.hugging_face_id}."
+            f"{directory} has {free / GB:.1f} GB free; the download needs {(need - have) / GB:.1f} GB more"
         )
-    return [*MISTRAL_FILES, *(f for f in OPTIONAL_FILES if f in available)]
 
 
 def _hub_failure(repo: str, exc: Exception, token: str | None) -> ConfigError:
@@ -93,20 +129,36 @@ def _hub_failure(repo: str, exc: Exception, token: str | None) -> ConfigError:
     )
 
 
-def fetch_weights(repo: str, directory: Path, revision: str | None = None) -> Path:
+def _download(repo: str, directory: Path, revision: str | None, token: str | None, say: Callable[[str], None]) -> str:
+    """The chosen files of `repo` into `directory`, after the room for them is checked; the commit fetched."""
+    api = HfApi(token=token)
+    info = api.model_info(repo, revision=revision)
+    files = select_files(repo, [s.rfilename for s in info.siblings or []])
+    sizes = {e.path: getattr(e, "size", 0) or 0 for e in api.list_repo_tree(repo, revision=info.sha)}
+    borrowed = TOKENIZER not in files  # an HF-layout repository without one: the base model's goes beside
+    if borrowed:
+        base = api.list_repo_tree(DEFAULT.hugging_face_id)
+        sizes[TOKENIZER] = next((getattr(e, "size", 0) or 0 for e in base if e.path == TOKENIZER), 0)
+    _check_room(directory, sum(sizes.get(f, 0) for f in files) + (sizes[TOKENIZER] if borrowed else 0), say)
+    directory.mkdir(parents=True, exist_ok=True)
+    snapshot_download(repo, revision=info.sha, allow_patterns=files, local_dir=directory, token=token)
+    if borrowed:
+        say(f"{repo} has no {TOKENIZER}: taking the base model's ({DEFAULT.hugging_face_id})")
+        snapshot_download(DEFAULT.hugging_face_id, allow_patterns=[TOKENIZER], local_dir=directory, token=token)
+    return str(info.sha)
+
+
+def fetch_weights(repo: str, directory: Path, revision: str | None = None, say: Callable[[str], None] = print) -> Path:
     repo = resolve_repo(repo)
     token = os.environ.get("HF_TOKEN") or None
     try:
-        info = HfApi(token=token).model_info(repo, revision=revision)
-        files = select_files(repo, [s.rfilename for s in info.siblings or []])
-        directory.mkdir(parents=True, exist_ok=True)
-        snapshot_download(repo, revision=info.sha, allow_patterns=files, local_dir=directory, token=token)
+        sha = _download(repo, directory, revision, token, say)
     except HUB_ERRORS as exc:
         raise _hub_failure(repo, exc, token) from exc
     except OSError as exc:
-        raise ConfigError(f"writing {directory} failed: {exc} (the weights need about 48 GB)") from exc
-    identity = KNOWN.get(repo, DEFAULT)
-    record = {**asdict(identity), "repo": repo, "revision": info.sha}
+        raise ConfigError(f"writing {directory} failed: {exc}") from exc
+    identity = KNOWN.get(repo, DEFAULT)  # RedHatAI's quantized checkpoints are Mistral Small 3.1
+    record = {**asdict(identity), "repo": repo, "revision": sha}
     (directory / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     report = check_model(directory)
     if not report.ok:

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from server.checkpoint.fetch import select_files
+from server.checkpoint.check import ModelFormat, check_model
+from server.checkpoint.fetch import _check_room, select_files
+from server.checkpoint.hf_layout import INDEX
 from server.checkpoint.identity import IDENTITY_FILE, identity_overrides, read_identity
+from server.checkpoint.tiny import write_tiny_hf
 from server.errors import ConfigError
 from server.settings import Settings
 from tests.fake_hub import SHA, Hub, serve_hub
@@ -20,6 +23,7 @@ from tests.fake_hub import SHA, Hub, serve_hub
 CLI = str(Path(sys.executable).parent / "mistral-local")
 MISTRAL_31 = "mistralai/Mistral-Small-3.1-24B-Instruct-2503"
 MISTRAL_32 = "mistralai/Mistral-Small-3.2-24B-Instruct-2506"
+W4A16 = "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w4a16"
 # What these repositories hold: the Mistral-native checkpoint and an HF-format copy beside it.
 LISTING = [
     "params.json", "consolidated.safetensors", "tekken.json", "SYSTEM_PROMPT.txt", "config.json",
@@ -41,9 +45,42 @@ def test_only_the_mistral_native_files_are_chosen() -> None:
     assert chosen == ["params.json", "consolidated.safetensors", "tekken.json", "SYSTEM_PROMPT.txt"]
 
 
-def test_an_hf_format_repository_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"missing: params.json, consolidated.safetensors.*HF-format repository"):
-        select_files("RedHatAI/x-quantized.w4a16", ["config.json", "model.safetensors", "tokenizer.json"])
+def test_an_hf_layout_repository_gives_its_config_shards_and_index() -> None:
+    listing = ["config.json", "model-00002-of-00002.safetensors", "model-00001-of-00002.safetensors", INDEX]
+    listing += ["tokenizer.json", "recipe.yaml", "README.md", "params.json"]
+    assert select_files(W4A16, listing) == [
+        "config.json", INDEX, "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "params.json",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"neither a Mistral-native checkpoint .* nor one in the Hugging Face layout"):
+        select_files("someone/gguf", ["model-Q4_K_M.gguf", "README.md"])
+
+
+def test_room_is_checked_before_anything_is_written(tmp_path: Path) -> None:
+    said: list[str] = []
+    _check_room(tmp_path / "new" / "weights", 10**6, said.append)
+    assert said[0].startswith(f"needs 0.0 GB in {tmp_path / 'new' / 'weights'} (0.0 GB already there, ")
+    with pytest.raises(ConfigError, match=r"GB free; the download needs [0-9.]+ GB more"):
+        _check_room(tmp_path, 10**18, said.append)
+
+
+def test_an_hf_layout_checkpoint_arrives_with_the_base_models_tokenizer(tmp_path: Path, tiny_model: Path) -> None:
+    """RedHatAI's quantized repositories are in the HF layout; one without tekken.json gets the base model's."""
+    hf = write_tiny_hf(tmp_path / "repo")
+    (hf / "tekken.json").unlink()
+    hub = Hub({W4A16: hf, MISTRAL_31: tiny_model}, gated={MISTRAL_31})
+    with serve_hub(hub) as endpoint:
+        out = fetch(tmp_path, endpoint, "--repo", "3.1-w4a16", token=hub.allowed_token)
+    assert out.returncode == 0, out.stderr
+    weights = tmp_path / "weights"
+    assert (weights / "tekken.json").read_bytes() == (tiny_model / "tekken.json").read_bytes()
+    shards = sorted(p.name for p in hf.glob("model-*.safetensors"))
+    assert all((weights / s).read_bytes() == (hf / s).read_bytes() for s in shards)
+    needed = sum(p.stat().st_size for p in hf.iterdir()) + (tiny_model / "tekken.json").stat().st_size
+    assert f"needs {needed / 1e9:.1f} GB in {weights}" in out.stdout
+    assert "has no tekken.json: taking the base model's" in out.stdout
+    identity = read_identity(weights)
+    assert identity is not None and identity.model_id == "mistralai/mistral-small-3.1-24b-instruct"
+    assert check_model(weights).format is ModelFormat.HF
 
 
 def test_download_checks_the_model_and_records_its_identity(tmp_path: Path, tiny_model: Path) -> None:
@@ -122,4 +159,4 @@ def test_an_unwritable_directory_says_so(tmp_path: Path, tiny_model: Path) -> No
     with serve_hub(Hub({MISTRAL_31: tiny_model}, gated=set())) as endpoint:
         out = fetch(tmp_path, endpoint)
     assert out.returncode == 2
-    assert "writing" in out.stderr and "failed" in out.stderr and "about 48 GB" in out.stderr
+    assert "writing" in out.stderr and "failed" in out.stderr and "File exists" in out.stderr
