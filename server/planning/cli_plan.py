@@ -47,6 +47,20 @@ def _one_node(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> 
         return None
 
 
+def best_plan(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan:
+    """No weights asked for: the most faithful that fit (bf16, then fp8, int8, int4), each passed over said why."""
+    passed: list[str] = []
+    for weights in WEIGHTS:
+        try:
+            result = plan(shape, inventory, replace(request, weights=weights))
+        except ConfigError as exc:
+            passed.append(f"{weights} passed over: {str(exc).split('; try')[0]}")
+            continue
+        result.notes[:0] = [*passed, f"{weights}: the most faithful weights that fit"] if passed else []
+        return result
+    raise ConfigError("; ".join(passed))
+
+
 def run_plan(
     *,
     gpu: str | None,
@@ -75,7 +89,10 @@ def run_plan(
         gpu_memory_utilization=utilization,
     )
     inventory = _inventory(gpu, count, nodes, memory_gib)
-    result = plan(shape, inventory, request)
+    result = (
+        best_plan(shape, inventory, request) if weights is None and model is None else plan(shape, inventory, request)
+    )
+    request = result.request
     entry = known(inventory.gpu.name)
     planned = None
     if entry is not None and memory_gib is None and model is None:

@@ -120,6 +120,8 @@ def engine_command(
     report = check_model(model_dir, weights=not settings.random_weights)
     if not report.ok or report.format is None:
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
+    if not settings.random_weights:
+        _check_planned_weights(profile, model_dir)
     if report.format is ModelFormat.HF:
         model_dir = mistral_view(model_dir, settings.cache_dir / "hf-views")
     command = build_command(
@@ -137,6 +139,18 @@ def engine_command(
     if devices is not None:
         env = env | {"CUDA_VISIBLE_DEVICES": devices}
     return replace(command, argv=(*command.argv, *flags), env=command.env | env)
+
+
+def _check_planned_weights(profile: Profile, model_dir: Path) -> None:
+    """A profile planned for pre-quantized weights (int4, int8) fits only a checkpoint that holds them."""
+    planned = profile.planned_for
+    have = checkpoint_weights(model_dir)
+    if planned is not None and planned.weights in ("int4", "int8") and have != planned.weights:
+        fetch = "3.1-w4a16" if planned.weights == "int4" else "3.1-w8a8"
+        raise ConfigError(
+            f"profile {profile.name} is planned for {planned.weights} weights, and {model_dir} holds {have} weights: "
+            f"`mistral-local fetch-weights --repo {fetch}` fetches a checkpoint it fits"
+        )
 
 
 def served_quantization(model_dir: Path, profile: Profile) -> str:

@@ -28,6 +28,9 @@ REQUIRED = {
     "l40s-x1-fp8",
     "l4-x4-fp8",
     "rtx4090-x2-fp8",
+    "rtx4090-x1-int4",  # one 24 GB GPU: INT4 W4A16
+    "l4-x1-int4",
+    "a10-x1-int4",
 }
 
 
@@ -63,6 +66,25 @@ def run_plan(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, check=False, env={"COLUMNS": "200", "PATH": ""}
     )
+
+
+@pytest.mark.parametrize(("gpu", "context"), [("rtx4090", "max_model_len 45312"), ("l4", "max_model_len 27904")])
+def test_one_24_gb_gpu_gets_int4_and_says_why(gpu: str, context: str) -> None:
+    """No weights named: the most faithful that fit; on one 24 GB card that is INT4 W4A16, and the plan says
+    what each better one lacks."""
+    out = run_plan("--gpu", gpu, "--count", "1")
+    assert out.returncode == 0, out.stderr
+    for expected in (
+        "15.0 GB; 15.0 GB per GPU (TP 1 × PP 1)",
+        "bf16 passed over",
+        "bf16 weights (48.0 GB) leave no room for one 13344-token sequence",
+        "fp8 passed over",
+        "int8 passed over",
+        "int4: the most faithful weights that fit",
+        context,
+    ):
+        assert expected in out.stdout, expected
+    assert "weights of" not in out.stderr
 
 
 def test_plan_prints_the_arithmetic_and_the_multi_node_commands() -> None:

@@ -14,13 +14,16 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
+from server.checkpoint.tiny import write_tiny_hf
+from server.engine.launcher import tcp_url
 from server.engine.profiles import load_profile
+from server.engine.vllm_release import installed_release
 from server.errors import ConfigError
 from server.planning import hardware
 from server.planning.gpus import Gpu
 from server.planning.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.planning.model_shape import REFERENCE_PARAMS
-from server.planning.selection import choose_model, engine_devices, local_engines
+from server.planning.selection import choose_model, engine_command, engine_devices, local_engines
 from server.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpus"
@@ -152,3 +155,21 @@ def test_several_engines_on_this_host_each_get_their_own_address_and_gpus(tiny_m
     assert engine_devices(one_gpu, 0, 1) is None  # one engine: every GPU it is given, as before
     with pytest.raises(ConfigError, match="2 engines of profile h100-x1 need 2 GPUs \\(1 each\\); this host has 0"):
         local_engines(Settings(model=tiny_model, profile="h100-x1"), 2)
+
+
+def test_a_profile_for_int4_weights_takes_only_an_int4_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    """One 24 GB GPU holds Mistral Small 3.x only as INT4 W4A16: a 16-bit checkpoint is refused before any launch,
+    an INT4 one in the HF layout is launched from its view (the Mistral config over its shards)."""
+    profile, release = load_profile("rtx4090-x1-int4"), installed_release()
+    settings = Settings(cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match=r"planned for int4 weights, and .* holds bf16 weights: .*--repo 3\.1-w4a16"):
+        engine_command(settings, tiny_model, profile, tcp_url(1), release)
+    hf = write_tiny_hf(tmp_path / "w4a16")
+    config = json.loads((hf / "config.json").read_text())
+    groups = {"g": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "group_size": 128}}}
+    config["quantization_config"] = {"quant_method": "compressed-tensors", "config_groups": groups}
+    (hf / "config.json").write_text(json.dumps(config))
+    argv = engine_command(settings, hf, profile, tcp_url(1), release).argv
+    model = Path(argv[argv.index("--model") + 1])
+    assert model.parent == tmp_path / "cache" / "hf-views" and (model / "params.json").is_file()
+    assert argv[argv.index("--load-format") + 1] == "safetensors"
