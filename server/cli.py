@@ -3,6 +3,8 @@ elsewhere; heavy imports stay inside the commands so `--help` is instant."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -259,14 +261,32 @@ def new_key_cmd(
 
 
 @app.command("make-tiny")
-def make_tiny(directory: Annotated[Path, typer.Argument(help="Where to write the checkpoint.")]) -> None:
-    """Write the scaled-down Mistral Small 3.1 checkpoint (deterministic: same bytes every time)."""
+def make_tiny(
+    directory: Annotated[Path, typer.Argument(help="Where to write the checkpoint.")],
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="mistral (params.json, consolidated.safetensors), hf (config.json and shards, as transformers "
+            "saves them) or hf-w8a8 (the same, its decoder INT8 W8A8 in compressed-tensors, as RedHatAI's)."
+        ),
+    ] = "mistral",
+) -> None:
+    """Write the scaled-down Mistral Small 3.1 checkpoint (deterministic: the same model every time)."""
     from server.checkpoint.check import check_model
-    from server.checkpoint.tiny import write_tiny
+    from server.checkpoint.quantization import checkpoint_weights
+    from server.checkpoint.tiny import write_tiny, write_tiny_hf
 
-    write_tiny(directory)
+    writers: dict[str, Callable[[Path], Path]] = {
+        "mistral": write_tiny,
+        "hf": write_tiny_hf,
+        "hf-w8a8": partial(write_tiny_hf, w8a8=True),
+    }
+    if layout not in writers:
+        raise ConfigError(f"--layout must be one of {', '.join(writers)}, not {layout!r}")
+    writers[layout](directory)
     report = check_model(directory)
-    typer.echo(f"wrote {directory} ({report.parameters / 1e6:.1f} M parameters, Mistral-native format)")
+    weights = checkpoint_weights(directory)
+    typer.echo(f"wrote {directory} ({report.parameters / 1e6:.1f} M values, {report.format} layout, {weights} weights)")
 
 
 @app.command("check-model")

@@ -5,8 +5,8 @@ as params.json keys (the planner's and the layout checks' vocabulary).
 The tokenizer must be mistral-common's (`tekken.json`): with the HF tokenizer files alone, vLLM's tool calls for this
 model break (docs/engine.md), so such a directory is refused with the file to add. vLLM 0.32 serves the HF shards
 with the Mistral-native config (`params.json`; its HF-config path fails to profile images with mistral-common's
-tokenizer), so a directory without one is served through a view: links to its files and a params.json made from
-its config.json (`mistral_view`)."""
+tokenizer), so a directory without one (or whose params.json lacks config.json's quantization) is served through a
+view: links to its files and a params.json that says it all (`mistral_view`)."""
 
 from __future__ import annotations
 
@@ -126,19 +126,26 @@ def shard_map(directory: Path) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def mistral_view(directory: Path, views: Path) -> Path:
-    """`directory` if it has a params.json; else a private directory (in `views`, one per source directory, made
-    anew each time) of links to its files and a params.json restated from its config.json, the quantization
-    section included (vLLM passes a compressed-tensors one through)."""
-    if (directory / "params.json").is_file():
-        return directory
+    """`directory` if its own params.json says all vLLM needs; else a private directory (in `views`, one per source
+    directory, made anew each time) of links to its files and a params.json: the directory's own, or one restated
+    from its config.json, with config.json's quantization section when it lacks one (vLLM passes a
+    compressed-tensors section through; without it INT8 or INT4 shards would be read as 16-bit)."""
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    params = {k: v for k, v in params_from_hf(config).items() if v is not None}
-    if config.get("quantization_config"):
-        params["quantization"] = config["quantization_config"]
+    quantization = config.get("quantization_config")
+    own = directory / "params.json"
+    if own.is_file():
+        params = json.loads(own.read_text(encoding="utf-8"))
+        if params.get("quantization") or not quantization:
+            return directory
+    else:
+        params = {k: v for k, v in params_from_hf(config).items() if v is not None}
+    if quantization:
+        params["quantization"] = quantization
     views.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = Path(tempfile.mkdtemp(prefix=".view-", dir=views))
     for item in directory.resolve().iterdir():
-        (staging / item.name).symlink_to(item)
+        if item.name != "params.json":
+            (staging / item.name).symlink_to(item)
     (staging / "params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
     view = views / hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
     shutil.rmtree(view, ignore_errors=True)

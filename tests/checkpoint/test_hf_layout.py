@@ -129,3 +129,27 @@ def test_the_view_gives_vllm_a_params_json_over_the_same_files(copy: Path, tmp_p
     assert mistral_view(copy, tmp_path / "views") == view  # the same place each time, made anew
     (copy / "params.json").write_text(json.dumps(params))
     assert mistral_view(copy, tmp_path / "views") == copy  # a directory with its own params.json is served as is
+    (copy / "params.json").write_text(json.dumps({k: v for k, v in params.items() if k != "quantization"}))
+    fixed = mistral_view(copy, tmp_path / "views")  # ... unless it lacks config.json's quantization
+    assert fixed == view and json.loads((fixed / "params.json").read_text())["quantization"] == W4A16
+
+
+def test_the_w8a8_layout_is_int8_weights_with_their_scales(tiny_hf: Path, tmp_path: Path) -> None:
+    """As RedHatAI's -quantized.w8a8: the decoder's 7 linear layers a block in INT8, a scale per output channel,
+    the rest 16-bit; each weight within half a step of the 16-bit one; runs on Turing (CUTLASS INT8)."""
+    import torch
+    from safetensors.torch import load_file
+
+    w8a8 = write_tiny_hf(tmp_path / "w8a8", w8a8=True)
+    report = check_model(w8a8, gpu=T4)
+    assert report.ok, report.problems
+    assert checkpoint_weights(w8a8) == "int8"
+    plain = {k: v for f in sorted(tiny_hf.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    quantized = {k: v for f in sorted(w8a8.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    int8 = sorted(k for k, v in quantized.items() if v.dtype == torch.int8)
+    assert len(int8) == 7 * TINY_PARAMS["n_layers"] and all(".layers." in k and "vision" not in k for k in int8)
+    for name in int8:
+        scale = quantized[name.removesuffix(".weight") + ".weight_scale"].float()
+        error = (quantized[name].float() * scale - plain[name].float()).abs()
+        assert bool((error <= scale * 0.5 + 1e-3).all()), name
+    assert {k for k in quantized if k not in plain} == {k.removesuffix(".weight") + ".weight_scale" for k in int8}

@@ -1,6 +1,7 @@
 """A fleet of two real CPU engines behind one gateway: the session gateway's engine, and one started as a user starts
 an engine on another node (`mistral-local engine`, in its own process group, its key in a file, serving the
-scaled-down checkpoint in the Hugging Face layout), both listed in a fleet file. Which engine served a request is
+scaled-down checkpoint in the Hugging Face layout with INT8 W8A8 weights, as RedHatAI's), both listed in a fleet
+file. Which engine served a request is
 read from each engine's own counters (vLLM's /metrics), not from the gateway. A session stays on its engine and
 sessions spread over both; a key never finds another key's prompt in a prefix cache; engines serving different
 models get only their model's requests; SIGKILL of the node's engine mid-stream ends its stream with an error chunk,
@@ -54,7 +55,7 @@ def auth(who: str) -> dict[str, str]:
 @dataclass
 class Node:
     """An engine started as on another node: `mistral-local engine`, in a process group of its own, serving the
-    scaled-down checkpoint in the Hugging Face layout (`model`)."""
+    scaled-down checkpoint in the Hugging Face layout, INT8 W8A8 (`model`)."""
 
     port: int
     key_file: Path
@@ -127,7 +128,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The node's engine starts first, then the session gateway (with its engine) is asked for: the two engines
     start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
-    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-hf"))
+    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-hf-w8a8", w8a8=True))
     node.start()
     try:
         gateway: Gateway = request.getfixturevalue("gateway")
@@ -284,8 +285,8 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
 
 
 def hf_layout_serves_images_and_tools(fleet: Fleet, gw: Gateway) -> None:
-    """The node's checkpoint is in the Hugging Face layout: an image costs the tokens it costs the native layout
-    (the same request to the local engine), and a named tool call comes back whole, sent and streamed."""
+    """The node's checkpoint is in the Hugging Face layout, INT8 W8A8: an image costs the tokens it costs the native
+    layout (the same request to the local engine), and a named tool call comes back whole, sent and streamed."""
     before = fleet.counts()
     content = [{"type": "text", "text": "What?"}, {"type": "image_url", "image_url": {"url": png_data_url()}}]
     image = {"messages": [{"role": "user", "content": content}]}
