@@ -117,13 +117,7 @@ def _check_mistral(directory: Path, report: ModelReport, weights: bool) -> None:
     if not isinstance(params, dict):
         report.problems.append("params.json is not a JSON object")
         return
-    report.problems += config_problems(params)
-    try:
-        tekken = json.loads((directory / "tekken.json").read_text(encoding="utf-8"))
-        if not isinstance(tekken, dict) or "vocab" not in tekken or "config" not in tekken:
-            report.problems.append("tekken.json is not a Tekken tokenizer file (no 'config'/'vocab')")
-    except (OSError, json.JSONDecodeError) as exc:
-        report.problems.append(f"tekken.json cannot be read as JSON ({exc})")
+    report.problems += config_problems(params) + tokenizer_problems(directory)
     if report.problems or not weights:
         return
     try:
