@@ -184,7 +184,7 @@ def test_the_hf_layout_is_served_with_the_mistral_config_over_its_shards() -> No
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"shipped profiles: a100-40gb-x2, .*cpu-tiny, "):
+    with pytest.raises(ConfigError, match=r"shipped profiles: a10-x1-int4, a100-40gb-x2, .*cpu-tiny, "):
         load_profile("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ndevice: cpu\nmax_model_len: 4096\ntensor_paralel_size: 2\n")
