@@ -98,6 +98,7 @@ def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = F
         vocab_size=p["vocab_size"],
         max_position_embeddings=131072, sliding_window=None, tie_word_embeddings=False,
     )  # fmt: skip
+    # Its rope theta is Pixtral's default, 10000, as the model's.
     vision = PixtralVisionConfig(
         hidden_size=v["hidden_size"],
         intermediate_size=v["intermediate_size"],
@@ -106,7 +107,7 @@ def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = F
         num_channels=v["num_channels"],
         image_size=v["image_size"],
         patch_size=v["patch_size"],
-    )  # fmt: skip  (its rope theta: 10000 by default, as the model's)
+    )
     config = Mistral3Config(
         text_config=text, vision_config=vision, image_token_index=v["image_token_id"],
         spatial_merge_size=v["spatial_merge_size"], projector_hidden_act="gelu", multimodal_projector_bias=False,
