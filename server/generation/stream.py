@@ -101,7 +101,7 @@ class ChunkShaper:
             has_output = bool(delta.get("content")) or bool(tool_calls)
             body = {"delta": {"role": "assistant", "content": delta.get("content") or ""}}
             if tool_calls:
-                body["delta"]["tool_calls"] = [self._arguments_from_brace(c.get("index", 0), t) for t in tool_calls]
+                body["delta"]["tool_calls"] = [self._tool_call(c.get("index", 0), t) for t in tool_calls]
         if not has_output and native is None:
             return None  # vLLM's role-only opening chunk and empty deltas carry nothing for the client
         self.token_seen()
@@ -116,22 +116,24 @@ class ChunkShaper:
             "logprobs": c.get("logprobs"),
         }
 
-    def _arguments_from_brace(self, choice: int, call: dict[str, Any]) -> dict[str, Any]:
-        """A call's arguments are a JSON object: what the engine streams before its first `{` is dropped. vLLM 0.32's
-        Mistral parser sometimes streams `:{` for `{` (about 1 in 6 named-tool streams on the tiny checkpoint; the
-        same requests unstreamed are whole), and every client's JSON parse of the arguments then fails."""
+    def _tool_call(self, choice: int, call: dict[str, Any]) -> dict[str, Any]:
+        """A streamed call as the client must get it: its name bare and its arguments a JSON object from its `{`.
+        vLLM 0.32's Mistral parser streams what the grammar lets the model write around them: whitespace before a v11
+        tokenizer's name and arguments (Small 3.2; unstreamed, the same call is clean), and for v7 now and then `:{`
+        for `{` (about 1 in 6 named-tool streams on the tiny checkpoint). A client's JSON parse, or its lookup of the
+        function by name, then fails."""
         function = call.get("function")
-        key = (choice, call.get("index", 0))
-        if key in self.arguments_begun or not isinstance(function, dict) or not function.get("arguments"):
+        if not isinstance(function, dict):
             return call
-        arguments = str(function["arguments"])
-        brace = arguments.find("{")
-        if brace > 0 and not arguments[:brace].isspace():
-            function = function | {"arguments": arguments[brace:]}
-        elif brace < 0 and not arguments.isspace():
-            function = function | {"arguments": ""}
-        if brace >= 0:
-            self.arguments_begun.add(key)
+        if isinstance(function.get("name"), str):
+            function = function | {"name": function["name"].strip()}
+        key = (choice, call.get("index", 0))
+        if key not in self.arguments_begun and function.get("arguments"):
+            arguments = str(function["arguments"])
+            brace = arguments.find("{")
+            function = function | {"arguments": arguments[brace:] if brace >= 0 else ""}
+            if brace >= 0:
+                self.arguments_begun.add(key)
         return call | {"function": function}
 
     def token_seen(self) -> None:

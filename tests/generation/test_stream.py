@@ -1,5 +1,6 @@
 """The chat stream's shaping of engine chunks, without an engine: a streamed tool call's arguments start at their
-JSON object (vLLM 0.32's Mistral parser sometimes streams a stray `:` before it)."""
+JSON object and its name is bare (vLLM 0.32's Mistral parser sometimes streams a stray `:` before the object, and for a
+v11 tokenizer the whitespace the grammar allows before the name and the object)."""
 
 from __future__ import annotations
 
@@ -40,15 +41,25 @@ def streamed_arguments(*chunks: bytes) -> dict[int, str]:
     [
         [":{", '"a":1', "}"],  # as vLLM streamed it
         [":", '{"a"', ":1}"],
-        ["", ' {"a":1}'],  # whitespace before the object is JSON's own, kept
+        ["", ' {"a":1}'],
+        ["\t\t  ", "\n", '{"a":', ' "b"}'],  # as vLLM streams Small 3.2's: whitespace in the object is kept
         ['{"a":', '{"b":":"}}'],  # braces and colons inside the object are the object's
     ],
 )
-def test_a_calls_streamed_arguments_parse_as_json(pieces: list[str]) -> None:
+def test_a_calls_streamed_arguments_start_at_their_object(pieces: list[str]) -> None:
     chunks = [engine_chunk(0, "", name="f"), *(engine_chunk(0, p) for p in pieces)]
     arguments = streamed_arguments(*chunks)[0]
     assert isinstance(json.loads(arguments), dict)
-    assert arguments.strip() == "".join(pieces).lstrip(":").strip()
+    joined = "".join(pieces)
+    assert arguments == joined[joined.index("{") :]
+
+
+def test_a_streamed_calls_name_is_bare() -> None:
+    shaper = ChunkShaper(ENV, StreamOutcome(), text_completion=False)
+    shaped = shaper.shape(orjson.loads(engine_chunk(0, "\t", name="\t\t\tget_weather")))
+    assert shaped is not None
+    call = shaped["choices"][0]["delta"]["tool_calls"][0]
+    assert call["function"] == {"name": "get_weather", "arguments": ""}
 
 
 def test_each_call_of_a_parallel_pair_is_repaired_on_its_own() -> None:
