@@ -270,23 +270,36 @@ def make_tiny(
             "saves them) or hf-w8a8 (the same, its decoder INT8 W8A8 in compressed-tensors, as RedHatAI's)."
         ),
     ] = "mistral",
+    release: Annotated[
+        str,
+        typer.Option(
+            help="3.1 or 3.2: that release's tokenizer (3.2: v11, tool calls as [TOOL_CALLS]name[ARGS]{json}) "
+            "and model record, so `serve --model DIR` serves it under that release's id."
+        ),
+    ] = "3.1",
 ) -> None:
-    """Write the scaled-down Mistral Small 3.1 checkpoint (deterministic: the same model every time)."""
+    """Write the scaled-down Mistral Small checkpoint (deterministic: the same model every time)."""
     from server.checkpoint.check import check_model
+    from server.checkpoint.identity import RELEASES
     from server.checkpoint.quantization import checkpoint_weights
     from server.checkpoint.tiny import write_tiny, write_tiny_hf
 
-    writers: dict[str, Callable[[Path], Path]] = {
+    writers: dict[str, Callable[..., Path]] = {
         "mistral": write_tiny,
         "hf": write_tiny_hf,
         "hf-w8a8": partial(write_tiny_hf, w8a8=True),
     }
     if layout not in writers:
         raise ConfigError(f"--layout must be one of {', '.join(writers)}, not {layout!r}")
-    writers[layout](directory)
+    if release not in RELEASES:
+        raise ConfigError(f"--release must be one of {', '.join(RELEASES)}, not {release!r}")
+    writers[layout](directory, release=release)
     report = check_model(directory)
     weights = checkpoint_weights(directory)
-    typer.echo(f"wrote {directory} ({report.parameters / 1e6:.1f} M values, {report.format} layout, {weights} weights)")
+    typer.echo(
+        f"wrote {directory}: Mistral Small {release} ({report.parameters / 1e6:.1f} M values, {report.format} layout, "
+        f"{weights} weights)"
+    )
 
 
 @app.command("check-model")

@@ -21,7 +21,7 @@ from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from PIL import Image
 
-from server.checkpoint.tiny import tekken_v7
+from server.checkpoint.tiny import tekken
 from server.errors import ConfigError
 
 # vLLM's ShareGPT filter (benchmarks/datasets: is_valid_sequence): too short or too long conversations are skipped.
@@ -59,7 +59,7 @@ class Tokenizer:
         path = cache_dir / "tekken-v7.json"
         if not path.is_file():
             cache_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(tekken_v7()), encoding="utf-8")
+            path.write_text(json.dumps(tekken()), encoding="utf-8")
         return cls(path)
 
     def encode(self, text: str) -> list[int]:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.checkpoint.hf_layout import INDEX, config_and_problems, shard_map, tokenizer_problems
+from server.checkpoint.hf_layout import INDEX, config_and_problems, shard_map
 from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, WEIGHTS_FILE, config_problems, expected_tensors
 from server.checkpoint.quantization import checkpoint_weights, kernel_refusal
+from server.checkpoint.tokenizer import tokenizer_problems
 
 # A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
 _HEADER_LEN_BYTES = 8

@@ -10,11 +10,9 @@ less), turns every Hub failure into a message that says what to do, and records 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -29,9 +27,10 @@ from huggingface_hub.errors import (
 )
 
 from server.checkpoint.check import check_model
-from server.checkpoint.hf_layout import INDEX, SINGLE, TOKENIZER
-from server.checkpoint.identity import DEFAULT, IDENTITY_FILE, KNOWN
+from server.checkpoint.hf_layout import INDEX, SINGLE
+from server.checkpoint.identity import DEFAULT, KNOWN, RELEASES, write_identity
 from server.checkpoint.layout import MISTRAL_FILES
+from server.checkpoint.tokenizer import TOKENIZER
 from server.errors import ConfigError
 
 # huggingface_hub 2.x speaks httpx2 (its own httpx fork); 1.x, which some vLLM releases' transformers need, httpx.
@@ -53,8 +52,7 @@ OPTIONAL_FILES = ("SYSTEM_PROMPT.txt",)
 HF_OPTIONAL = ("params.json", TOKENIZER, "generation_config.json")
 REDHAT = "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503"
 SHORT = {
-    "3.1": DEFAULT.hugging_face_id,
-    "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+    **RELEASES,
     "3.1-fp8": f"{REDHAT}-FP8-dynamic",
     "3.1-w8a8": f"{REDHAT}-quantized.w8a8",
     "3.1-w4a16": f"{REDHAT}-quantized.w4a16",
@@ -157,9 +155,8 @@ def fetch_weights(repo: str, directory: Path, revision: str | None = None, say: 
         raise _hub_failure(repo, exc, token) from exc
     except OSError as exc:
         raise ConfigError(f"writing {directory} failed: {exc}") from exc
-    identity = KNOWN.get(repo, DEFAULT)  # RedHatAI's quantized checkpoints are Mistral Small 3.1
-    record = {**asdict(identity), "repo": repo, "revision": sha}
-    (directory / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    # RedHatAI's quantized checkpoints are Mistral Small 3.1.
+    write_identity(directory, KNOWN.get(repo, DEFAULT), repo=repo, revision=sha)
     report = check_model(directory)
     if not report.ok:
         raise ConfigError(f"downloaded {repo}, but {directory} does not check out: " + "; ".join(report.problems))

@@ -25,7 +25,6 @@ from server.checkpoint.quantization import scheme
 ARCHITECTURE = "Mistral3ForConditionalGeneration"
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
-TOKENIZER = "tekken.json"
 
 
 def params_from_hf(config: dict[str, Any]) -> dict[str, Any]:
@@ -87,22 +86,6 @@ def config_and_problems(directory: Path) -> tuple[dict[str, Any], list[str]]:
     except ValueError as exc:
         problems.append(f"config.json: {exc}")
     return config, problems
-
-
-def tokenizer_problems(directory: Path) -> list[str]:
-    try:
-        tekken = json.loads((directory / TOKENIZER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [
-            f"{directory} has no {TOKENIZER}: mistral-local serves Mistral Small 3.x with mistral-common's tokenizer "
-            "(with the HF tokenizer files alone, vLLM's tool calls for it break); copy tekken.json from the "
-            "base model's repository (mistralai/Mistral-Small-3.1-24B-Instruct-2503)"
-        ]
-    except (OSError, json.JSONDecodeError) as exc:
-        return [f"{TOKENIZER} cannot be read as JSON ({exc})"]
-    if not isinstance(tekken, dict) or "vocab" not in tekken or "config" not in tekken:
-        return [f"{TOKENIZER} is not a Tekken tokenizer file (no 'config'/'vocab')"]
-    return []
 
 
 def shard_map(directory: Path) -> tuple[dict[str, list[str]], list[str]]:

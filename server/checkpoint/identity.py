@@ -1,13 +1,14 @@
-"""Which model a weights directory holds, as `fetch-weights` recorded it, and how it is served under that name.
+"""Which model a weights directory holds, as `fetch-weights` (or `make-tiny --release`) recorded it, and how it is
+served under that name.
 
-Mistral Small 3.2 has 3.1's architecture and files; only its OpenRouter id, slug and name differ. Recording them
-beside the weights lets `serve --model DIR` name the model right without flags.
+Mistral Small 3.2 has 3.1's architecture and files; its tokenizer (v11), OpenRouter record and card differ.
+Recording them beside the weights lets `serve --model DIR` name the model right without flags.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,17 @@ IDENTITY_FILE = "served-model.json"
 
 @dataclass(frozen=True)
 class Identity:
-    """How the model in a directory is served: OpenRouter's id, canonical slug and display name."""
+    """How the model in a directory is served: OpenRouter's id, canonical slug, display name and listing date, and
+    the sampling its card recommends (used for what a request leaves unset)."""
 
     model_id: str
     canonical_slug: str
     model_name: str
     hugging_face_id: str
     model_description: str
+    created: int = 0  # OpenRouter's listing date (unix seconds); 0: not listed there
+    temperature: float = 0.15
+    tokenizer: str = ""  # its Tekken version ("": not known here)
 
 
 KNOWN: dict[str, Identity] = {
@@ -35,6 +40,9 @@ KNOWN: dict[str, Identity] = {
         "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
         "Mistral Small 3.1 24B Instruct: 24 billion parameters, text and image input, 128k context, function "
         "calling. Served locally by mistral-local on vLLM; nothing leaves this machine.",
+        created=1742238937,
+        temperature=0.15,  # the card's recommendation
+        tokenizer="v7",
     ),
     "mistralai/Mistral-Small-3.2-24B-Instruct-2506": Identity(
         "mistralai/mistral-small-3.2-24b-instruct",
@@ -43,9 +51,23 @@ KNOWN: dict[str, Identity] = {
         "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
         "Mistral Small 3.2 24B Instruct, the update of Mistral Small 3.1 (same architecture): text and image input, "
         "128k context, function calling. Served locally by mistral-local on vLLM; nothing leaves this machine.",
+        created=1750443016,
+        temperature=0.15,  # the card: "a relatively low temperature, such as temperature=0.15"
+        tokenizer="v11",  # tool calls `[TOOL_CALLS]name[ARGS]{json}`
     ),
 }
+# The settings each recorded field sets (the listing date is the catalog's, looked up by id).
+SETTINGS_FIELDS = {
+    "model_id": "model_id",
+    "canonical_slug": "canonical_slug",
+    "model_name": "model_name",
+    "hugging_face_id": "hugging_face_id",
+    "model_description": "model_description",
+    "temperature": "default_temperature",
+}
 DEFAULT = KNOWN["mistralai/Mistral-Small-3.1-24B-Instruct-2503"]
+# The releases' short names (`fetch-weights --repo 3.2`, `make-tiny --release 3.2`).
+RELEASES = {"3.1": DEFAULT.hugging_face_id, "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506"}
 
 
 def identity_of(model_id: str) -> Identity:
@@ -62,9 +84,17 @@ def read_identity(directory: Path) -> Identity | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Identity(**{k: data[k] for k in Identity.__dataclass_fields__})
+        # Records written before `created` and `temperature` were kept take the known model's.
+        known = next((i for i in KNOWN.values() if i.model_id == data["model_id"]), DEFAULT)
+        return Identity(**{f.name: data.get(f.name, getattr(known, f.name)) for f in fields(Identity)})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is unreadable: {exc}") from exc
+
+
+def write_identity(directory: Path, identity: Identity, **extra: str) -> None:
+    """Record beside the weights which model they are (`extra`: where they came from)."""
+    record = asdict(identity) | extra
+    (directory / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def identity_overrides(model: Path | None, explicit: set[str]) -> dict[str, Any]:
@@ -72,4 +102,5 @@ def identity_overrides(model: Path | None, explicit: set[str]) -> dict[str, Any]
     identity = read_identity(model) if model is not None else None
     if identity is None:
         return {}
-    return {k: v for k, v in asdict(identity).items() if k not in explicit}
+    named = {setting: getattr(identity, field) for field, setting in SETTINGS_FIELDS.items()}
+    return {k: v for k, v in named.items() if k not in explicit}

@@ -1,4 +1,4 @@
-"""`make-tiny`: a scaled-down Mistral Small 3.1 checkpoint with the real architecture and the real tokenizer.
+"""`make-tiny`: a scaled-down Mistral Small 3.1 (or 3.2) checkpoint with the real architecture and the real tokenizer.
 
 Every key of the real `params.json` is kept and only sizes shrink, so vLLM takes the same code path
 (Mistral3 / Pixtral, grouped-query attention, patch merger) with the official flags. head_dim stays 128: vLLM's CPU
@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from server.checkpoint.identity import KNOWN, RELEASES, write_identity
 from server.checkpoint.layout import expected_tensors
 
 SEED = 20250317  # Mistral Small 3.1's release date
@@ -48,22 +49,35 @@ TINY_PARAMS: dict[str, Any] = {
     },
 }
 
-# Mistral Small 3.1 uses tokenizer v7 (system-prompt tokens) with Pixtral image settings.
-TOKENIZER_VERSION = "v7"
 IMAGE_SETTINGS = {"image_patch_size": 14, "max_image_size": 1540, "spatial_merge_size": 2}
+# From v11 the file lists its special tokens (mistral-common refuses one that does not); ranks as Mistral's files
+# number them: the 20 of earlier versions, unused ones up to 31, then [ARGS] and [CALL_ID].
+V11_SPECIAL = {32: "[ARGS]", 33: "[CALL_ID]"}
 
 
-def tekken_v7() -> dict[str, Any]:
-    """mistral-common's packaged 131k Tekken vocabulary, configured as Mistral Small 3.1's tokenizer."""
+def tekken(release: str = "3.1") -> dict[str, Any]:
+    """mistral-common's packaged 131k Tekken vocabulary, configured as the `release`'s tokenizer (3.1: v7, 3.2: v11),
+    with Pixtral's image settings."""
+    from mistral_common.tokens.tokenizers.base import SpecialTokens
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
     source = resources.files("mistral_common") / "data" / "tekken_240911.json"
     tekken: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
-    tekken["config"]["version"] = TOKENIZER_VERSION
+    tekken["config"]["version"] = KNOWN[RELEASES[release]].tokenizer
     tekken["image"] = dict(IMAGE_SETTINGS)
+    if release != "3.1":
+        # The enum member's value: str() of it is its name in some mistral-common releases.
+        named = {t["rank"]: SpecialTokens(t["token_str"]).value for t in Tekkenizer.DEPRECATED_SPECIAL_TOKENS}
+        named |= V11_SPECIAL
+        ranks = range(max(named) + 1)
+        special = [{"rank": r, "token_str": named.get(r, f"<SPECIAL_{r}>"), "is_control": True} for r in ranks]
+        tekken["special_tokens"] = special
     return tekken
 
 
-def write_tiny(directory: Path) -> Path:
-    """Write the checkpoint into `directory` (created if needed) and return it. Same bytes on every run."""
+def write_tiny(directory: Path, release: str = "3.1") -> Path:
+    """Write the checkpoint into `directory` (created if needed) and return it. Same bytes on every run. `release`:
+    the tokenizer and the model record (served-model.json) of Mistral Small 3.1 or 3.2."""
     import torch  # heavy; only this command needs it
     from safetensors.torch import save_file
 
@@ -77,11 +91,17 @@ def write_tiny(directory: Path) -> Path:
             tensors[name] = (torch.randn(shape, generator=generator) * INIT_STD).to(torch.bfloat16)
     save_file(tensors, str(directory / "consolidated.safetensors"), metadata={"format": "pt"})
     (directory / "params.json").write_text(json.dumps(TINY_PARAMS, indent=2) + "\n", encoding="utf-8")
-    (directory / "tekken.json").write_text(json.dumps(tekken_v7()), encoding="utf-8")
+    _write_release(directory, release)
     return directory
 
 
-def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = False) -> Path:
+def _write_release(directory: Path, release: str) -> None:
+    """The release's tokenizer, and its record: `serve --model DIR` serves it under that release's id."""
+    (directory / "tekken.json").write_text(json.dumps(tekken(release)), encoding="utf-8")
+    write_identity(directory, KNOWN[RELEASES[release]])
+
+
+def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = False, release: str = "3.1") -> Path:
     """The same scaled-down model in the Hugging Face layout: transformers' own Mistral3 config and module (so the
     tensor names and config keys are the ones HF checkpoints carry), saved in shards with their index, and the same
     tekken.json. Random weights from the same seed. `w8a8`: its decoder's linear layers quantized as RedHatAI's
@@ -117,7 +137,7 @@ def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = F
     model = Mistral3ForConditionalGeneration(config).bfloat16()
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, max_shard_size=shard_bytes)
-    (directory / "tekken.json").write_text(json.dumps(tekken_v7()), encoding="utf-8")
+    _write_release(directory, release)
     if w8a8:
         _quantize_w8a8(directory)
     return directory

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from server.checkpoint.tiny import TINY_PARAMS, tekken_v7
+from server.checkpoint.tiny import TINY_PARAMS, tekken
 from server.planning.model_shape import REFERENCE_PARAMS
 
 
@@ -16,7 +16,7 @@ def random_weights_model(cache_dir: Path, full_size: bool) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     params = json.loads(REFERENCE_PARAMS.read_text(encoding="utf-8")) if full_size else TINY_PARAMS
     (directory / "params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
-    tekken = directory / "tekken.json"
-    if not tekken.exists():
-        tekken.write_text(json.dumps(tekken_v7()), encoding="utf-8")
+    tokenizer = directory / "tekken.json"
+    if not tokenizer.exists():
+        tokenizer.write_text(json.dumps(tekken()), encoding="utf-8")
     return directory

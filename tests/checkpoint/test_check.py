@@ -12,6 +12,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from server.checkpoint.check import ModelFormat, check_model
+from server.checkpoint.identity import KNOWN, RELEASES, write_identity
+from server.checkpoint.tiny import tekken
 
 
 @pytest.fixture
@@ -36,6 +38,25 @@ def test_the_tiny_checkpoint_passes(tiny_model: Path) -> None:
 def test_missing_file(copy: Path) -> None:
     (copy / "tekken.json").unlink()
     assert "missing tekken.json" in problems(copy)
+
+
+def test_a_tokenizer_mistral_common_cannot_load(copy: Path) -> None:
+    """A v11 file without its special tokens: valid JSON, and vLLM's start would fail on it."""
+    broken = tekken("3.2")
+    del broken["special_tokens"]
+    (copy / "tekken.json").write_text(json.dumps(broken))
+    assert "tekken.json does not load with mistral-common: Special tokens not found" in problems(copy)
+
+
+def test_small_32_weights_with_31s_tokenizer(copy: Path) -> None:
+    """Their tool calls would be read in the wrong format: the recorded model says which tokenizer it needs."""
+    write_identity(copy, KNOWN[RELEASES["3.2"]])
+    assert (
+        "tekken.json is tokenizer v7, but served-model.json says the weights are Mistral: Mistral Small 3.2 24B, "
+        "whose tokenizer is v11: copy tekken.json from mistralai/Mistral-Small-3.2-24B-Instruct-2506"
+    ) in problems(copy)
+    (copy / "tekken.json").write_text(json.dumps(tekken("3.2")))
+    assert check_model(copy).ok
 
 
 def test_truncated_safetensors(copy: Path) -> None:

@@ -15,7 +15,7 @@ from server.checkpoint.check import ModelFormat, check_model
 from server.checkpoint.fetch import _check_room, select_files
 from server.checkpoint.hf_layout import INDEX
 from server.checkpoint.identity import IDENTITY_FILE, identity_overrides, read_identity
-from server.checkpoint.tiny import write_tiny_hf
+from server.checkpoint.tiny import tekken, write_tiny_hf
 from server.errors import ConfigError
 from server.settings import Settings
 from tests.fake_hub import SHA, Hub, serve_hub
@@ -29,6 +29,16 @@ LISTING = [
     "params.json", "consolidated.safetensors", "tekken.json", "SYSTEM_PROMPT.txt", "config.json",
     "model-00001-of-00010.safetensors", "model.safetensors.index.json", "tokenizer.json", "README.md",
 ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_32(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """Mistral Small 3.2's repository, scaled down: the tiny weights with 3.2's tokenizer (v11)."""
+    directory = tmp_path_factory.mktemp("tiny-32")
+    for name in ("params.json", "consolidated.safetensors"):
+        (directory / name).symlink_to(tiny_model / name)
+    (directory / "tekken.json").write_text(json.dumps(tekken("3.2")))
+    return directory
 
 
 def fetch(tmp_path: Path, endpoint: str, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,14 +93,14 @@ def test_an_hf_layout_checkpoint_arrives_with_the_base_models_tokenizer(tmp_path
     assert check_model(weights).format is ModelFormat.HF
 
 
-def test_download_checks_the_model_and_records_its_identity(tmp_path: Path, tiny_model: Path) -> None:
-    hub = Hub({MISTRAL_32: tiny_model}, gated={MISTRAL_32})
+def test_download_checks_the_model_and_records_its_identity(tmp_path: Path, tiny_32: Path) -> None:
+    hub = Hub({MISTRAL_32: tiny_32}, gated={MISTRAL_32})
     with serve_hub(hub) as endpoint:
         out = fetch(tmp_path, endpoint, "--repo", "3.2", token=hub.allowed_token)
     assert out.returncode == 0, out.stderr
     weights = tmp_path / "weights"
     assert {"params.json", "consolidated.safetensors", "tekken.json"} <= {p.name for p in weights.iterdir()}
-    assert (weights / "consolidated.safetensors").read_bytes() == (tiny_model / "consolidated.safetensors").read_bytes()
+    assert (weights / "consolidated.safetensors").read_bytes() == (tiny_32 / "consolidated.safetensors").read_bytes()
     identity = read_identity(weights)
     assert identity is not None and identity.model_id == "mistralai/mistral-small-3.2-24b-instruct"
     assert json.loads((weights / IDENTITY_FILE).read_text())["revision"] == SHA
@@ -126,9 +136,9 @@ def test_unreachable_hub(tmp_path: Path) -> None:
 
 
 def test_the_recorded_identity_names_the_served_model_unless_the_operator_did(
-    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_32: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = Hub({MISTRAL_32: tiny_model}, gated=set())
+    hub = Hub({MISTRAL_32: tiny_32}, gated=set())
     with serve_hub(hub) as endpoint:
         assert fetch(tmp_path, endpoint, "--repo", MISTRAL_32).returncode == 0
     weights = tmp_path / "weights"

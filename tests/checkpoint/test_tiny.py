@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from mistral_common.protocol.instruct.messages import SystemMessage, UserMessage
+from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
+from mistral_common.protocol.instruct.tool_calls import FunctionCall, ToolCall
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from server.checkpoint.check import ModelFormat, check_model
+from server.checkpoint.identity import IDENTITY_FILE, identity_overrides, read_identity
 from server.checkpoint.layout import parameter_count
 from server.checkpoint.tiny import TINY_PARAMS, write_tiny
 
@@ -95,3 +99,52 @@ def test_tokenizer_is_v7_with_the_image_settings(tiny_model: Path) -> None:
     )
     text = tok.decode(encoded.tokens, special_token_policy=SpecialTokenPolicy.KEEP)
     assert text.startswith("<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Hi[/INST]")
+
+
+def test_the_32_release_has_the_v11_tokenizer_and_is_served_under_its_own_id(tmp_path: Path) -> None:
+    """Small 3.2's tokenizer writes a tool call `[TOOL_CALLS]name[ARGS]{json}` (3.1's: a JSON array), and the
+    directory says which model it is, so `serve --model DIR` names it and takes its card's temperature."""
+    small_32 = write_tiny(tmp_path / "tiny-32", release="3.2")
+    report = check_model(small_32)
+    assert report.ok, report.problems
+    call = ToolCall(id="abcdefghi", function=FunctionCall(name="get_weather", arguments='{"city": "Rome"}'))
+    turns = [AssistantMessage(tool_calls=[call]), ToolMessage(tool_call_id="abcdefghi", content="sunny")]
+    asked: ChatCompletionRequest[Any] = ChatCompletionRequest(
+        messages=[UserMessage(content="Hi"), *turns, UserMessage(content="And?")]
+    )
+    texts: dict[str, str] = {}
+    for release, directory in (("3.1", write_tiny(tmp_path / "tiny-31")), ("3.2", small_32)):
+        tok = MistralTokenizer.from_file(str(directory / "tekken.json"))
+        tokens = tok.encode_chat_completion(asked).tokens
+        texts[release] = tok.decode(tokens, special_token_policy=SpecialTokenPolicy.KEEP)
+    assert '[TOOL_CALLS]get_weather[CALL_ID]abcdefghi[ARGS]{"city": "Rome"}</s>' in texts["3.2"]
+    assert '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Rome"}' in texts["3.1"]
+    named = identity_overrides(small_32, set())
+    assert named["model_id"] == "mistralai/mistral-small-3.2-24b-instruct"
+    assert named["default_temperature"] == 0.15  # its card's
+    assert "model_id" not in identity_overrides(small_32, {"model_id"})  # the operator's choice stands
+
+
+def test_a_record_written_before_the_cards_fields_reads_with_the_known_models(tmp_path: Path) -> None:
+    record = {
+        "model_id": "mistralai/mistral-small-3.2-24b-instruct",
+        "canonical_slug": "mistralai/mistral-small-3.2-24b-instruct-2506",
+        "model_name": "Mistral: Mistral Small 3.2 24B",
+        "hugging_face_id": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+        "model_description": "older record",
+        "repo": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+    }
+    (tmp_path / IDENTITY_FILE).write_text(json.dumps(record))
+    identity = read_identity(tmp_path)
+    assert identity is not None and identity.created == 1750443016 and identity.temperature == 0.15
+    assert identity.model_description == "older record"
+
+
+def test_make_tiny_writes_the_release_asked_for(tmp_path: Path) -> None:
+    cli = str(Path(sys.executable).parent / "mistral-local")
+    out = subprocess.run([cli, "make-tiny", str(tmp_path / "t"), "--release", "3.2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"wrote {tmp_path / 't'}: Mistral Small 3.2 (68.7 M values, mistral layout")
+    assert json.loads((tmp_path / "t" / "tekken.json").read_text())["config"]["version"] == "v11"
+    refused = subprocess.run([cli, "make-tiny", str(tmp_path / "u"), "--release", "4"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--release must be one of 3.1, 3.2, not '4'" in refused.stderr
