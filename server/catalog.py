@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from server.checkpoint.identity import Identity, identity_of
@@ -31,7 +32,6 @@ SUPPORTED_PARAMETERS = [
     "tool_choice",
     "parallel_tool_calls",
 ]
-CREATED = 1742238937  # OpenRouter's listing date for Mistral Small 3.1
 
 
 def base_id(model: str) -> str:
@@ -49,13 +49,21 @@ class Catalog:
         self._served: tuple[str, ...] = ()
         self._names: dict[str, str] = {}  # every id, slug and alias -> the id the engines serve it as
         self._models: dict[str, Identity] = {}
+        # The gateway's own model as the settings name it (a known model's listing date kept).
+        self._own = replace(
+            identity_of(settings.model_id),
+            canonical_slug=settings.canonical_slug,
+            model_name=settings.model_name,
+            hugging_face_id=settings.hugging_face_id,
+            model_description=settings.model_description,
+            temperature=settings.default_temperature,
+        )
 
     def _table(self) -> dict[str, str]:
         """Built again only when the fleet's models change (a worker learns them from its control process)."""
         served = tuple(m for m in self._fleet.serving if m)
         if served != self._served:
-            s = self.settings
-            own = Identity(s.model_id, s.canonical_slug, s.model_name, s.hugging_face_id, s.model_description)
+            s, own = self.settings, self._own
             self._models = {m: own if m == s.model_id else identity_of(m) for m in served}
             names = {a: s.model_id for a in s.model_aliases if s.model_id in served}
             for model, identity in self._models.items():
@@ -73,6 +81,12 @@ class Catalog:
     def served_id(self, requested: str) -> str:
         """The id the engines serve `requested` (an id, slug or alias, with any variant) as."""
         return self._table().get(base_id(requested), self.default)
+
+    def temperature(self, served: str) -> float:
+        """The temperature a request to `served` that sets none gets: its card's (the gateway's own: the settings')."""
+        self._table()
+        model = self._models.get(served)
+        return model.temperature if model else self.settings.default_temperature
 
     def resolve(self, requested: str | None) -> str:
         """The model id to echo back for `requested`; OpenRouter's 400 for anything this server does not serve."""
@@ -104,7 +118,7 @@ class Catalog:
             "canonical_slug": m.canonical_slug,
             "hugging_face_id": m.hugging_face_id,
             "name": m.model_name,
-            "created": CREATED,
+            "created": m.created,
             "description": m.model_description,
             "context_length": context,
             "architecture": {
@@ -118,7 +132,7 @@ class Catalog:
             "top_provider": {"context_length": context, "max_completion_tokens": context, "is_moderated": False},
             "per_request_limits": None,
             "supported_parameters": SUPPORTED_PARAMETERS,
-            "default_parameters": {"temperature": s.default_temperature},
+            "default_parameters": {"temperature": m.temperature},
             "supported_voices": None,
             "knowledge_cutoff": "2023-10-31",
             "expiration_date": None,

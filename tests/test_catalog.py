@@ -33,6 +33,7 @@ def test_every_model_of_the_fleet_is_listed_with_its_own_record() -> None:
     newer = listing["data"][1]
     assert newer["name"] == "Mistral: Mistral Small 3.2 24B"
     assert newer["hugging_face_id"] == "mistralai/Mistral-Small-3.2-24B-Instruct-2506"
+    assert newer["created"] == 1750443016 and listing["data"][0]["created"] == 1742238937  # OpenRouter's dates
     assert newer["context_length"] == 4096 and listing["data"][0]["context_length"] == 8192
     endpoint = catalog.endpoints("mistralai", "mistral-small-3.2-24b-instruct")["data"]["endpoints"][0]
     assert endpoint["model_id"] == SMALL_32 and endpoint["context_length"] == 4096
@@ -58,3 +59,12 @@ def test_with_no_engine_serving_the_gateways_model_the_default_is_the_first_serv
     assert not catalog.serves(OPENROUTER_MODEL_ID) and not catalog.serves("small")  # its alias went with it
     custom = catalog.model("acme/custom-model")  # no card for it: described by its id
     assert custom["name"] == "acme/custom-model" and custom["context_length"] is None
+
+
+def test_a_request_without_temperature_gets_its_models_card_default() -> None:
+    """The gateway's own model: the operator's setting; any other: its card's (Small 3.2: 0.15), listed in
+    `default_parameters` as OpenRouter lists it."""
+    catalog = Catalog(Settings(default_temperature=0.4), fleet((OPENROUTER_MODEL_ID, 8192), (SMALL_32, 4096)))
+    assert catalog.temperature(OPENROUTER_MODEL_ID) == 0.4
+    assert catalog.temperature(SMALL_32) == 0.15
+    assert [m["default_parameters"] for m in catalog.listing()["data"]] == [{"temperature": 0.4}, {"temperature": 0.15}]

@@ -131,7 +131,8 @@ class Pipeline:
             content_log.warning("CONTENT %s request: %s", call.env.id, req.model_dump_json(exclude_none=True))
         call.images = check_chat(req, self.limits)
         asked = without_files(req) if pdfs else req
-        payload, images = chat_payload(asked, self.catalog.served_id(model), self.settings.default_temperature)
+        served = self.catalog.served_id(model)
+        payload, images = chat_payload(asked, served, self.catalog.temperature(served))
         self._prepare(payload, principal)
         # Admitted before any PDF is read or image fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload, pdfs.estimate(self.pdfs.limits) if pdfs else 0)
@@ -140,7 +141,7 @@ class Pipeline:
                 with self._step("file_parser"):
                     req = await self.pdfs.read(req, pdfs)
                 call.images = check_chat(req, self.limits)
-                payload, images = chat_payload(req, payload["model"], self.settings.default_temperature)
+                payload, images = chat_payload(req, served, self.catalog.temperature(served))
                 self._prepare(payload, principal)
             if images:
                 with self._step("image_fetch", {"mistral_local.images": len(images)}):
@@ -152,7 +153,8 @@ class Pipeline:
         call = self._start(req, principal, model)
         call.api_type = "text_completions"
         check_completion(req, self.limits)
-        payload = completion_payload(req, self.catalog.served_id(model), self.settings.default_temperature)
+        served = self.catalog.served_id(model)
+        payload = completion_payload(req, served, self.catalog.temperature(served))
         self._prepare(payload, principal)
         ticket = await self._admit(principal, payload)
         return await self._generate(call, ticket, "/v1/completions", payload, stream=req.stream)
