@@ -222,7 +222,12 @@ def tokenize_payload(req: TokenizeRequest, served_model: str) -> tuple[dict[str,
         payload["prompt"] = req.prompt
     else:
         chat, jobs = chat_payload(ChatRequest(messages=req.messages or [], tools=req.tools), served_model, 0)
-        keys = ("messages", "tools", "add_generation_prompt", "continue_final_message")
+        keys = ("tools", "add_generation_prompt", "continue_final_message")
         payload |= {k: chat[k] for k in keys if k in chat}
+        # vLLM 0.32's /tokenize answers 400 ("tool_calls must be a list") for an assistant message with tool calls
+        # and a null content; its chat route takes both. Without the null, the same tokens.
+        payload["messages"] = [
+            {k: v for k, v in m.items() if v is not None or k != "content"} for m in chat["messages"]
+        ]
     flags = ("add_generation_prompt", "continue_final_message", "add_special_tokens", "return_token_strs")
     return payload | {k: v for k in flags if (v := getattr(req, k)) is not None}, jobs

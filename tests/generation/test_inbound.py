@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from server.errors import InvalidRequest
-from server.generation.inbound import chat_payload, resolve_images
+from server.generation.inbound import chat_payload, resolve_images, tokenize_payload
 from server.generation.tool_ids import is_mistral_id, to_mistral_id
-from server.schemas.request import ChatRequest
+from server.schemas.request import ChatRequest, TokenizeRequest
 
 OPENROUTER_ONLY = {
     "models",
@@ -153,3 +153,17 @@ def test_the_output_limit_reaches_the_engine_as_max_tokens(fields: dict[str, Any
     payload, _ = chat_payload(req, "served", 0.15)
     assert payload.get("max_tokens") == sent
     assert "max_completion_tokens" not in payload
+
+
+def test_a_tool_history_to_tokenize_carries_no_null_content() -> None:
+    """vLLM's /tokenize refuses an assistant message with tool calls and `content: null` (its chat route takes it)."""
+    call = {"id": "call_abc", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages: Any = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "done"},
+    ]
+    payload, _ = tokenize_payload(TokenizeRequest(messages=messages), "m")
+    assistant = payload["messages"][1]
+    assert "content" not in assistant and assistant["tool_calls"][0]["id"] == to_mistral_id("call_abc")
+    assert payload["messages"][2]["tool_call_id"] == to_mistral_id("call_abc")
