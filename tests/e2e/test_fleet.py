@@ -1,12 +1,14 @@
 """A fleet of two real CPU engines behind one gateway: the session gateway's engine, and one started as a user starts
-an engine on another node (`mistral-local engine`, in its own process group, its key in a file, serving the
-scaled-down checkpoint in the Hugging Face layout with INT8 W8A8 weights, as RedHatAI's), both listed in a fleet
-file. Which engine served a request is
-read from each engine's own counters (vLLM's /metrics), not from the gateway. A session stays on its engine and
-sessions spread over both; a key never finds another key's prompt in a prefix cache; engines serving different
-models get only their model's requests; SIGKILL of the node's engine mid-stream ends its stream with an error chunk,
-moves its sessions to the other engine within 5 s and hangs nothing; every engine down is a 503 with OpenRouter's
-availability object; the engine started again is taken back."""
+an engine on another node (`mistral-local engine`, in its own process group, its key in a file), both listed in a
+fleet file. The node serves a scaled-down Mistral Small 3.2 (its v11 tokenizer, its record, so served under its own
+id) in the Hugging Face layout with INT8 W8A8 weights, as RedHatAI's; it also answers to 3.1's id, so the first
+gateway's fleet serves one model on both engines. Which engine served a request is read from each engine's own
+counters (vLLM's /metrics), not from the gateway. A session stays on its engine and sessions spread over both; a key
+never finds another key's prompt in a prefix cache; engines serving different models get only their model's
+requests, and Small 3.2 answers chat, images and tools (sent, streamed, a tool loop) under its own id; SIGKILL of
+the node's engine mid-stream ends its stream with an error chunk, moves its sessions to the other engine within 5 s
+and hangs nothing; every engine down is a 503 with OpenRouter's availability object; the engine started again is
+taken back."""
 
 from __future__ import annotations
 
@@ -44,8 +46,22 @@ API_KEYS: list[dict[str, Any]] = [{"label": label, "sha256": hash_key(key)} for 
 API_KEYS[-1]["management"] = True
 KEYS_ENV = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
 SMALL_32 = "mistralai/mistral-small-3.2-24b-instruct"
-ALIAS = json.dumps([SMALL_32])
+ALIAS = json.dumps([OPENROUTER_MODEL_ID])
 MAGISTRAL = "mistralai/magistral-small-2506"
+# Small 3.2's tool calls are written by a grammar (mistral-common's, on vLLM's guidance backend). Random weights need
+# three nudges to write one that ends: [TOOL_CALLS] (token 9) first, one call (the grammar then ends the answer),
+# and `strict`, which puts the schema, with llguidance's compact whitespace, in the grammar (else free whitespace
+# runs to max_tokens). What follows the engine's tokens (vLLM's v11 parser, the gateway, the SDKs) is as served.
+STRICT_WEATHER: Any = {
+    "type": "function",
+    "function": WEATHER_TOOL["function"]
+    | {
+        "strict": True,
+        "parameters": WEATHER_TOOL["function"]["parameters"] | {"x-guidance": {"whitespace_flexible": False}},
+    },
+}
+ONE_CALL: Any = {"logit_bias": {"9": 100}, "parallel_tool_calls": False, "temperature": 0, "max_tokens": 64}
+FORCE: Any = {"type": "function", "function": {"name": "get_weather"}}
 
 
 def auth(who: str) -> dict[str, str]:
@@ -55,7 +71,7 @@ def auth(who: str) -> dict[str, str]:
 @dataclass
 class Node:
     """An engine started as on another node: `mistral-local engine`, in a process group of its own, serving the
-    scaled-down checkpoint in the Hugging Face layout, INT8 W8A8 (`model`)."""
+    scaled-down Small 3.2 in the Hugging Face layout, INT8 W8A8 (`model`)."""
 
     port: int
     key_file: Path
@@ -75,7 +91,7 @@ class Node:
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # It also answers to Mistral Small 3.2's id: a second gateway sends it that model's requests.
+                # Served as Small 3.2 (its directory says so); it also answers to 3.1's id, the first gateway's model.
                 env=os.environ | {"MISTRAL_LOCAL_CACHE_DIR": str(CACHE_DIR), "MISTRAL_LOCAL_MODEL_ALIASES": ALIAS},
                 cwd=REPO,
                 start_new_session=True,
@@ -128,7 +144,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The node's engine starts first, then the session gateway (with its engine) is asked for: the two engines
     start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
-    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-hf-w8a8", w8a8=True))
+    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-32-hf-w8a8", w8a8=True, release="3.2"))
     node.start()
     try:
         gateway: Gateway = request.getfixturevalue("gateway")
@@ -249,8 +265,9 @@ def stream_lines(gw: Gateway, who: str, session: str) -> Iterator[str]:
 
 def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
     """A gateway whose fleet file says the node serves Mistral Small 3.2 and a third engine Magistral: requests go
-    by model id (by the engines' own counters), `/models` lists all three, and the `models` fallback list moves on
-    to another model's engine when the first's are down (Magistral's never came up)."""
+    by model id (by the engines' own counters), `/models` lists all three, each with its own record, and the
+    `models` fallback list moves on to another model's engine when the first's are down (Magistral's never came
+    up). Then Small 3.2 through chat, images and tools under its own id."""
     (tmp_path / "local.key").write_text(ENGINE_KEY + "\n")
     entries = [
         {"url": fleet.local_url, "api_key_file": str(tmp_path / "local.key"), "name": "local"},
@@ -266,7 +283,9 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
             listed = sdk.models.list()
             assert listed is not None
             assert [m.id for m in listed.result.data] == [OPENROUTER_MODEL_ID, SMALL_32, MAGISTRAL]
-            assert listed.result.data[1].name == "Mistral: Mistral Small 3.2 24B"
+            small_32 = listed.result.data[1]
+            assert small_32.name == "Mistral: Mistral Small 3.2 24B" and small_32.created == 1750443016
+            assert small_32.default_parameters is not None and small_32.default_parameters.temperature == 0.15
         for model, home in ((SMALL_32, (0, 6)), (OPENROUTER_MODEL_ID, (6, 0))):
             before = fleet.counts()
             for i in range(6):  # sessions that rendezvous hashing spreads over both engines
@@ -279,35 +298,80 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
         before = fleet.counts()
         assert ask(gw, "alice", "fallback", "hi", model=MAGISTRAL, models=[SMALL_32])["model"] == SMALL_32
         assert counted(fleet, before, 1) == (0, 1)
-        hf_layout_serves_images_and_tools(fleet, gw)
+        small_32_under_its_own_id(fleet, gw)
     finally:
         gw.stop()
 
 
-def hf_layout_serves_images_and_tools(fleet: Fleet, gw: Gateway) -> None:
-    """The node's checkpoint is in the Hugging Face layout, INT8 W8A8: an image costs the tokens it costs the native
-    layout (the same request to the local engine), and a named tool call comes back whole, sent and streamed."""
+def small_32_under_its_own_id(fleet: Fleet, gw: Gateway) -> None:
+    """The node's Small 3.2 (HF layout, INT8 W8A8) under its own id: its tokenizer writes a tool call in v11's format,
+    an image costs the tokens it costs 3.1's native layout (the same request to the local engine), and named and
+    required tool calls come back whole, sent, streamed and through a tool loop, as the OpenRouter SDK parses them."""
     before = fleet.counts()
     content = [{"type": "text", "text": "What?"}, {"type": "image_url", "image_url": {"url": png_data_url()}}]
     image = {"messages": [{"role": "user", "content": content}]}
     hf = ask(gw, "alice", "hf-image", "", model=SMALL_32, **image)["usage"]["prompt_tokens"]
     native = ask(gw, "alice", "hf-image", "", model=OPENROUTER_MODEL_ID, **image)["usage"]["prompt_tokens"]
     assert hf == native > 100  # about 100 image tokens for 300 x 200 pixels
-    force = {"type": "function", "function": {"name": "get_weather"}}
-    tools = {"tools": [WEATHER_TOOL], "tool_choice": force, "temperature": 0, "max_tokens": 64}
-    call = ask(gw, "alice", "hf-tools", "weather?", model=SMALL_32, **tools)["choices"][0]["message"]["tool_calls"]
-    assert set(json.loads(call[0]["function"]["arguments"])) == {"city", "days"}
-    body = {"messages": [{"role": "user", "content": "weather?"}], "model": SMALL_32, "stream": True, **tools}
-    arguments = ""
-    with httpx.stream("POST", f"{gw.url}/api/v1/chat/completions", json=body, headers=auth("alice"), timeout=60) as r:
-        for line in r.iter_lines():
-            if line.startswith("data: {"):
-                for choice in json.loads(line[6:])["choices"]:
-                    arguments += "".join(
-                        t["function"].get("arguments", "") for t in choice["delta"].get("tool_calls", [])
-                    )
-    assert set(json.loads(arguments)) == {"city", "days"}
-    assert counted(fleet, before, 4) == (1, 3)  # the native image on the local engine, the rest on the node
+    asked: Any = [{"role": "user", "content": "Weather in Rome?"}]
+    with OpenRouter(api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None) as sdk:
+        first = tool_call(sdk, asked, FORCE)
+        assert tool_call(sdk, asked, "required").function.name == "get_weather"
+        streamed = list(
+            sdk.chat.send(
+                model=SMALL_32, messages=asked, tools=[STRICT_WEATHER], tool_choice=FORCE, stream=True, **ONE_CALL
+            )
+        )
+        deltas = [t for c in streamed for choice in c.choices for t in choice.delta.tool_calls or []]
+        assert deltas[0].function is not None and deltas[0].function.name == "get_weather"  # bare, as OpenAI's
+        arguments = "".join(d.function.arguments or "" for d in deltas if d.function is not None)
+        assert set(json.loads(arguments)) == {"city", "days"}
+        finishes = [choice.finish_reason for c in streamed for choice in c.choices if choice.finish_reason]
+        assert finishes == ["tool_calls"]
+        tool_loop(sdk, asked, first)
+    history = tool_turn(asked, "call_9f8e7d6c5b4a3210fedcba98", first.function.arguments, "sunny")
+    assert ARGS in tokens(gw, SMALL_32, history) and ARGS not in tokens(gw, OPENROUTER_MODEL_ID, history)
+    assert counted(fleet, before, 7) == (1, 6)  # the native image on the local engine, the rest on the node
+
+
+ARGS = 32  # v11's [ARGS]: `[TOOL_CALLS]name[ARGS]{json}`; v7 writes a call as a JSON array
+
+
+def tool_call(sdk: OpenRouter, messages: Any, choice: Any) -> Any:
+    r = sdk.chat.send(model=SMALL_32, messages=messages, tools=[STRICT_WEATHER], tool_choice=choice, **ONE_CALL)
+    assert r.model == SMALL_32 and r.choices[0].finish_reason == "tool_calls"
+    calls = r.choices[0].message.tool_calls
+    assert calls and len(calls) == 1 and calls[0].function.name == "get_weather"
+    assert set(json.loads(calls[0].function.arguments)) == {"city", "days"}
+    return calls[0]
+
+
+def tool_turn(messages: Any, call_id: str, arguments: str, result: str) -> Any:
+    """The history with a call (under the client's id) and its result, and the user's next question."""
+    call = {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+    return [
+        *messages,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": result},
+        {"role": "user", "content": "And the next city?"},
+    ]
+
+
+def tool_loop(sdk: OpenRouter, asked: Any, first: Any) -> None:
+    """Turn 2 calls again over the first result (under another provider's id); turn 3 answers in text."""
+    history = tool_turn(asked, "call_9f8e7d6c5b4a3210fedcba98", first.function.arguments, json.dumps({"temp_c": 21}))
+    second = tool_call(sdk, history, FORCE)
+    history = tool_turn(history, second.id, second.function.arguments, json.dumps({"temp_c": 17}))
+    third = sdk.chat.send(model=SMALL_32, messages=history, tools=[STRICT_WEATHER], tool_choice="none", max_tokens=8)
+    assert third.choices[0].message.content and not third.choices[0].message.tool_calls
+
+
+def tokens(gw: Gateway, model: str, messages: Any) -> list[int]:
+    body = {"model": model, "messages": messages, "tools": [STRICT_WEATHER]}
+    r = httpx.post(f"{gw.url}/api/v1/tokenize", json=body, headers=auth("alice"), timeout=30)
+    assert r.status_code == 200, r.text
+    found: list[int] = r.json()["tokens"]
+    return found
 
 
 @pytest.mark.timeout(600)  # the node's engine is started again (up to 240 s)
