@@ -23,6 +23,7 @@ class Hub:
         # listing per commit in the download directory, so two repositories must not share one)
         self.shas = {repo: SHA if i == 0 else hashlib.sha1(repo.encode()).hexdigest() for i, repo in enumerate(repos)}
         self.allowed_token = "hf_granted"
+        self.corrupt: set[str] = set()
         self.requests: list[str] = []
 
     def files(self, repo: str) -> list[str]:
@@ -30,9 +31,32 @@ class Hub:
         return entry if isinstance(entry, list) else sorted(p.name for p in entry.iterdir() if p.is_file())
 
     def tree_entry(self, repo: str, name: str) -> dict[str, object]:
+        """As the Hub lists a file: weights (in LFS) with their SHA-256 and size."""
         entry = self.repos[repo]
         size = (entry / name).stat().st_size if isinstance(entry, Path) else 0
-        return {"type": "file", "path": name, "size": size, "oid": hashlib.sha1(name.encode()).hexdigest()}
+        listed: dict[str, object] = {
+            "type": "file",
+            "path": name,
+            "size": size,
+            "oid": hashlib.sha1(name.encode()).hexdigest(),
+        }
+        if name.endswith(".safetensors") and isinstance(entry, Path):
+            listed["lfs"] = {"oid": self.sha256(repo, name), "size": size, "pointerSize": 134}
+        return listed
+
+    def sha256(self, repo: str, name: str) -> str:
+        entry = self.repos[repo]
+        assert isinstance(entry, Path)
+        return hashlib.sha256((entry / name).read_bytes()).hexdigest()
+
+    def served(self, repo: str, name: str) -> bytes:
+        """A file's bytes as sent: those of `corrupt` files with one byte flipped, as a bad transfer or disk would."""
+        entry = self.repos[repo]
+        assert isinstance(entry, Path)
+        data = (entry / name).read_bytes()
+        if name in self.corrupt:
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        return data
 
 
 def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
@@ -77,10 +101,10 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             repo = self._repo(parts[:2])
             if repo is None:
                 return
-            entry = hub.repos[repo]
-            assert isinstance(entry, Path) and parts[2] == "resolve"
-            data = (entry / "/".join(parts[4:])).read_bytes()
-            etag = hashlib.sha256(data).hexdigest()
+            assert parts[2] == "resolve"
+            name = "/".join(parts[4:])
+            data = hub.served(repo, name)
+            etag = hub.sha256(repo, name)  # the Hub's: that of the file it holds
             self._send(data, "application/octet-stream", head, etag=etag, commit=hub.shas[repo])
 
         def _send(self, data: bytes, kind: str, head: bool, etag: str | None = None, commit: str = SHA) -> None:

@@ -10,6 +10,7 @@ less), turns every Hub failure into a message that says what to do, and records 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -58,6 +59,7 @@ SHORT = {
     "3.1-w4a16": f"{REDHAT}-quantized.w4a16",
 }
 GB = 1e9
+HASH_CHUNK = 16 * 1024 * 1024
 
 
 def resolve_repo(repo: str) -> str:
@@ -132,7 +134,10 @@ def _download(repo: str, directory: Path, revision: str | None, token: str | Non
     api = HfApi(token=token)
     info = api.model_info(repo, revision=revision)
     files = select_files(repo, [s.rfilename for s in info.siblings or []])
-    sizes = {e.path: getattr(e, "size", 0) or 0 for e in api.list_repo_tree(repo, revision=info.sha)}
+    tree = list(api.list_repo_tree(repo, revision=info.sha))
+    sizes = {e.path: getattr(e, "size", 0) or 0 for e in tree}
+    # The Hub's SHA-256 of each file stored in LFS (the weights; small files are in git, checked by git's own id).
+    hashes = {e.path: lfs.sha256 for e in tree if (lfs := getattr(e, "lfs", None)) is not None and e.path in files}
     borrowed = TOKENIZER not in files  # an HF-layout repository without one: the base model's goes beside
     if borrowed:
         base = api.list_repo_tree(DEFAULT.hugging_face_id)
@@ -143,7 +148,30 @@ def _download(repo: str, directory: Path, revision: str | None, token: str | Non
     if borrowed:
         say(f"{repo} has no {TOKENIZER}: taking the base model's ({DEFAULT.hugging_face_id})")
         snapshot_download(DEFAULT.hugging_face_id, allow_patterns=[TOKENIZER], local_dir=directory, token=token)
+    _verify(directory, hashes, say)
     return str(info.sha)
+
+
+def _verify(directory: Path, hashes: dict[str, str], say: Callable[[str], None]) -> None:
+    """Each LFS file against the Hub's SHA-256. One that differs is deleted, so running again fetches it anew
+    (huggingface_hub would otherwise take the file it already has)."""
+    files = f"{len(hashes)} file{'s' if len(hashes) != 1 else ''}"
+    say(f"verifying the SHA-256 of {files} ({sum(_size(directory / f) for f in hashes) / GB:.1f} GB)")
+    for name, expected in sorted(hashes.items()):
+        digest = hashlib.sha256()
+        with (directory / name).open("rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            (directory / name).unlink()
+            raise ConfigError(
+                f"{name} does not match the Hub's SHA-256 (expected {expected}, got {digest.hexdigest()}): it was "
+                "deleted; run fetch-weights again to download it anew"
+            )
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
 
 
 def fetch_weights(repo: str, directory: Path, revision: str | None = None, say: Callable[[str], None] = print) -> Path:

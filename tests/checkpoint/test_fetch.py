@@ -105,6 +105,25 @@ def test_download_checks_the_model_and_records_its_identity(tmp_path: Path, tiny
     assert identity is not None and identity.model_id == "mistralai/mistral-small-3.2-24b-instruct"
     assert json.loads((weights / IDENTITY_FILE).read_text())["revision"] == SHA
     assert f"mistral-local serve --model {weights}" in out.stdout
+    assert "verifying the SHA-256 of 1 file (0.1 GB)" in out.stdout
+
+
+def test_a_file_that_does_not_match_the_hubs_sha256_is_refused_and_fetched_anew(tmp_path: Path, tiny_32: Path) -> None:
+    """The weights arrive with a byte flipped (a bad transfer or disk): fetch-weights says which file, deletes it,
+    and the next run, the transfer sound, fetches it anew and succeeds."""
+    hub = Hub({MISTRAL_32: tiny_32}, gated=set())
+    hub.corrupt = {"consolidated.safetensors"}
+    with serve_hub(hub) as endpoint:
+        bad = fetch(tmp_path, endpoint, "--repo", "3.2")
+        assert bad.returncode == 2
+        assert "consolidated.safetensors does not match the Hub's SHA-256 (expected " in bad.stderr
+        assert "it was deleted; run fetch-weights again to download it anew" in bad.stderr
+        assert not (tmp_path / "weights" / "consolidated.safetensors").exists()
+        hub.corrupt = set()
+        again = fetch(tmp_path, endpoint, "--repo", "3.2")
+    assert again.returncode == 0, again.stderr
+    weights = tmp_path / "weights" / "consolidated.safetensors"
+    assert weights.read_bytes() == (tiny_32 / "consolidated.safetensors").read_bytes()
 
 
 @pytest.mark.parametrize(
