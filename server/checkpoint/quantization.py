@@ -30,6 +30,14 @@ KERNELS: dict[Weights, Kernel] = {
     "int4": Kernel((8, 0), "Marlin INT4 W4A16 (Ampere, 8.0+)"),
 }
 _WEIGHT_ONLY_METHODS = ("gptq", "awq", "auto-round", "autoround")
+# What RedHatAI's model cards report for their Mistral Small 3.1 checkpoints, as a share of the bf16 model's scores
+# (their "recovery"). The -quantized.w8a8 card's table was not readable from here.
+CARD_QUALITY: dict[Weights, str] = {
+    "fp8": "RedHatAI's FP8-dynamic card reports 97.9% of bf16's OpenLLM v1 average (GSM8K 85.1%), MMLU-Pro 99.4%, "
+    "HumanEval 100.0%",
+    "int4": "RedHatAI's -quantized.w4a16 card reports 99.5% of bf16's OpenLLM v1 average, MMLU-Pro 99.0%, "
+    "HumanEval 99.9%, MMMU 96.2%, ChartQA 99.5%",
+}
 
 
 def scheme(quant: dict[str, Any] | None) -> Weights:

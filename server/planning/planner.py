@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from server.checkpoint.quantization import Weights, kernel_refusal
+from server.checkpoint.quantization import CARD_QUALITY, Weights, kernel_refusal
 from server.errors import ConfigError
 from server.planning.gpus import Gpu
 from server.planning.model_shape import KvDtype, ModelShape
@@ -158,6 +158,8 @@ def plan(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan:
         notes.append(f"{gpu.name} has no FP8 tensor cores: vLLM runs 8-bit weights with 16-bit compute (Marlin)")
     if request.weights == "int4":
         notes.append("int4 (W4A16): a Hugging Face layout checkpoint (RedHatAI's -quantized.w4a16) with tekken.json")
+    if (quality := CARD_QUALITY.get(request.weights)) is not None:
+        notes.append(f"quality: {quality}")
     options = _kv_options(gpu, request)
     tokens = {kv: kv_tokens(shape, room, tp * pp, kv) for kv in options}
     wanted = min(shape.max_context, request.context or shape.max_context)
