@@ -296,7 +296,7 @@ def make_tiny(
     if release not in RELEASES:
         raise ConfigError(f"--release must be one of {', '.join(RELEASES)}, not {release!r}")
     writers[layout](directory, release=release)
-    report = check_model(directory)
+    report = check_model(directory, thorough=True)
     weights = checkpoint_weights(directory)
     typer.echo(
         f"wrote {directory}: Mistral Small {release} ({report.parameters / 1e6:.1f} M values, {report.format} layout, "
@@ -323,7 +323,7 @@ def check_model_cmd(
     from server.planning.hardware import detect
 
     target = catalog_gpu(gpu) if gpu is not None else next(iter(detect().gpus), None)
-    report = check_model(directory, gpu=(target.name, target.compute_capability) if target else None)
+    report = check_model(directory, gpu=(target.name, target.compute_capability) if target else None, thorough=True)
     if not report.ok:
         for problem in report.problems:
             typer.secho(f"✗ {problem}", fg=typer.colors.RED, err=True)

@@ -16,7 +16,7 @@ from typing import Any
 from server.checkpoint.hf_layout import INDEX, config_and_problems, shard_map
 from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, WEIGHTS_FILE, config_problems, expected_tensors
 from server.checkpoint.quantization import checkpoint_weights, kernel_refusal
-from server.checkpoint.tokenizer import tokenizer_problems
+from server.checkpoint.tokenizer import loading_problems, tokenizer_problems
 
 # A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
 _HEADER_LEN_BYTES = 8
@@ -156,16 +156,21 @@ def _check_hf(directory: Path, report: ModelReport, weights: bool) -> None:
         report.parameters += sum(_numel(info["shape"]) for info in header.values())
 
 
-def check_model(directory: Path, weights: bool = True, gpu: tuple[str, tuple[int, int]] | None = None) -> ModelReport:
+def check_model(
+    directory: Path, weights: bool = True, gpu: tuple[str, tuple[int, int]] | None = None, thorough: bool = False
+) -> ModelReport:
     """Everything wrong with `directory` as a model for this server; `report.ok` when nothing is. `weights` False:
     the engine will make random weights (qualification): none are looked for. `gpu` (name, compute capability):
-    the GPU it is meant for, which must have a vLLM kernel for the checkpoint's weights."""
+    the GPU it is meant for, which must have a vLLM kernel for the checkpoint's weights. `thorough`: also load the
+    tokenizer as vLLM will (`check-model`, `fetch-weights`, `make-tiny`; the launcher leaves that to vLLM)."""
     fmt, problems = detect_format(directory, weights)
     report = ModelReport(directory=directory, format=fmt, problems=problems)
     if fmt is ModelFormat.MISTRAL and not problems:
         _check_mistral(directory, report, weights)
     elif fmt is ModelFormat.HF:
         _check_hf(directory, report, weights)
+    if thorough and report.ok:
+        report.problems += loading_problems(directory)
     if gpu is not None and report.ok:
         refusal = kernel_refusal(checkpoint_weights(directory), *gpu)
         report.problems += [refusal] if refusal else []

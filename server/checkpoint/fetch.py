@@ -185,7 +185,7 @@ def fetch_weights(repo: str, directory: Path, revision: str | None = None, say: 
         raise ConfigError(f"writing {directory} failed: {exc}") from exc
     # RedHatAI's quantized checkpoints are Mistral Small 3.1.
     write_identity(directory, KNOWN.get(repo, DEFAULT), repo=repo, revision=sha)
-    report = check_model(directory)
+    report = check_model(directory, thorough=True)
     if not report.ok:
         raise ConfigError(f"downloaded {repo}, but {directory} does not check out: " + "; ".join(report.problems))
     return directory

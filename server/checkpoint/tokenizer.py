@@ -24,22 +24,27 @@ def tokenizer_problems(directory: Path) -> list[str]:
         return [f"{TOKENIZER} cannot be read as JSON ({exc})"]
     if not isinstance(tekken, dict) or "vocab" not in tekken or "config" not in tekken:
         return [f"{TOKENIZER} is not a Tekken tokenizer file (no 'config'/'vocab')"]
-    return _loading_problems(directory, str(tekken["config"].get("version")))
+    return _version_problems(directory, str(tekken["config"].get("version")))
 
 
-def _loading_problems(directory: Path, version: str) -> list[str]:
-    """What vLLM would meet: mistral-common's own load of the file (image settings included), and a version that
-    is not the recorded model's (Small 3.2's tool calls need its v11 tokenizer)."""
-    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
-
-    try:
-        MistralTokenizer.from_file(str(directory / TOKENIZER))
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
-        return [f"{TOKENIZER} does not load with mistral-common: {exc}"]
+def _version_problems(directory: Path, version: str) -> list[str]:
+    """A version that is not the recorded model's (Small 3.2's tool calls need its v11 tokenizer)."""
     identity = read_identity(directory)
     if identity is not None and identity.tokenizer and identity.tokenizer != version:
         return [
             f"{TOKENIZER} is tokenizer {version}, but {IDENTITY_FILE} says the weights are {identity.model_name}, "
             f"whose tokenizer is {identity.tokenizer}: copy tekken.json from {identity.hugging_face_id}"
         ]
+    return []
+
+
+def loading_problems(directory: Path) -> list[str]:
+    """What vLLM would meet loading the file: mistral-common's own load, image settings included (about a second:
+    asked for by the explicit checks, not at every start)."""
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    try:
+        MistralTokenizer.from_file(str(directory / TOKENIZER))
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        return [f"{TOKENIZER} does not load with mistral-common: {exc}"]
     return []

@@ -24,7 +24,7 @@ def copy(tiny_model: Path, tmp_path: Path) -> Path:
 
 
 def problems(directory: Path) -> str:
-    report = check_model(directory)
+    report = check_model(directory, thorough=True)
     assert not report.ok
     return "\n".join(report.problems)
 
