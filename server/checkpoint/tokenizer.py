@@ -48,3 +48,12 @@ def loading_problems(directory: Path) -> list[str]:
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         return [f"{TOKENIZER} does not load with mistral-common: {exc}"]
     return []
+
+
+def tokenizer_version(directory: Path) -> int:
+    """The Tekken version number of the directory's tekken.json (7 for "v7"; 0 when it cannot be read)."""
+    try:
+        config = json.loads((directory / TOKENIZER).read_text(encoding="utf-8"))["config"]
+        return int(str(config["version"]).removeprefix("v").split("m")[0])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0

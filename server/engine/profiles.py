@@ -15,7 +15,7 @@ PROFILES_DIR = Path(__file__).resolve().parents[2] / "configs" / "profiles"
 
 class StructuredOutputs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    backend: str = "guidance"  # the Mistral parser's grammars name special tokens, which xgrammar does not know
+    backend: str = "xgrammar"
     disable_any_whitespace: bool = False
 
 

@@ -115,7 +115,7 @@ def test_cpu_tiny_exact_argv() -> None:
         "32",
         "--enforce-eager",
         "--structured-outputs-config",
-        '{"backend":"guidance","disable_any_whitespace":true}',
+        '{"backend":"xgrammar","disable_any_whitespace":true}',
     )
     assert cmd.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert "VLLM_CPU_OMP_THREADS_BIND" not in cmd.env

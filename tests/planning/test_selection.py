@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from server.checkpoint.tiny import write_tiny_hf
+from server.checkpoint.tiny import write_tiny, write_tiny_hf
 from server.engine.launcher import tcp_url
 from server.engine.profiles import load_profile
 from server.engine.vllm_release import installed_release
@@ -197,3 +197,15 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 amx_tile amx_bf16\n\nprocessor\t: 1\n")
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_tile", "amx_bf16"}
     assert cpu_flags(tmp_path / "absent") == set()
+
+
+def test_an_engine_for_a_v11_tokenizer_gets_the_guidance_backend(tiny_model: Path, tmp_path: Path) -> None:
+    """Small 3.2's chat requests all carry the Mistral parser's grammar, which names special tokens xgrammar does not
+    know; 3.1's engine keeps the profile's xgrammar (both with free whitespace off)."""
+    profile, release = load_profile("cpu-tiny"), installed_release()
+    settings = Settings(cache_dir=tmp_path / "cache")
+    small_32 = write_tiny(tmp_path / "tiny-32", release="3.2")
+    for model, backend in ((tiny_model, "xgrammar"), (small_32, "guidance")):
+        argv = engine_command(settings, model, profile, tcp_url(1), release).argv
+        config = json.loads(argv[argv.index("--structured-outputs-config") + 1])
+        assert config == {"backend": backend, "disable_any_whitespace": True}, model
