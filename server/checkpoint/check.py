@@ -16,7 +16,7 @@ from typing import Any
 from server.checkpoint.hf_layout import INDEX, config_and_problems, shard_map
 from server.checkpoint.layout import HF_MARKERS, MISTRAL_FILES, WEIGHTS_FILE, config_problems, expected_tensors
 from server.checkpoint.quantization import checkpoint_weights, kernel_refusal
-from server.checkpoint.tokenizer import loading_problems, tokenizer_problems
+from server.checkpoint.tokenizer import loading_problems, read_tokenizer
 
 # A safetensors file starts with an 8-byte little-endian header length, then that many bytes of JSON.
 _HEADER_LEN_BYTES = 8
@@ -35,6 +35,7 @@ class ModelReport:
     format: ModelFormat | None
     problems: list[str] = field(default_factory=list)
     parameters: int = 0
+    tokenizer_version: int = 0  # tekken.json's ("v11": 11)
 
     @property
     def ok(self) -> bool:
@@ -118,7 +119,8 @@ def _check_mistral(directory: Path, report: ModelReport, weights: bool) -> None:
     if not isinstance(params, dict):
         report.problems.append("params.json is not a JSON object")
         return
-    report.problems += config_problems(params) + tokenizer_problems(directory)
+    report.tokenizer_version, tokenizer_problems = read_tokenizer(directory)
+    report.problems += config_problems(params) + tokenizer_problems
     if report.problems or not weights:
         return
     try:
@@ -139,7 +141,8 @@ def _numel(shape: list[int]) -> int:
 
 def _check_hf(directory: Path, report: ModelReport, weights: bool) -> None:
     _, problems = config_and_problems(directory)
-    report.problems += problems + tokenizer_problems(directory)
+    report.tokenizer_version, tokenizer_problems = read_tokenizer(directory)
+    report.problems += problems + tokenizer_problems
     if report.problems or not weights:
         return
     shards, missing = shard_map(directory)

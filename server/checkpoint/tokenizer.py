@@ -11,20 +11,23 @@ from server.checkpoint.identity import IDENTITY_FILE, read_identity
 TOKENIZER = "tekken.json"
 
 
-def tokenizer_problems(directory: Path) -> list[str]:
+def read_tokenizer(directory: Path) -> tuple[int, list[str]]:
+    """The Tekken version number of the directory's tekken.json (7 for "v7"; 0 when unreadable), and its problems."""
     try:
         tekken = json.loads((directory / TOKENIZER).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return [
+        return 0, [
             f"{directory} has no {TOKENIZER}: mistral-local serves Mistral Small 3.x with mistral-common's tokenizer "
             "(with the HF tokenizer files alone, vLLM's tool calls for it break); copy tekken.json from the "
             "base model's repository (mistralai/Mistral-Small-3.1-24B-Instruct-2503)"
         ]
     except (OSError, json.JSONDecodeError) as exc:
-        return [f"{TOKENIZER} cannot be read as JSON ({exc})"]
-    if not isinstance(tekken, dict) or "vocab" not in tekken or "config" not in tekken:
-        return [f"{TOKENIZER} is not a Tekken tokenizer file (no 'config'/'vocab')"]
-    return _version_problems(directory, str(tekken["config"].get("version")))
+        return 0, [f"{TOKENIZER} cannot be read as JSON ({exc})"]
+    if not isinstance(tekken, dict) or "vocab" not in tekken or not isinstance(tekken.get("config"), dict):
+        return 0, [f"{TOKENIZER} is not a Tekken tokenizer file (no 'config'/'vocab')"]
+    version = str(tekken["config"].get("version"))
+    number = version.removeprefix("v").split("m")[0]  # "v7m1" is a v7
+    return int(number) if number.isdigit() else 0, _version_problems(directory, version)
 
 
 def _version_problems(directory: Path, version: str) -> list[str]:
@@ -48,12 +51,3 @@ def loading_problems(directory: Path) -> list[str]:
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         return [f"{TOKENIZER} does not load with mistral-common: {exc}"]
     return []
-
-
-def tokenizer_version(directory: Path) -> int:
-    """The Tekken version number of the directory's tekken.json (7 for "v7"; 0 when it cannot be read)."""
-    try:
-        config = json.loads((directory / TOKENIZER).read_text(encoding="utf-8"))["config"]
-        return int(str(config["version"]).removeprefix("v").split("m")[0])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0

@@ -16,7 +16,6 @@ from server.checkpoint.check import ModelFormat, check_model
 from server.checkpoint.hf_layout import mistral_view
 from server.checkpoint.quantization import checkpoint_weights, cpu_refusal
 from server.checkpoint.tiny import write_tiny
-from server.checkpoint.tokenizer import tokenizer_version
 from server.engine.address import private_socket
 from server.engine.diagnosis import Context, installed_version
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
@@ -124,7 +123,7 @@ def engine_command(
     if not settings.random_weights:
         _check_planned_weights(profile, model_dir)
         _check_cpu_kernel(profile, model_dir)
-    profile = _grammar_backend(profile, model_dir)
+    profile = _grammar_backend(profile, report.tokenizer_version)
     if report.format is ModelFormat.HF:
         model_dir = mistral_view(model_dir, settings.cache_dir / "hf-views")
     command = build_command(
@@ -156,13 +155,13 @@ def _check_planned_weights(profile: Profile, model_dir: Path) -> None:
         )
 
 
-def _grammar_backend(profile: Profile, model_dir: Path) -> Profile:
+def _grammar_backend(profile: Profile, tokenizer_version: int) -> Profile:
     """A v11+ tokenizer (Small 3.2) gets every chat request constrained by the Mistral parser's grammar, which names
     special tokens that xgrammar does not know (a named tool call then goes unconstrained: `[TOOL_CALLS]` written as
     text over and over, measured): such an engine gets guidance, as vLLM's own `auto` would choose, with the profile's
     whitespace setting (`auto` refuses it). Older tokenizers keep the profile's backend."""
     wanted = profile.structured_outputs
-    if wanted is None or wanted.backend != "xgrammar" or tokenizer_version(model_dir) < 11:
+    if wanted is None or wanted.backend != "xgrammar" or tokenizer_version < 11:
         return profile
     return profile.model_copy(update={"structured_outputs": wanted.model_copy(update={"backend": "guidance"})})
 
