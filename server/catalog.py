@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from server.checkpoint.identity import Identity, identity_of
+from server.checkpoint.identity import Identity, identity_of, system_prompt_of
 from server.errors import InvalidRequest, NotFound
 from server.fleet.members import Fleet
 from server.settings import Settings
@@ -32,6 +32,18 @@ SUPPORTED_PARAMETERS = [
     "tool_choice",
     "parallel_tool_calls",
 ]
+# A reasoning model's (Magistral) besides: a budget in tokens, or an effort that takes a share of max_tokens.
+REASONING_PARAMETERS = ["reasoning", "include_reasoning", "reasoning_effort"]
+REASONING = {
+    "mandatory": False,
+    "supported_efforts": ["xhigh", "high", "medium", "low", "minimal", "none"],
+    "default_enabled": True,
+    "supports_max_tokens": True,
+}
+
+
+def supported_parameters(model: Identity) -> list[str]:
+    return SUPPORTED_PARAMETERS + (REASONING_PARAMETERS if model.reasoning else [])
 
 
 def base_id(model: str) -> str:
@@ -58,6 +70,8 @@ class Catalog:
             model_description=settings.model_description,
             temperature=settings.default_temperature,
         )
+        if self._own.reasoning:
+            self._own = replace(self._own, system_prompt=system_prompt_of(settings.model))
 
     def _table(self) -> dict[str, str]:
         """Built again only when the fleet's models change (a worker learns them from its control process)."""
@@ -82,11 +96,11 @@ class Catalog:
         """The id the engines serve `requested` (an id, slug or alias, with any variant) as."""
         return self._table().get(base_id(requested), self.default)
 
-    def temperature(self, served: str) -> float:
-        """The temperature a request to `served` that sets none gets: its card's (the gateway's own: the settings')."""
+    def card(self, served: str) -> Identity:
+        """What the engines serve as `served` is (its sampling defaults, whether it reasons): its card (the gateway's
+        own: as the settings name it)."""
         self._table()
-        model = self._models.get(served)
-        return model.temperature if model else self.settings.default_temperature
+        return self._models.get(served, self._own)
 
     def resolve(self, requested: str | None) -> str:
         """The model id to echo back for `requested`; OpenRouter's 400 for anything this server does not serve."""
@@ -131,13 +145,13 @@ class Catalog:
             "pricing": {"prompt": s.price_prompt, "completion": s.price_completion},
             "top_provider": {"context_length": context, "max_completion_tokens": context, "is_moderated": False},
             "per_request_limits": None,
-            "supported_parameters": SUPPORTED_PARAMETERS,
-            "default_parameters": {"temperature": m.temperature},
+            "supported_parameters": supported_parameters(m),
+            "default_parameters": {"temperature": m.temperature} | ({"top_p": m.top_p} if m.top_p else {}),
             "supported_voices": None,
             "knowledge_cutoff": "2023-10-31",
             "expiration_date": None,
             "links": {"details": f"/api/v1/models/{m.canonical_slug}/endpoints"},
-        }
+        } | ({"reasoning": REASONING} if m.reasoning else {})
 
     def endpoints(self, author: str, slug: str) -> dict[str, Any]:
         model = self.lookup(author, slug)
@@ -153,7 +167,7 @@ class Catalog:
             "quantization": s.quantization,
             "max_completion_tokens": model["context_length"],
             "max_prompt_tokens": model["context_length"],
-            "supported_parameters": SUPPORTED_PARAMETERS,
+            "supported_parameters": model["supported_parameters"],
             "uptime_last_30m": None,
             "uptime_last_5m": None,
             "uptime_last_1d": None,

@@ -274,14 +274,15 @@ def make_tiny(
     release: Annotated[
         str,
         typer.Option(
-            help="3.1 or 3.2: that release's tokenizer (3.2: v11, tool calls as [TOOL_CALLS]name[ARGS]{json}) "
-            "and model record, so `serve --model DIR` serves it under that release's id."
+            help="3.1, 3.2 or magistral (Magistral Small 1.2): that release's tokenizer (3.2: v11, tool calls as "
+            "[TOOL_CALLS]name[ARGS]{json}; magistral: v13 with [THINK] and [/THINK]) and model record, so "
+            "`serve --model DIR` serves it under that release's id."
         ),
     ] = "3.1",
 ) -> None:
     """Write the scaled-down Mistral Small checkpoint (deterministic: the same model every time)."""
     from server.checkpoint.check import check_model
-    from server.checkpoint.identity import RELEASES
+    from server.checkpoint.identity import KNOWN, RELEASES
     from server.checkpoint.quantization import checkpoint_weights
     from server.checkpoint.tiny import write_tiny, write_tiny_hf
 
@@ -298,9 +299,9 @@ def make_tiny(
     writers[layout](directory, release=release)
     report = check_model(directory, thorough=True)
     weights = checkpoint_weights(directory)
+    name = KNOWN[RELEASES[release]].model_name
     typer.echo(
-        f"wrote {directory}: Mistral Small {release} ({report.parameters / 1e6:.1f} M values, {report.format} layout, "
-        f"{weights} weights)"
+        f"wrote {directory}: {name} ({report.parameters / 1e6:.1f} M values, {report.format} layout, {weights} weights)"
     )
 
 
@@ -341,7 +342,8 @@ def fetch_weights_cmd(
     repo: Annotated[
         str,
         typer.Option(
-            help="Hugging Face repository, or 3.1 / 3.2 (Mistral Small 3.2: same architecture) / 3.1-fp8 / 3.1-w8a8 "
+            help="Hugging Face repository, or 3.1 / 3.2 (Mistral Small 3.2: same architecture) / magistral "
+            "(Magistral Small 1.2: 3.2 trained to reason first) / 3.1-fp8 / 3.1-w8a8 "
             "/ 3.1-w4a16 (RedHatAI's quantized Mistral Small 3.1: FP8, INT8 W8A8, INT4 W4A16)."
         ),
     ] = "3.1",

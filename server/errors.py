@@ -3,8 +3,9 @@
     MistralLocalError
     ├── ConfigError            bad settings, profile or model directory; the CLI prints it and exits 2
     ├── EngineFailed           the engine never became ready; the CLI prints the diagnosis and exits 3
-    └── GatewayError           a request failed; rendered as {"error": {"code", "message", "metadata"?}}
+    └── GatewayError           a request failed; rendered as {"error": {"code", "message", "metadata"}}
         ├── InvalidRequest     400
+        │   └── InvalidImage   400  an image that cannot be fetched, read or accepted
         ├── Unauthorized       401
         ├── PaymentRequired    402  a key's token or cost budget is spent
         ├── Forbidden          403
@@ -16,11 +17,14 @@
         └── EngineUnavailable  503  the engine is starting, restarting or draining (Retry-After)
 
 Lower-level errors (httpx, validation, Starlette's HTTP errors) are translated into this tree at the boundary
-where they occur; `install_error_handlers` renders the tree, so no response ever leaves in another shape.
+where they occur; `install_error_handlers` renders the tree, so no response ever leaves in another shape. Each error
+carries OpenRouter's `error_type` (2026): in `error.metadata` for chat and every other route, in `error` for the
+Messages API, at the top level for the Responses API (the path says which: `shape_of`).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from typing import Any
@@ -48,6 +52,7 @@ class EngineFailed(MistralLocalError):
 
 class GatewayError(MistralLocalError):
     status = 500
+    error_type = "server"  # OpenRouter's name for the kind of failure
 
     def __init__(
         self,
@@ -56,52 +61,72 @@ class GatewayError(MistralLocalError):
         metadata: dict[str, Any] | None = None,
         retry_after: int | None = None,
         availability: dict[str, Any] | None = None,
+        error_type: str | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.metadata = metadata
         self.retry_after = retry_after
         self.availability = availability  # OpenRouter's `error.availability`, when no engine can take the request
+        self.error_type = error_type or type(self).error_type
 
 
 class InvalidRequest(GatewayError):
     status = 400
+    error_type = "invalid_request"
+
+
+class InvalidImage(InvalidRequest):
+    error_type = "invalid_image"
 
 
 class Unauthorized(GatewayError):
     status = 401
+    error_type = "authentication"
 
 
 class PaymentRequired(GatewayError):
     status = 402
+    error_type = "payment_required"
 
 
 class Forbidden(GatewayError):
     status = 403
+    error_type = "permission_denied"
 
 
 class NotFound(GatewayError):
     status = 404
+    error_type = "not_found"
 
 
 class RequestTimeout(GatewayError):
     status = 408
+    error_type = "timeout"
 
 
 class PayloadTooLarge(GatewayError):
     status = 413
+    error_type = "payload_too_large"
 
 
 class Overloaded(GatewayError):
     status = 429
+    error_type = "rate_limit_exceeded"
 
 
 class UpstreamError(GatewayError):
     status = 502
+    error_type = "provider_unavailable"
 
 
 class EngineUnavailable(GatewayError):
     status = 503
+    error_type = "provider_overloaded"
+
+
+# Starlette's own HTTP errors (unknown route, wrong method) by status.
+HTTP_ERROR_TYPES = {404: "not_found", 405: "invalid_request", 413: "payload_too_large"}
 
 
 def availability(code: str, retry_after: int | None = None) -> dict[str, Any]:
@@ -117,32 +142,57 @@ def error_for_status(
     metadata: dict[str, Any] | None = None,
     retry_after: int | None = None,
     availability: dict[str, Any] | None = None,
+    error_type: str | None = None,
 ) -> GatewayError:
     """The error of the tree with this status: errors cross process boundaries as plain data (server/workers/)."""
     kind = next((c for c in GatewayError.__subclasses__() if c.status == status), GatewayError)
-    return kind(message, metadata=metadata, retry_after=retry_after, availability=availability)
+    return kind(message, metadata=metadata, retry_after=retry_after, availability=availability, error_type=error_type)
 
 
 def error_fields(exc: GatewayError) -> dict[str, Any]:
     """`error_for_status`'s arguments for `exc`."""
     fields = {"status": exc.status, "message": exc.message, "metadata": exc.metadata, "retry_after": exc.retry_after}
-    return fields | {"availability": exc.availability}
+    return fields | {"availability": exc.availability, "error_type": exc.error_type}
+
+
+class ErrorShape(enum.Enum):
+    """Where a route's errors say their `error_type`."""
+
+    CHAT = "chat"  # error.metadata.error_type (OpenRouter's chat, and every route but the two below)
+    MESSAGES = "messages"  # error.error_type
+    RESPONSES = "responses"  # top-level error_type
 
 
 def error_body(
-    status: int, message: str, metadata: dict[str, Any] | None = None, availability: dict[str, Any] | None = None
+    status: int,
+    message: str,
+    metadata: dict[str, Any] | None = None,
+    availability: dict[str, Any] | None = None,
+    error_type: str = "server",
+    shape: ErrorShape = ErrorShape.CHAT,
 ) -> dict[str, Any]:
     error: dict[str, Any] = {"code": status, "message": message}
-    if metadata:
+    if shape is ErrorShape.CHAT:
+        error["metadata"] = (metadata or {}) | {"error_type": error_type}
+    elif metadata:
         error["metadata"] = metadata
     if availability:
         error["availability"] = availability
-    return {"error": error}
+    if shape is ErrorShape.MESSAGES:
+        error["error_type"] = error_type
+    return {"error": error} | ({"error_type": error_type} if shape is ErrorShape.RESPONSES else {})
 
 
-def error_response(exc: GatewayError) -> JSONResponse:
+def shape_of(path: str) -> ErrorShape:
+    """The shape of the API a path belongs to (the guard answers before any route is matched)."""
+    if path.endswith(("/messages", "/messages/count_tokens")):
+        return ErrorShape.MESSAGES
+    return ErrorShape.RESPONSES if path.endswith("/responses") else ErrorShape.CHAT
+
+
+def error_response(exc: GatewayError, shape: ErrorShape = ErrorShape.CHAT) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    body = error_body(exc.status, exc.message, exc.metadata, exc.availability)
+    body = error_body(exc.status, exc.message, exc.metadata, exc.availability, exc.error_type, shape)
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -156,27 +206,28 @@ def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
-async def _on_gateway_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return error_response(exc, shape_of(request.url.path))
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     """The body as FastAPI checked it, or as a route checked what it made of it (another API's request, translated
     into a chat request: server/dialects/)."""
     assert isinstance(exc, RequestValidationError | ValidationError)
-    return error_response(InvalidRequest(_validation_message(exc)))
+    return error_response(InvalidRequest(_validation_message(exc)), shape_of(request.url.path))
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    body = error_body(exc.status_code, str(exc.detail))
+    kind = HTTP_ERROR_TYPES.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "server")
+    body = error_body(exc.status_code, str(exc.detail), error_type=kind, shape=shape_of(request.url.path))
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
-    return JSONResponse(error_body(500, "Internal server error"), status_code=500)
+    return JSONResponse(error_body(500, "Internal server error", shape=shape_of(request.url.path)), status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -203,6 +254,7 @@ def context_error(context: int, prompt_tokens: int, output_tokens: int) -> Inval
         f"({prompt_tokens} of text input, {output_tokens} in the output). Please reduce the length of either one, "
         "or use the context-compression plugin to compress your prompt automatically.",
         metadata={"provider_name": None},
+        error_type="context_length_exceeded",
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,10 +8,12 @@ from pathlib import Path
 import openai
 import pytest
 
+from server.checkpoint.tiny import write_tiny
 from server.planning.selection import tiny_checkpoint
 from server.serving import free_port
 from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
+from tests.otlp_receiver import Receiver, otlp_receiver
 
 ENGINE_KEY = secrets.token_urlsafe(24)
 DEAD_PROXY = {
@@ -21,12 +24,21 @@ DEAD_PROXY = {
 # Its fixture starts a second engine while the session gateway's starts (on 2 cores, about 110 s for both instead of
 # 80 s each, one after the other): it goes first, before anything has started the session gateway.
 FIRST = "tests/e2e/test_fleet.py::"
+# The modules the Magistral gateway serves run one after the other, near the end: its engine lives from their first
+# test to the session's end, beside the others'.
+MAGISTRAL_MODULES = ("tests/e2e/test_reasoning.py::", "tests/e2e/test_tracing.py::")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The fleet's tests first; tests that kill the shared engine after all the others (a stable sort keeps the rest
-    in order)."""
-    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None, not item.nodeid.startswith(FIRST)))
+    """The fleet's tests first, then the rest in order, then Magistral's; tests that kill the shared engine after all
+    the others (a stable sort keeps each group in order)."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("disruptive") is not None,
+            not item.nodeid.startswith(FIRST),
+            item.nodeid.startswith(MAGISTRAL_MODULES),
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +70,42 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
         },
     )
     gw.engine_port = engine_port
+    try:
+        gw.wait_ready()
+        yield gw
+    finally:
+        gw.stop()
+
+
+# Random weights rarely write [THINK] (token 34): the `think` preset makes it the first token, and its reasoning
+# budget (3 tokens) then makes the engine end the reasoning, so the answer follows. A request's own fields win.
+THINK_PRESETS = {"think": {"parameters": {"logit_bias": {"34": 100}, "reasoning": {"max_tokens": 3}}}}
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[Receiver]:
+    with otlp_receiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def magistral(otlp: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway serving a scaled-down Magistral Small 1.2 (its v13 tokenizer with [THINK] and [/THINK], its record:
+    so its engine gets vLLM's reasoning parser and the gateway's budget processor) with two workers, tracing on
+    (exported to a real OTLP receiver, the engine's too) and JSON logs. One engine start serves two modules: the
+    reasoning in every dialect (test_reasoning.py) and the traces (test_tracing.py)."""
+    model = write_tiny(tmp_path_factory.mktemp("magistral") / "model", release="magistral")
+    env = {
+        "MISTRAL_LOCAL_OTLP_ENDPOINT": otlp.endpoint,  # a bare collector address: /v1/traces is added
+        "MISTRAL_LOCAL_WORKERS": "2",
+        # Image hosts off the list are refused at once, by a message that names the host.
+        "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
+        "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
+        "MISTRAL_LOCAL_LOG_FORMAT": "json",
+        "MISTRAL_LOCAL_PRESETS": json.dumps(THINK_PRESETS),
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export each batch after 0.1 s, not 5 s (gateway and engine alike)
+    }
+    gw = start_gateway("gateway-magistral", "--profile", "cpu-tiny", "--model", str(model), env=env)
     try:
         gw.wait_ready()
         yield gw

@@ -4,9 +4,13 @@ engine serves refused as OpenRouter refuses it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from openrouter.components import Model
 
 from server.catalog import Catalog
+from server.checkpoint.tiny import TINY_SYSTEM_PROMPT, write_tiny
 from server.engine.supervisor import EngineState
 from server.errors import InvalidRequest, NotFound
 from server.fleet.members import Fleet, Member
@@ -40,6 +44,9 @@ def test_every_model_of_the_fleet_is_listed_with_its_own_record() -> None:
     assert catalog.listing(offset=1, limit=1)["data"] == [newer]
 
 
+MAGISTRAL = "mistralai/magistral-small-2509"
+
+
 def test_ids_slugs_and_aliases_name_the_model_its_engines_serve() -> None:
     catalog = Catalog(Settings(model_aliases=("small",)), fleet((OPENROUTER_MODEL_ID, 8192), (SMALL_32, 4096)))
     assert catalog.served_id("mistralai/mistral-small-3.2-24b-instruct-2506") == SMALL_32  # its canonical slug
@@ -65,6 +72,37 @@ def test_a_request_without_temperature_gets_its_models_card_default() -> None:
     """The gateway's own model: the operator's setting; any other: its card's (Small 3.2: 0.15), listed in
     `default_parameters` as OpenRouter lists it."""
     catalog = Catalog(Settings(default_temperature=0.4), fleet((OPENROUTER_MODEL_ID, 8192), (SMALL_32, 4096)))
-    assert catalog.temperature(OPENROUTER_MODEL_ID) == 0.4
-    assert catalog.temperature(SMALL_32) == 0.15
+    assert catalog.card(OPENROUTER_MODEL_ID).temperature == 0.4
+    assert catalog.card(SMALL_32).temperature == 0.15
     assert [m["default_parameters"] for m in catalog.listing()["data"]] == [{"temperature": 0.4}, {"temperature": 0.15}]
+
+
+def test_a_reasoning_model_is_listed_with_its_reasoning_and_its_cards_sampling() -> None:
+    """Magistral Small 1.2: OpenRouter's `reasoning` record (omitted for the others), the reasoning parameters among
+    the supported ones, its card's temperature and top_p; the OpenRouter SDK's own Model parses it."""
+    catalog = Catalog(Settings(), fleet((OPENROUTER_MODEL_ID, 8192), (MAGISTRAL, 40960)))
+    small, magistral = catalog.listing()["data"]
+    assert "reasoning" not in small and "reasoning" not in small["supported_parameters"]
+    assert magistral["reasoning"] == {
+        "mandatory": False,
+        "supported_efforts": ["xhigh", "high", "medium", "low", "minimal", "none"],
+        "default_enabled": True,
+        "supports_max_tokens": True,
+    }
+    assert {"reasoning", "include_reasoning", "reasoning_effort"} <= set(magistral["supported_parameters"])
+    assert magistral["default_parameters"] == {"temperature": 0.7, "top_p": 0.95}
+    assert magistral["name"] == "Mistral: Magistral Small 2509" and magistral["context_length"] == 40960
+    parsed = Model.model_validate(magistral)
+    assert parsed.reasoning is not None and parsed.reasoning.supports_max_tokens is True
+    endpoint = catalog.endpoints("mistralai", "magistral-small-2509")["data"]["endpoints"][0]
+    assert "reasoning" in endpoint["supported_parameters"]
+    card = catalog.card(MAGISTRAL)
+    assert card.reasoning and card.top_p == 0.95 and card.max_output == 40960
+
+
+def test_the_gateways_own_reasoning_model_brings_its_repositorys_system_prompt(tmp_path: Path) -> None:
+    model = write_tiny(tmp_path / "magistral", release="magistral")
+    settings = Settings(model=model, model_id=MAGISTRAL)
+    assert Catalog(settings, fleet((MAGISTRAL, 4096))).card(MAGISTRAL).system_prompt == TINY_SYSTEM_PROMPT
+    (model / "SYSTEM_PROMPT.txt").unlink()
+    assert Catalog(settings, fleet((MAGISTRAL, 4096))).card(MAGISTRAL).system_prompt == ""

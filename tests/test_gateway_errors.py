@@ -34,7 +34,8 @@ def test_not_ready_until_the_engine_answers() -> None:
         assert chat.headers["retry-after"] == "7"
         # OpenRouter's availability object: no engine can take it now, try again (in the Retry-After's time)
         availability = {"code": "temporarily_unavailable", "retryable": True, "retry_after": 7}
-        assert chat.json() == {"error": {"code": 503, "message": "Engine is starting", "availability": availability}}
+        starting = {"code": 503, "message": "Engine is starting", "metadata": {"error_type": "provider_overloaded"}}
+        assert chat.json() == {"error": starting | {"availability": availability}}
         assert ready.json()["error"]["availability"] == availability
 
 
@@ -42,7 +43,7 @@ def test_unknown_route_is_a_404_in_openrouter_shape() -> None:
     with nowhere_app() as client:
         r = client.get("/nope")
         assert r.status_code == 404
-        assert r.json() == {"error": {"code": 404, "message": "Not Found"}}
+        assert r.json() == {"error": {"code": 404, "message": "Not Found", "metadata": {"error_type": "not_found"}}}
         r = client.delete("/health/live")
         assert r.status_code == 405
         assert r.json()["error"]["code"] == 405
@@ -55,7 +56,8 @@ def test_oversized_bodies_are_a_413_in_openrouter_shape() -> None:
     with TestClient(create_app(settings, engine), base_url="http://127.0.0.1") as client:
         declared = client.post("/api/v1/chat/completions", content=big, headers={"content-type": "application/json"})
         assert declared.status_code == 413
-        assert declared.json() == {"error": {"code": 413, "message": "Request body is larger than 2048 bytes"}}
+        too_large = {"code": 413, "message": "Request body is larger than 2048 bytes"}
+        assert declared.json() == {"error": too_large | {"metadata": {"error_type": "payload_too_large"}}}
 
         def chunks() -> Iterator[bytes]:  # no content-length: counted as it arrives
             for i in range(0, len(big), 512):

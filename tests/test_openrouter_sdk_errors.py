@@ -46,26 +46,35 @@ def sdk(url: str, key: str) -> OpenRouter:
     return OpenRouter(api_key=KEYS.get(key, key), server_url=url, retry_config=None)
 
 
-CASES: list[tuple[str, str, Callable[[OpenRouter], Any], type[Exception]]] = [
-    ("400", "ok", lambda s: s.chat.send(model="acme/nope", messages=HI), errors.BadRequestResponseError),
-    ("401", "sk-wrong", lambda s: s.chat.send(model=MODEL, messages=HI), errors.UnauthorizedResponseError),
+# (status, key, call, the SDK's error, OpenRouter's error_type)
+CASES: list[tuple[str, str, Callable[[OpenRouter], Any], type[Exception], str]] = [
+    ("400", "ok", lambda s: s.chat.send(model="acme/nope", messages=HI), errors.BadRequestResponseError,
+     "invalid_request"),
+    ("401", "sk-wrong", lambda s: s.chat.send(model=MODEL, messages=HI), errors.UnauthorizedResponseError,
+     "authentication"),
     ("402", "lean", lambda s: s.chat.send(model=MODEL, messages=HI, max_tokens=100),
-     errors.PaymentRequiredResponseError),
-    ("403", "off", lambda s: s.chat.send(model=MODEL, messages=HI), errors.ForbiddenResponseError),
-    ("404", "ok", lambda s: s.generations.get_generation(id="gen-0-none"), errors.NotFoundResponseError),
+     errors.PaymentRequiredResponseError, "payment_required"),
+    ("403", "off", lambda s: s.chat.send(model=MODEL, messages=HI), errors.ForbiddenResponseError,
+     "permission_denied"),
+    ("404", "ok", lambda s: s.generations.get_generation(id="gen-0-none"), errors.NotFoundResponseError,
+     "not_found"),
     ("413", "ok", lambda s: s.chat.send(model=MODEL, messages=LONG),
-     errors.PayloadTooLargeResponseError),
-    ("503", "ok", lambda s: s.chat.send(model=MODEL, messages=HI), errors.ServiceUnavailableResponseError),
+     errors.PayloadTooLargeResponseError, "payload_too_large"),
+    ("503", "ok", lambda s: s.chat.send(model=MODEL, messages=HI), errors.ServiceUnavailableResponseError,
+     "provider_overloaded"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("status", "key", "call", "error"), CASES, ids=[c[0] for c in CASES])
-def test_each_status_is_the_sdks_own_error(
-    url: str, status: str, key: str, call: Callable[[OpenRouter], Any], error: type[Exception]
+@pytest.mark.parametrize(("status", "key", "call", "error", "error_type"), CASES, ids=[c[0] for c in CASES])
+def test_each_status_is_the_sdks_own_error_with_its_type(
+    url: str, status: str, key: str, call: Callable[[OpenRouter], Any], error: type[Exception], error_type: str
 ) -> None:
+    """The SDK's typed error, and OpenRouter's 2026 `error.metadata.error_type` in its parsed body."""
     with pytest.raises(error) as info:
         call(sdk(url, key))
-    assert str(info.value.data.error.code) == status  # type: ignore[attr-defined]
+    parsed = info.value.data.error  # type: ignore[attr-defined]
+    assert str(parsed.code) == status
+    assert parsed.metadata["error_type"] == error_type
 
 
 def run_ts_sdk(given: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +111,8 @@ def test_the_typescript_sdk_parses_a_mid_stream_error_and_the_usage_chunk() -> N
     }
     text = shaper.shape({"id": "x", "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
     last = shaper.shape({"id": "x", "choices": [], "usage": usage})
-    failure = error_chunk(env, 502, "Engine stopped during generation", availability("temporarily_unavailable"))
+    gone = availability("temporarily_unavailable")
+    failure = error_chunk(env, 502, "Engine stopped during generation", "provider_unavailable", gone)
     chunks = [orjson.dumps(c).decode() for c in (text, last, failure)]
     results = run_ts_sdk({"mode": "chunks", "url": "http://unused", "model": MODEL, "chunks": chunks})
     assert results["chunks"]["ok"], results["chunks"]

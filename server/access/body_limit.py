@@ -23,7 +23,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(error_body(413, BodyTooLarge(self.max_bytes).detail))
+        body = orjson.dumps(error_body(413, BodyTooLarge(self.max_bytes).detail, error_type="payload_too_large"))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.access.auth import ANONYMOUS, KeyRing, Principal
 from server.access.body_limit import BodyLimit
-from server.errors import GatewayError, InvalidRequest, error_response
+from server.errors import GatewayError, InvalidRequest, error_response, shape_of
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 # Public routes serve pages and listings: a request without a key has no reason to send more.
@@ -83,7 +83,7 @@ class Guard:
         try:
             principal, anonymous = self._principal(scope, dict(scope["headers"]))
         except GatewayError as exc:
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, shape_of(scope["path"]))(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         state["principal"], state["key_label"] = principal, principal.label

@@ -36,6 +36,7 @@ class ModelReport:
     problems: list[str] = field(default_factory=list)
     parameters: int = 0
     tokenizer_version: int = 0  # tekken.json's ("v11": 11)
+    reasoning: bool = False  # tekken.json has [THINK] and [/THINK] (Magistral)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +111,13 @@ def _tensor_problems(header: dict[str, Any], params: dict[str, Any]) -> list[str
     return problems
 
 
+def _tokenizer(directory: Path, report: ModelReport) -> list[str]:
+    """The tokenizer's facts into the report; its problems returned."""
+    tokenizer = read_tokenizer(directory)
+    report.tokenizer_version, report.reasoning = tokenizer.version, tokenizer.reasoning
+    return tokenizer.problems
+
+
 def _check_mistral(directory: Path, report: ModelReport, weights: bool) -> None:
     try:
         params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
@@ -119,8 +127,7 @@ def _check_mistral(directory: Path, report: ModelReport, weights: bool) -> None:
     if not isinstance(params, dict):
         report.problems.append("params.json is not a JSON object")
         return
-    report.tokenizer_version, tokenizer_problems = read_tokenizer(directory)
-    report.problems += config_problems(params) + tokenizer_problems
+    report.problems += config_problems(params) + _tokenizer(directory, report)
     if report.problems or not weights:
         return
     try:
@@ -141,8 +148,7 @@ def _numel(shape: list[int]) -> int:
 
 def _check_hf(directory: Path, report: ModelReport, weights: bool) -> None:
     _, problems = config_and_problems(directory)
-    report.tokenizer_version, tokenizer_problems = read_tokenizer(directory)
-    report.problems += problems + tokenizer_problems
+    report.problems += problems + _tokenizer(directory, report)
     if report.problems or not weights:
         return
     shards, missing = shard_map(directory)

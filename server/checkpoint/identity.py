@@ -1,8 +1,10 @@
 """Which model a weights directory holds, as `fetch-weights` (or `make-tiny --release`) recorded it, and how it is
 served under that name.
 
-Mistral Small 3.2 has 3.1's architecture and files; its tokenizer (v11), OpenRouter record and card differ.
-Recording them beside the weights lets `serve --model DIR` name the model right without flags.
+Mistral Small 3.2 has 3.1's architecture and files; its tokenizer (v11), OpenRouter record and card differ. Magistral
+Small 1.2 is Small 3.2 trained to reason first: its tokenizer (v13) marks the reasoning with [THINK] and [/THINK], and
+its card asks for other sampling and a shorter context. Recording them beside the weights lets `serve --model DIR` name
+the model right without flags.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from server.errors import ConfigError
 
 IDENTITY_FILE = "served-model.json"
+SYSTEM_PROMPT_FILE = "SYSTEM_PROMPT.txt"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,11 @@ class Identity:
     created: int = 0  # OpenRouter's listing date (unix seconds); 0: not listed there
     temperature: float = 0.15
     tokenizer: str = ""  # its Tekken version ("": not known here)
+    top_p: float | None = None  # the card's, if it names one
+    reasoning: bool = False  # it reasons before it answers (vLLM's reasoning parser splits the two)
+    context: int = 0  # the context its card recommends serving (0: the model's whole context)
+    max_output: int = 0  # the longest answer its card asks room for (0: none named)
+    system_prompt: str = ""  # its repository's SYSTEM_PROMPT.txt, for a reasoning model (read from that file)
 
 
 KNOWN: dict[str, Identity] = {
@@ -55,6 +63,22 @@ KNOWN: dict[str, Identity] = {
         temperature=0.15,  # the card: "a relatively low temperature, such as temperature=0.15"
         tokenizer="v11",  # tool calls `[TOOL_CALLS]name[ARGS]{json}`
     ),
+    "mistralai/Magistral-Small-2509": Identity(
+        # OpenRouter lists Magistral Small 1.0 (mistralai/magistral-small-2506); 1.2 takes the id of its pattern.
+        "mistralai/magistral-small-2509",
+        "mistralai/magistral-small-2509",
+        "Mistral: Magistral Small 2509",
+        "mistralai/Magistral-Small-2509",
+        "Magistral Small 1.2 (2509): Mistral Small 3.2 trained to reason before it answers, with text and image input "
+        "and function calling. Served locally by mistral-local on vLLM; nothing leaves this machine.",
+        created=0,  # not listed on OpenRouter
+        temperature=0.7,  # the card: "top_p: 0.95, temperature: 0.7, max_tokens: 40960"
+        tokenizer="v13",  # [THINK] and [/THINK] mark the reasoning
+        top_p=0.95,
+        reasoning=True,
+        context=40960,  # the card: "performance might degrade past 40k. Hence we recommend ... 40k"
+        max_output=40960,
+    ),
 }
 # The settings each recorded field sets (the listing date is the catalog's, looked up by id).
 SETTINGS_FIELDS = {
@@ -67,7 +91,11 @@ SETTINGS_FIELDS = {
 }
 DEFAULT = KNOWN["mistralai/Mistral-Small-3.1-24B-Instruct-2503"]
 # The releases' short names (`fetch-weights --repo 3.2`, `make-tiny --release 3.2`).
-RELEASES = {"3.1": DEFAULT.hugging_face_id, "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506"}
+RELEASES = {
+    "3.1": DEFAULT.hugging_face_id,
+    "3.2": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+    "magistral": "mistralai/Magistral-Small-2509",
+}
 
 
 def identity_of(model_id: str) -> Identity:
@@ -91,9 +119,19 @@ def read_identity(directory: Path) -> Identity | None:
         raise ConfigError(f"{path} is unreadable: {exc}") from exc
 
 
+def system_prompt_of(directory: Path | None) -> str:
+    """The system prompt a reasoning model's repository ships (Magistral's asks it to reason in [THINK]), or ""."""
+    path = directory / SYSTEM_PROMPT_FILE if directory is not None else None
+    try:
+        return path.read_text(encoding="utf-8").strip() if path is not None and path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is unreadable: {exc}") from exc
+
+
 def write_identity(directory: Path, identity: Identity, **extra: str) -> None:
-    """Record beside the weights which model they are (`extra`: where they came from)."""
-    record = asdict(identity) | extra
+    """Record beside the weights which model they are (`extra`: where they came from); the system prompt keeps its
+    own file."""
+    record = {k: v for k, v in asdict(identity).items() if k != "system_prompt"} | extra
     (directory / IDENTITY_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 

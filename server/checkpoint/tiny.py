@@ -1,4 +1,5 @@
-"""`make-tiny`: a scaled-down Mistral Small 3.1 (or 3.2) checkpoint with the real architecture and the real tokenizer.
+"""`make-tiny`: a scaled-down Mistral Small 3.1 (or 3.2, or Magistral Small 1.2) checkpoint with the real
+architecture and the real tokenizer.
 
 Every key of the real `params.json` is kept and only sizes shrink, so vLLM takes the same code path
 (Mistral3 / Pixtral, grouped-query attention, patch merger) with the official flags. head_dim stays 128: vLLM's CPU
@@ -12,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from server.checkpoint.identity import KNOWN, RELEASES, write_identity
+from server.checkpoint.identity import KNOWN, RELEASES, SYSTEM_PROMPT_FILE, write_identity
 from server.checkpoint.layout import expected_tensors
 from server.checkpoint.tiny_quantized import quantize
 
@@ -49,26 +50,34 @@ TINY_PARAMS: dict[str, Any] = {
     },
 }
 
+# Not Magistral's own SYSTEM_PROMPT.txt (the real repository's is used with the real weights): a stand-in that says
+# the same in brief, so the scaled-down checkpoint exercises the same path.
+TINY_SYSTEM_PROMPT = (
+    "Scaled-down stand-in for Magistral's system prompt: reason inside [THINK] and [/THINK], then answer."
+)
 IMAGE_SETTINGS = {"image_patch_size": 14, "max_image_size": 1540, "spatial_merge_size": 2}
 # From v11 the file lists its special tokens (mistral-common refuses one that does not); ranks as Mistral's files
-# number them: the 20 of earlier versions, unused ones up to 31, then [ARGS] and [CALL_ID].
+# number them: the 20 of earlier versions, unused ones up to 31, then [ARGS] and [CALL_ID]; a reasoning model's
+# (Magistral, v13) adds [THINK] and [/THINK] (mistral-common's tests/test_tekken.py ranks them so).
 V11_SPECIAL = {32: "[ARGS]", 33: "[CALL_ID]"}
+THINK_SPECIAL = {34: "[THINK]", 35: "[/THINK]"}
 
 
 def tekken(release: str = "3.1") -> dict[str, Any]:
-    """mistral-common's packaged 131k Tekken vocabulary, configured as the `release`'s tokenizer (3.1: v7, 3.2: v11),
-    with Pixtral's image settings."""
+    """mistral-common's packaged 131k Tekken vocabulary, configured as the `release`'s tokenizer (3.1: v7, 3.2: v11,
+    magistral: v13 with [THINK]), with Pixtral's image settings."""
     from mistral_common.tokens.tokenizers.base import SpecialTokens
     from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 
     source = resources.files("mistral_common") / "data" / "tekken_240911.json"
     tekken: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
-    tekken["config"]["version"] = KNOWN[RELEASES[release]].tokenizer
+    identity = KNOWN[RELEASES[release]]
+    tekken["config"]["version"] = identity.tokenizer
     tekken["image"] = dict(IMAGE_SETTINGS)
     if release != "3.1":
         # The enum member's value: str() of it is its name in some mistral-common releases.
         named = {t["rank"]: SpecialTokens(t["token_str"]).value for t in Tekkenizer.DEPRECATED_SPECIAL_TOKENS}
-        named |= V11_SPECIAL
+        named |= V11_SPECIAL | (THINK_SPECIAL if identity.reasoning else {})
         ranks = range(max(named) + 1)
         special = [{"rank": r, "token_str": named.get(r, f"<SPECIAL_{r}>"), "is_control": True} for r in ranks]
         tekken["special_tokens"] = special
@@ -77,7 +86,7 @@ def tekken(release: str = "3.1") -> dict[str, Any]:
 
 def write_tiny(directory: Path, release: str = "3.1") -> Path:
     """Write the checkpoint into `directory` (created if needed) and return it. Same bytes on every run. `release`:
-    the tokenizer and the model record (served-model.json) of Mistral Small 3.1 or 3.2."""
+    the tokenizer and the model record (served-model.json) of Mistral Small 3.1, 3.2 or Magistral Small 1.2."""
     import torch  # heavy; only this command needs it
     from safetensors.torch import save_file
 
@@ -96,9 +105,13 @@ def write_tiny(directory: Path, release: str = "3.1") -> Path:
 
 
 def _write_release(directory: Path, release: str) -> None:
-    """The release's tokenizer, and its record: `serve --model DIR` serves it under that release's id."""
+    """The release's tokenizer, and its record: `serve --model DIR` serves it under that release's id. A reasoning
+    model's repository also ships its system prompt: the scaled-down one gets a stand-in."""
     (directory / "tekken.json").write_text(json.dumps(tekken(release)), encoding="utf-8")
-    write_identity(directory, KNOWN[RELEASES[release]])
+    identity = KNOWN[RELEASES[release]]
+    write_identity(directory, identity)
+    if identity.reasoning:
+        (directory / SYSTEM_PROMPT_FILE).write_text(TINY_SYSTEM_PROMPT + "\n", encoding="utf-8")
 
 
 def write_tiny_hf(

@@ -2,8 +2,10 @@
 pointed at it), translated to a chat request on the chat path and back.
 
 Blocks: text, image (base64 or URL), tool_use and tool_result (a user turn's tool results become tool messages,
-before the turn's own text, as the chat form orders them); thinking blocks from another model are dropped (this one
-does not think); documents and server tools are refused with a 400."""
+before the turn's own text, as the chat form orders them); documents and server tools are refused with a 400.
+Reasoning: `thinking` ({type: enabled, budget_tokens} or disabled) asks a reasoning model (Magistral) for it, and its
+reasoning comes back as a thinking block before the answer (signature empty: nothing here signs it). Thinking blocks of
+earlier turns are dropped, as a model that reasons anew each turn needs."""
 
 from __future__ import annotations
 
@@ -78,7 +80,22 @@ def to_chat(req: MessagesRequest) -> ChatRequest:
         body["tools"] = tools(req.tools)
     if req.tool_choice is not None:
         body |= _tool_choice(req.tool_choice)
+    if req.thinking is not None:
+        body["reasoning"] = _thinking(req.thinking)
     return ChatRequest.model_validate(body)
+
+
+def _thinking(thinking: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's `thinking` as chat's `reasoning` (`adaptive`: as the model likes)."""
+    kind = thinking.get("type")
+    if kind == "disabled":
+        return {"enabled": False}
+    if kind == "adaptive":
+        return {"enabled": True}
+    budget = thinking.get("budget_tokens")
+    if kind != "enabled" or not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise InvalidRequest("thinking: {type: enabled, budget_tokens: a number of tokens}, or {type: disabled}")
+    return {"max_tokens": budget}
 
 
 def _block(block: Any, where: str) -> dict[str, Any]:
@@ -189,6 +206,10 @@ def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def thinking_block(text: str) -> dict[str, Any]:
+    return {"type": "thinking", "thinking": text, "signature": ""}
+
+
 def tool_use(call: dict[str, Any]) -> dict[str, Any]:
     function = call["function"]
     try:
@@ -217,6 +238,8 @@ def from_chat(chat: dict[str, Any]) -> dict[str, Any]:
     choice = chat["choices"][0]
     reply = choice["message"]
     content: list[dict[str, Any]] = []
+    if reply.get("reasoning"):
+        content.append(thinking_block(reply["reasoning"]))
     if reply.get("content"):
         content.append({"type": "text", "text": reply["content"]})
     content += [tool_use(call) for call in reply.get("tool_calls") or []]

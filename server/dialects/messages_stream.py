@@ -4,7 +4,9 @@
 they are (SSE clients skip them).
 
 Blocks cannot interleave: text that arrives while a tool call's arguments are streaming is held, and sent as a text
-block of its own once that call's block is done (a closed block cannot take more arguments)."""
+block of its own once that call's block is done (a closed block cannot take more arguments). A reasoning model's
+reasoning comes first, as a thinking block (`thinking_delta`s, then an empty `signature_delta`, as Anthropic ends
+one)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import orjson
 from fastapi.responses import Response
 
 from server.dialects.answer import EventTranslator, translated
-from server.dialects.messages import STOP_REASONS, from_chat, message, usage
+from server.dialects.messages import STOP_REASONS, from_chat, message, thinking_block, usage
 
 
 class MessagesStream(EventTranslator):
@@ -22,7 +24,7 @@ class MessagesStream(EventTranslator):
         self.started = False
         self.block: int | None = None  # the open block's index
         self.blocks = 0
-        self.kind: str | None = None  # "text", or the chat's tool-call index as "tool:N"
+        self.kind: str | None = None  # "thinking", "text", or the chat's tool-call index as "tool:N"
         self.held = ""  # text that came while a tool call was open
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -50,6 +52,10 @@ class MessagesStream(EventTranslator):
     def choice(self, choice: dict[str, Any]) -> bytes:
         delta = choice.get("delta") or {}
         out = b""
+        if delta.get("reasoning"):
+            if self.kind != "thinking":
+                out += self.open("thinking", thinking_block(""))
+            out += self.delta({"type": "thinking_delta", "thinking": delta["reasoning"]})
         if delta.get("content"):
             if self.kind is not None and self.kind.startswith("tool:"):
                 self.held += delta["content"]
@@ -90,8 +96,9 @@ class MessagesStream(EventTranslator):
     def close(self) -> bytes:
         if self.block is None:
             return b""
+        signed = self.delta({"type": "signature_delta", "signature": ""}) if self.kind == "thinking" else b""
         index, self.block, self.kind = self.block, None, None
-        return self.event("content_block_stop", index=index)
+        return signed + self.event("content_block_stop", index=index)
 
     def end(self) -> bytes:
         stop = STOP_REASONS.get(self.finish_reason or "", self.finish_reason)

@@ -3,7 +3,9 @@ takes the chat path (admission, limits, images, routing, records), and the chat 
 
 Stateless: `store: true`, `previous_response_id`, `conversation` and `background: true` are refused with a 400, as
 OpenRouter does; the client sends the whole conversation each time. Only function tools exist here (no hosted
-tools: nothing leaves the machine)."""
+tools: nothing leaves the machine). Reasoning: `reasoning.effort` asks a reasoning model (Magistral) for it, and its
+reasoning comes back as a reasoning item (its text as `reasoning_text` content, no summary) before the answer;
+reasoning items sent back in `input` are dropped, as a model that reasons anew each turn needs."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class ResponsesRequest(SharedFields):
     prompt_cache_key: str | None = None
     seed: int | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    reasoning: dict[str, Any] | None = None
 
 
 STATEFUL = "This API is stateless: send the whole conversation in `input` (`{}` is not supported)"
@@ -81,6 +84,8 @@ def to_chat(req: ResponsesRequest) -> ChatRequest:
         body["response_format"] = _format(fmt)
     if req.truncation == "auto":
         body["transforms"] = ["middle-out"]
+    if (effort := (req.reasoning or {}).get("effort")) is not None:
+        body["reasoning"] = {"effort": effort}
     return ChatRequest.model_validate(body)
 
 
@@ -103,7 +108,7 @@ def _add_item(messages: list[dict[str, Any]], item: dict[str, Any], where: str) 
         output = item.get("output")
         content = output if isinstance(output, str) else _content(output, f"{where}.output")
         messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": content})
-    elif kind != "reasoning":  # a reasoning item from another model: this one does not reason
+    elif kind != "reasoning":  # earlier reasoning: not sent back to the model
         raise InvalidRequest(f"{where}.type: {kind!r} is not supported by this server")
 
 
@@ -178,7 +183,7 @@ def response_object(req: ResponsesRequest, gen_id: str, created: int, model: str
         "metadata": req.metadata or {},
         "parallel_tool_calls": req.parallel_tool_calls is not False,
         "previous_response_id": None,
-        "reasoning": None,
+        "reasoning": req.reasoning,
         "store": False,
         "temperature": req.temperature,
         "text": req.text or {"format": {"type": "text"}},
@@ -197,7 +202,9 @@ def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any] | None:
         "input_tokens": chat_usage["prompt_tokens"],
         "input_tokens_details": {"cached_tokens": details.get("cached_tokens") or 0, "cache_write_tokens": 0},
         "output_tokens": chat_usage["completion_tokens"],
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {
+            "reasoning_tokens": (chat_usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+        },
         "total_tokens": chat_usage["total_tokens"],
         "cost": chat_usage.get("cost", 0),
     }
@@ -211,6 +218,15 @@ def message_item(text: str, status: str = "completed", msg_id: str | None = None
         "role": "assistant",
         "content": [output_text(text)] if status == "completed" else [],
     }
+
+
+def reasoning_item(text: str, status: str = "completed", rs_id: str | None = None) -> dict[str, Any]:
+    content = [reasoning_text(text)] if status == "completed" else []
+    return {"type": "reasoning", "id": rs_id or item_id("rs"), "summary": [], "content": content, "status": status}
+
+
+def reasoning_text(text: str) -> dict[str, Any]:
+    return {"type": "reasoning_text", "text": text}
 
 
 def output_text(text: str) -> dict[str, Any]:
@@ -242,6 +258,8 @@ def from_chat(req: ResponsesRequest, chat: dict[str, Any]) -> dict[str, Any]:
     choice = chat["choices"][0]
     message = choice["message"]
     output: list[dict[str, Any]] = []
+    if message.get("reasoning"):
+        output.append(reasoning_item(message["reasoning"]))
     if message.get("content"):
         output.append(message_item(message["content"]))
     for call in message.get("tool_calls") or []:

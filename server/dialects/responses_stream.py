@@ -1,11 +1,12 @@
-"""The chat path's answer as the Responses API's: the JSON object, or the stream of typed events
-(`response.created`, `response.output_item.added`, `response.output_text.delta`, …, `response.completed`).
+"""The chat path's answer as the Responses API's: the JSON object, or the stream of typed events (`response.created`,
+`response.output_item.added`, `response.output_text.delta`, …, `response.completed`).
 
 The chat stream is OpenRouter's (server/generation/stream.py): `data:` chunks, `: OPENROUTER PROCESSING` comments
 (kept: SSE clients skip comments), a usage chunk, then `[DONE]`; a failure is a chunk with a top-level `error`,
 which becomes `response.failed`. Items are opened as their first delta arrives and closed, in order, when the next
-item starts or the stream ends. Text that arrives while function calls are open is held and sent as a message after
-them (a closed call item cannot take more arguments)."""
+item starts or the stream ends; a reasoning model's reasoning is the first (`response.reasoning_text.delta`). Text
+that arrives while function calls are open is held and sent as a message after them (a closed call item cannot take
+more arguments)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from server.dialects.responses import (
     item_id,
     message_item,
     output_text,
+    reasoning_item,
+    reasoning_text,
     response_object,
     usage,
 )
@@ -42,6 +45,7 @@ class ResponsesStream(EventTranslator):
         self.response: dict[str, Any] | None = None  # made from the first chunk (its id, model, created)
         self.seq = 0
         self.items: list[dict[str, Any]] = []  # closed items, in output order
+        self.reasoning: OpenItem | None = None
         self.message: OpenItem | None = None
         self.calls: dict[int, OpenItem] = {}  # the chat's tool-call index -> its open item
         self.held = ""  # text that came while calls were open
@@ -73,6 +77,8 @@ class ResponsesStream(EventTranslator):
     def choice(self, choice: dict[str, Any]) -> bytes:
         delta = choice.get("delta") or {}
         out = b""
+        if delta.get("reasoning"):
+            out += self.think(delta["reasoning"])
         if delta.get("content"):
             out += self.text(delta["content"])
         for call in delta.get("tool_calls") or []:
@@ -85,8 +91,31 @@ class ResponsesStream(EventTranslator):
         opened = OpenItem(item, len(self.items) + (self.message is not None) + len(self.calls))
         return opened, self.event("response.output_item.added", output_index=opened.index, item=item)
 
-    def text(self, delta: str) -> bytes:
+    def think(self, delta: str) -> bytes:
         out = b""
+        if self.reasoning is None:
+            self.reasoning, added = self._open(reasoning_item("", status="in_progress"))
+            where = self._where(self.reasoning)
+            out += added + self.event("response.content_part.added", **where, content_index=0, part=reasoning_text(""))
+        self.reasoning.text += delta
+        where = self._where(self.reasoning)
+        return out + self.event("response.reasoning_text.delta", **where, content_index=0, delta=delta)
+
+    def close_reasoning(self) -> bytes:
+        if self.reasoning is None:
+            return b""
+        r, self.reasoning = self.reasoning, None
+        done = reasoning_item(r.text, rs_id=r.item["id"])
+        self.items.append(done)
+        where = self._where(r)
+        return (
+            self.event("response.reasoning_text.done", **where, content_index=0, text=r.text)
+            + self.event("response.content_part.done", **where, content_index=0, part=reasoning_text(r.text))
+            + self.event("response.output_item.done", output_index=r.index, item=done)
+        )
+
+    def text(self, delta: str) -> bytes:
+        out = self.close_reasoning()
         if self.calls:
             self.held += delta
             return out
@@ -104,7 +133,7 @@ class ResponsesStream(EventTranslator):
         out = b""
         index = call.get("index", 0)
         if index not in self.calls:
-            out += self.close_message()
+            out += self.close_reasoning() + self.close_message()
             function = call.get("function") or {}
             item = call_item(call.get("id") or item_id("call"), function.get("name") or "", "", "in_progress")
             self.calls[index], added = self._open(item)
@@ -146,7 +175,7 @@ class ResponsesStream(EventTranslator):
         return out
 
     def end(self) -> bytes:
-        out = self.close_message() + self.close_calls()
+        out = self.close_reasoning() + self.close_message() + self.close_calls()
         if self.held:
             out += self.text(self.held) + self.close_message()
         assert self.response is not None
@@ -162,6 +191,7 @@ class ResponsesStream(EventTranslator):
             "output": self.items,
             "error": {"code": "server_error", "message": message},
             "usage": self.usage,
+            "error_type": (error.get("metadata") or {}).get("error_type", "server"),
         }
         return self.event("response.failed", response=final)
 

@@ -107,6 +107,10 @@ def _profile_env(p: Profile) -> dict[str, str]:
     return env
 
 
+THINK_BUDGET_PROCESSOR = "server.engine.think_budget:ThinkBudget"  # imported by the engine, not here (it needs vLLM)
+THINK_BUDGET = "mistral_local_think_budget"  # a request's reasoning budget, in its vllm_xargs, for that processor
+
+
 def build_command(
     profile: Profile,
     model_dir: Path,
@@ -117,6 +121,7 @@ def build_command(
     api_key: str,
     release: Release,
     random_weights: bool = False,
+    reasoning: bool = False,
     python: str = sys.executable,
 ) -> EngineCommand:
     """The engine's argv and environment. The API key travels in the environment (VLLM_API_KEY), not argv,
@@ -132,6 +137,9 @@ def build_command(
         "--tool-call-parser",
         "mistral",
         "--enable-auto-tool-choice",
+        # A reasoning model's [THINK]...[/THINK] as `reasoning`, apart from the answer (and counted in usage), and
+        # the reasoning budget vLLM's own does not enforce for Mistral's tokenizer (server/engine/think_budget.py).
+        *(("--reasoning-parser", "mistral", "--logits-processors", THINK_BUDGET_PROCESSOR) if reasoning else ()),
         # usage.prompt_tokens_details.cached_tokens: the prefix-cache hits OpenRouter's usage reports.
         "--enable-prompt-tokens-details",
         "--allowed-media-domains",
@@ -139,6 +147,9 @@ def build_command(
         # A line per request with the id the gateway sends (X-Request-Id), so the engine's log ties to the
         # gateway's; the sampling parameters on that line are cut by server/engine/output.py.
         "--enable-log-requests",
+        # OpenRouter's service tiers (priority, fast, flex) as each request's priority (server/generation/inbound.py).
+        "--scheduling-policy",
+        "priority",
         "--served-model-name",
         *served_names,
         *_listen_flags(url),

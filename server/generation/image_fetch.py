@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from server.errors import InvalidRequest
+from server.errors import InvalidImage
 
 MAX_REDIRECTS = 5
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -93,32 +93,32 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise InvalidRequest(f"the image host {host} could not be resolved") from exc
+        raise InvalidImage(f"the image host {host} could not be resolved") from exc
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
 
 async def checked_address(url: str, policy: FetchPolicy) -> tuple[httpx.URL, IpAddress]:
-    """The URL and the address it may be fetched from; InvalidRequest saying why not."""
+    """The URL and the address it may be fetched from; InvalidImage saying why not."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise InvalidRequest(f"image URLs must be http(s) or data:image URLs (got {parts.scheme or 'no'} scheme)")
+        raise InvalidImage(f"image URLs must be http(s) or data:image URLs (got {parts.scheme or 'no'} scheme)")
     host = (parts.hostname or "").lower()
     if not host:
-        raise InvalidRequest("the image URL has no host")
+        raise InvalidImage("the image URL has no host")
     if policy.mode == "deny":
-        raise InvalidRequest("remote image URLs are disabled on this server; send the image as a data: URL")
+        raise InvalidImage("remote image URLs are disabled on this server; send the image as a data: URL")
     if policy.mode == "allowlist" and host not in policy.allowlist:  # before any DNS query for the name
-        raise InvalidRequest(f"the image host {host} is not on this server's allowlist")
+        raise InvalidImage(f"the image host {host} is not on this server's allowlist")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise InvalidRequest("the image URL's port is invalid") from exc
+        raise InvalidImage("the image URL's port is invalid") from exc
     addresses = await resolve(host, port)
     if policy.mode == "allowlist":
         return httpx.URL(url), addresses[0]
     for ip in addresses:
         if (why := refusal(ip)) is not None:
-            raise InvalidRequest(f"the image host {host} resolves to a {why} address ({ip}); refused")
+            raise InvalidImage(f"the image host {host} resolves to a {why} address ({ip}); refused")
     return httpx.URL(url), addresses[0]
 
 
@@ -144,28 +144,28 @@ async def fetch_image(client: httpx.AsyncClient, url: str, policy: FetchPolicy) 
                         url = urljoin(url, response.headers["location"])
                         continue
                     if response.status_code != 200:
-                        raise InvalidRequest(f"fetching the image returned HTTP {response.status_code}")
+                        raise InvalidImage(f"fetching the image returned HTTP {response.status_code}")
                     return await _read_bounded(response, policy.max_bytes)
                 finally:
                     await response.aclose()
-            raise InvalidRequest(f"the image URL redirected more than {MAX_REDIRECTS} times")
+            raise InvalidImage(f"the image URL redirected more than {MAX_REDIRECTS} times")
     except TimeoutError as exc:
-        raise InvalidRequest(f"fetching the image timed out after {policy.timeout_s:g} s") from exc
+        raise InvalidImage(f"fetching the image timed out after {policy.timeout_s:g} s") from exc
     except httpx.HTTPError as exc:
-        raise InvalidRequest(f"the image could not be fetched ({type(exc).__name__})") from exc
+        raise InvalidImage(f"the image could not be fetched ({type(exc).__name__})") from exc
 
 
 async def _read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
     """The body as sent, never decoded: a compressed body was not asked for and is refused."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise InvalidRequest(f"the image server sent a {encoding!r}-encoded body; images must come unencoded")
+        raise InvalidImage(f"the image server sent a {encoding!r}-encoded body; images must come unencoded")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise InvalidRequest(f"the image is larger than {max_bytes} bytes")
+        raise InvalidImage(f"the image is larger than {max_bytes} bytes")
     data = bytearray()
     async for chunk in response.aiter_raw():
         data += chunk
         if len(data) > max_bytes:
-            raise InvalidRequest(f"the image is larger than {max_bytes} bytes")
+            raise InvalidImage(f"the image is larger than {max_bytes} bytes")
     return bytes(data)

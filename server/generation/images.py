@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from server.errors import InvalidRequest
+from server.errors import InvalidImage, InvalidRequest
 from server.generation.image_fetch import FetchPolicy, fetch_image
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -35,31 +35,29 @@ class ImagePolicy:
 def decode_data_url(url: str, field: str) -> bytes:
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:image/") or ";base64" not in header:
-        raise InvalidRequest(f"{field}: a data URL must look like data:image/<format>;base64,<data>")
+        raise InvalidImage(f"{field}: a data URL must look like data:image/<format>;base64,<data>")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"{field}: the data URL's base64 is invalid") from exc
+        raise InvalidImage(f"{field}: the data URL's base64 is invalid") from exc
 
 
 def normalize(data: bytes, field: str, policy: ImagePolicy) -> str:
     """Check and, if needed, downscale an image; return it as a data URL. CPU-bound: run it in a thread."""
     if len(data) > policy.max_bytes:
-        raise InvalidRequest(f"{field}: the image is larger than {policy.max_bytes} bytes")
+        raise InvalidImage(f"{field}: the image is larger than {policy.max_bytes} bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             fmt = image.format or ""
             if fmt not in ACCEPTED_FORMATS:
-                raise InvalidRequest(
-                    f"{field}: unsupported image format {fmt or 'unknown'}; use PNG, JPEG, WEBP or GIF"
-                )
+                raise InvalidImage(f"{field}: unsupported image format {fmt or 'unknown'}; use PNG, JPEG, WEBP or GIF")
             if image.width * image.height > policy.max_pixels:
-                raise InvalidRequest(f"{field}: the image has more than {policy.max_pixels} pixels")
+                raise InvalidImage(f"{field}: the image has more than {policy.max_pixels} pixels")
             image.load()
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError, OSError) as exc:
-        raise InvalidRequest(f"{field}: the data is not a readable image ({type(exc).__name__})") from exc
+        raise InvalidImage(f"{field}: the data is not a readable image ({type(exc).__name__})") from exc
     if max(image.size) <= policy.max_edge and fmt in ("PNG", "JPEG", "WEBP"):
         return f"data:{ACCEPTED_FORMATS[fmt]};base64,{base64.b64encode(data).decode()}"
     image.thumbnail((policy.max_edge, policy.max_edge), Image.Resampling.LANCZOS)
@@ -75,6 +73,6 @@ async def to_data_url(client: httpx.AsyncClient, url: str, field: str, policy: I
         try:
             data = await fetch_image(client, url, policy.fetch)
         except InvalidRequest as exc:
-            raise InvalidRequest(f"{field}: {exc.message}") from exc
+            raise InvalidImage(f"{field}: {exc.message}") from exc
     async with policy.decode_slots:
         return await asyncio.to_thread(normalize, data, field, policy)

@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from server.checkpoint.identity import DEFAULT, Identity
 from server.errors import InvalidRequest
+from server.generation.reasoning import chat_ask
 from server.generation.tool_ids import to_mistral_id
 from server.schemas.request import (
     AssistantMessage,
@@ -29,6 +31,8 @@ from server.schemas.request import (
 
 ImageResolver = Callable[[str, str], Coroutine[Any, Any, str]]  # (url, field name) -> data URL
 
+# A service tier as vLLM's request priority (lower is served first; the engines run priority scheduling).
+TIER_PRIORITY = {"priority": -1, "fast": -1, "flex": 1}
 # Sampling fields the engine takes as they are.
 _PASSTHROUGH = (
     "ignore_eos",
@@ -43,8 +47,9 @@ _PASSTHROUGH = (
 )
 
 
-def unsupported_parameters(req: SamplingFields) -> list[str]:
-    """Request parameters this model cannot honour (OpenRouter ignores such parameters by default)."""
+def unsupported_parameters(req: SamplingFields, reasoning: bool = False) -> list[str]:
+    """Request parameters this model cannot honour (OpenRouter ignores such parameters by default). `reasoning`:
+    the model reasons (Magistral), so it honours the reasoning fields."""
     names = []
     if req.top_a:
         names.append("top_a")
@@ -53,7 +58,7 @@ def unsupported_parameters(req: SamplingFields) -> list[str]:
     if isinstance(req, ChatRequest):
         if req.prediction is not None:
             names.append("prediction")
-        if (req.reasoning is not None and req.reasoning.enabled) or req.reasoning_effort not in (None, "none"):
+        if _asks_reasoning(req) and not reasoning:
             names.append("reasoning")
         if req.verbosity is not None:
             names.append("verbosity")
@@ -64,8 +69,15 @@ def unsupported_parameters(req: SamplingFields) -> list[str]:
     return names
 
 
-def check_parameters(req: SamplingFields) -> None:
-    names = unsupported_parameters(req)
+def _asks_reasoning(req: ChatRequest) -> bool:
+    r = req.reasoning
+    if r is not None and r.enabled is not False and (r.enabled or r.effort not in (None, "none") or r.max_tokens):
+        return True
+    return req.reasoning_effort not in (None, "none")
+
+
+def check_parameters(req: SamplingFields, reasoning: bool = False) -> None:
+    names = unsupported_parameters(req, reasoning)
     if names and req.provider is not None and req.provider.require_parameters:
         raise InvalidRequest(
             f"No endpoints found that support all the requested parameters: {', '.join(names)} "
@@ -74,10 +86,12 @@ def check_parameters(req: SamplingFields) -> None:
         )
 
 
-def sampling(req: SamplingFields, default_temperature: float) -> dict[str, Any]:
+def sampling(req: SamplingFields, card: Identity) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k in _PASSTHROUGH if (v := getattr(req, k)) is not None}
-    # OpenRouter leaves absent parameters to the provider's default; ours is the model's recommended temperature.
-    out["temperature"] = req.temperature if req.temperature is not None else default_temperature
+    # OpenRouter leaves absent parameters to the provider's default; ours is the model card's sampling.
+    out["temperature"] = req.temperature if req.temperature is not None else card.temperature
+    if req.top_p is None and card.top_p is not None:
+        out["top_p"] = card.top_p
     if req.top_k:  # OpenRouter's 0 means disabled, which is the engine's default
         out["top_k"] = req.top_k
     if req.max_tokens is not None:
@@ -177,14 +191,22 @@ async def resolve_images(jobs: list[ImageJob], resolve: ImageResolver) -> None:
         part["image_url"]["url"] = task.result()
 
 
-def chat_payload(
-    req: ChatRequest, served_model: str, default_temperature: float
-) -> tuple[dict[str, Any], list[ImageJob]]:
-    """The engine's payload, and its images still to fetch and check (`resolve_images` fills them in)."""
-    check_parameters(req)
+def chat_payload(req: ChatRequest, served_model: str, card: Identity) -> tuple[dict[str, Any], list[ImageJob]]:
+    """The engine's payload, and its images still to fetch and check (`resolve_images` fills them in). `card`: the
+    served model's (its sampling defaults; whether it reasons)."""
+    check_parameters(req, card.reasoning)
     jobs: list[ImageJob] = []
     messages = [_message(m, i, jobs) for i, m in enumerate(req.messages)]
-    payload: dict[str, Any] = {"model": served_model, "messages": messages, **sampling(req, default_temperature)}
+    payload: dict[str, Any] = {"model": served_model, "messages": messages, **sampling(req, card)}
+    if card.reasoning:
+        answer = req.max_tokens or card.max_output or card.context
+        ask = chat_ask(req.reasoning, req.reasoning_effort, req.include_reasoning, answer)
+        payload |= ask.engine_fields()
+        if card.system_prompt and ask.budget != 0 and messages[0]["role"] != "system":
+            # The card asks for its repository's system prompt (it has the model reason in [THINK]; Mistral's own
+            # API applies one to reasoning models, `prompt_mode: reasoning`), unless the request brings its own or
+            # asks for no reasoning.
+            messages.insert(0, {"role": "system", "content": card.system_prompt})
     last = messages[-1]
     if last["role"] == "assistant" and not last.get("tool_calls"):
         # A trailing assistant message is a prefill: the model continues it.
@@ -196,6 +218,8 @@ def chat_payload(
         payload["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump(exclude_none=True)
     if req.parallel_tool_calls is not None:
         payload["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.service_tier in TIER_PRIORITY:
+        payload["priority"] = TIER_PRIORITY[req.service_tier]
     if req.logprobs:
         payload["logprobs"] = True
         if req.top_logprobs is not None:
@@ -203,9 +227,9 @@ def chat_payload(
     return payload, jobs
 
 
-def completion_payload(req: CompletionRequest, served_model: str, default_temperature: float) -> dict[str, Any]:
+def completion_payload(req: CompletionRequest, served_model: str, card: Identity) -> dict[str, Any]:
     check_parameters(req)
-    payload = {"model": served_model, "prompt": req.prompt, **sampling(req, default_temperature)}
+    payload = {"model": served_model, "prompt": req.prompt, **sampling(req, card)}
     for key in ("logprobs", "echo", "suffix"):
         if (value := getattr(req, key)) is not None:
             payload[key] = value
@@ -221,7 +245,7 @@ def tokenize_payload(req: TokenizeRequest, served_model: str) -> tuple[dict[str,
     if req.prompt is not None:
         payload["prompt"] = req.prompt
     else:
-        chat, jobs = chat_payload(ChatRequest(messages=req.messages or [], tools=req.tools), served_model, 0)
+        chat, jobs = chat_payload(ChatRequest(messages=req.messages or [], tools=req.tools), served_model, DEFAULT)
         keys = ("tools", "add_generation_prompt", "continue_final_message")
         payload |= {k: chat[k] for k in keys if k in chat}
         # vLLM 0.32's /tokenize answers 400 ("tool_calls must be a list") for an assistant message with tool calls

@@ -7,9 +7,12 @@ release that demands more fails there first."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from server.generation.tool_ids import new_mistral_id
 
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "error"}
 
@@ -68,17 +71,71 @@ def usage(raw: dict[str, Any] | None, pricing: Pricing) -> dict[str, Any]:
             "upstream_inference_prompt_cost": float(prompt_cost),
             "upstream_inference_completions_cost": float(completion_cost),
         },
-        "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens(raw), "image_tokens": 0},
     }
 
 
-def _message(raw: dict[str, Any]) -> dict[str, Any]:
+def reasoning_tokens(raw_usage: dict[str, Any]) -> int:
+    """The engine's count (vLLM 0.32 and later report it for a model with a reasoning parser; 0.22 does not)."""
+    return int((raw_usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+
+
+def reasoning_text(raw: dict[str, Any]) -> str | None:
+    """A message's or delta's reasoning (`reasoning_content`: vLLM's name before `reasoning`)."""
+    return raw.get("reasoning") or raw.get("reasoning_content") or None
+
+
+def reasoning_details(text: str) -> list[dict[str, Any]]:
+    """OpenRouter's typed form of the same text (a model whose reasoning is plain text: `format` unknown)."""
+    return [{"type": "reasoning.text", "text": text, "format": "unknown", "index": 0}]
+
+
+# A forced call cut by max_tokens, as vLLM leaves it in `content` when its parser cannot read it: 3.1's JSON array
+# (`[{"name":"f","arguments":{"ci`) or v11's `f[ARGS]{"ci` (its [TOOL_CALLS] dropped as a special token).
+_CUT_JSON_CALL = re.compile(r'\s*\[?\s*\{\s*"name"\s*:\s*"([^"\\]+)"\s*(?:,\s*"arguments"\s*:\s*)?(.*)', re.S)
+_CUT_V11_CALL = re.compile(r"\s*(?:\[TOOL_CALLS\])?\s*([A-Za-z0-9_.-]+)\s*\[ARGS\](.*)", re.S)
+
+
+def forced_tools(payload: dict[str, Any]) -> frozenset[str]:
+    """The names of the engine payload's tools when its tool_choice forces a call (`required` or named)."""
+    if payload.get("tool_choice") in (None, "auto", "none"):
+        return frozenset()
+    return frozenset(t["function"]["name"] for t in payload.get("tools") or [])
+
+
+def cut_call(content: str) -> dict[str, Any] | None:
+    """The call a forced tool call cut short had begun, with its arguments so far, as OpenAI answers one; None while
+    even its name was not complete."""
+    match = _CUT_JSON_CALL.fullmatch(content) or _CUT_V11_CALL.fullmatch(content)
+    if match is None:
+        return None
+    name, arguments = match.groups()
+    return {"id": new_mistral_id(), "type": "function", "function": {"name": name, "arguments": arguments.lstrip()}}
+
+
+def _cut(raw: dict[str, Any], tools: frozenset[str]) -> dict[str, Any]:
+    """A forced call cut by max_tokens: the call begun, if its name is complete (one of the request's `tools`).
+    vLLM's v11 parser returns such a call itself, cut names included (`get` for `get_weather`)."""
+    calls = raw.get("tool_calls") or []
+    if not calls and isinstance(raw.get("content"), str):
+        calls = [call] if (call := cut_call(raw["content"])) else []
+    named = [c for c in calls if c["function"]["name"] in tools]
+    return raw | {"content": None, "tool_calls": named}
+
+
+def _message(raw: dict[str, Any], cut_forced: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`cut_forced`: the request forced a call to one of these tools and the answer was cut by max_tokens."""
+    if cut_forced:
+        raw = _cut(raw, cut_forced)
+    reasoning = reasoning_text(raw)
     message: dict[str, Any] = {
         "role": "assistant",
         "content": raw.get("content"),
         "refusal": None,
-        "reasoning": None,
+        "reasoning": reasoning,
     }
+    if reasoning is not None:
+        message["reasoning_details"] = reasoning_details(reasoning)
     if raw.get("tool_calls"):
         message["tool_calls"] = [
             {
@@ -91,11 +148,12 @@ def _message(raw: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def chat_response(raw: dict[str, Any], env: Envelope) -> dict[str, Any]:
+def chat_response(raw: dict[str, Any], env: Envelope, forced_tools: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`forced_tools`: the request's tool names, when its tool_choice was `required` or a named function."""
     choices = []
     for choice in raw.get("choices", []):
-        message = _message(choice.get("message") or {})
         native = choice.get("finish_reason")
+        message = _message(choice.get("message") or {}, forced_tools if native == "length" else frozenset())
         choices.append(
             {
                 "logprobs": choice.get("logprobs"),
@@ -154,7 +212,9 @@ def chunk(env: Envelope, choices: list[dict[str, Any]], **extra: Any) -> dict[st
     }
 
 
-def error_chunk(env: Envelope, status: int, message: str, availability: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_chunk(
+    env: Envelope, status: int, message: str, error_type: str, availability: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A failure after the first token: HTTP already said 200, so the error travels in the stream."""
     choice = {
         "index": 0,
@@ -163,5 +223,5 @@ def error_chunk(env: Envelope, status: int, message: str, availability: dict[str
         "native_finish_reason": None,
         "logprobs": None,
     }
-    error = {"code": status, "message": message, **({"availability": availability} if availability else {})}
-    return chunk(env, [choice], error=error)
+    error = {"code": status, "message": message, "metadata": {"error_type": error_type}}
+    return chunk(env, [choice], error=error | ({"availability": availability} if availability else {}))

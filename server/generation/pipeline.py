@@ -35,7 +35,7 @@ from server.generation.input_limits import (
     prompt_estimate,
     prompt_upper_bound,
 )
-from server.generation.outbound import Envelope, Pricing, chat_response, completion_response
+from server.generation.outbound import Envelope, Pricing, chat_response, completion_response, forced_tools
 from server.generation.outbound import usage as priced_usage
 from server.generation.plugins.file_parser import PdfReader, ReaderLimits, documents, without_files
 from server.generation.plugins.response_healing import heal
@@ -132,7 +132,7 @@ class Pipeline:
         call.images = check_chat(req, self.limits)
         asked = without_files(req) if pdfs else req
         served = self.catalog.served_id(model)
-        payload, images = chat_payload(asked, served, self.catalog.temperature(served))
+        payload, images = chat_payload(asked, served, self.catalog.card(served))
         self._prepare(payload, principal)
         # Admitted before any PDF is read or image fetched or decoded: a key over its limits costs no work.
         ticket = await self._admit(principal, payload, pdfs.estimate(self.pdfs.limits) if pdfs else 0)
@@ -141,7 +141,7 @@ class Pipeline:
                 with self._step("file_parser"):
                     req = await self.pdfs.read(req, pdfs)
                 call.images = check_chat(req, self.limits)
-                payload, images = chat_payload(req, served, self.catalog.temperature(served))
+                payload, images = chat_payload(req, served, self.catalog.card(served))
                 self._prepare(payload, principal)
             if images:
                 with self._step("image_fetch", {"mistral_local.images": len(images)}):
@@ -154,7 +154,7 @@ class Pipeline:
         call.api_type = "text_completions"
         check_completion(req, self.limits)
         served = self.catalog.served_id(model)
-        payload = completion_payload(req, served, self.catalog.temperature(served))
+        payload = completion_payload(req, served, self.catalog.card(served))
         self._prepare(payload, principal)
         ticket = await self._admit(principal, payload)
         return await self._generate(call, ticket, "/v1/completions", payload, stream=req.stream)
@@ -191,10 +191,11 @@ class Pipeline:
         """Call the engine and answer as JSON or SSE; the admission ticket is always released."""
         if stream:
             return await self._stream(call, ticket, path, payload)
-        shape = chat_response if call.api_type == "completions" else completion_response
         with released(ticket):  # the record releases it first, with what was used
             raw = await self.engine.post(path, payload, self._engine_request_id(call), call.conversation)
-            return await self._json(call, ticket, shape(raw, call.env))
+            if call.api_type == "completions":  # chat
+                return await self._json(call, ticket, chat_response(raw, call.env, forced_tools(payload)))
+            return await self._json(call, ticket, completion_response(raw, call.env))
 
     def _prepare(self, payload: dict[str, Any], principal: Principal) -> None:
         """With a server-wide output cap, a request that names no limit gets the cap, not the whole context. Each

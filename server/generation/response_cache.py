@@ -164,6 +164,7 @@ def replay(entry: Entry, gen_id: str) -> Response:
         "X-Generation-Id": gen_id,
         "X-OpenRouter-Cache-Status": "HIT",
         "X-OpenRouter-Cache-TTL": str(max(0, round(entry.expires - time.monotonic()))),
+        "X-OpenRouter-Cache-Source-Id": entry.source_id,  # the generation whose answer this is (2026)
     }
     if not entry.streamed:
         body = _renamed(orjson.loads(entry.body), gen_id, created)

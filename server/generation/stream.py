@@ -30,9 +30,17 @@ import orjson
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from server.errors import availability
+from server.errors import UpstreamError, availability
 from server.fleet.client import STREAM_ERRORS
-from server.generation.outbound import Envelope, chunk, error_chunk, finish_reason, usage
+from server.generation.outbound import (
+    Envelope,
+    chunk,
+    error_chunk,
+    finish_reason,
+    reasoning_details,
+    reasoning_text,
+    usage,
+)
 from server.tasks import cancel_and_wait
 
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
@@ -97,9 +105,12 @@ class ChunkShaper:
         else:
             delta = c.get("delta") or {}
             tool_calls = delta.get("tool_calls")
+            reasoning = reasoning_text(delta)
             self.saw_tool_calls |= bool(tool_calls)
-            has_output = bool(delta.get("content")) or bool(tool_calls)
+            has_output = bool(delta.get("content")) or bool(tool_calls) or reasoning is not None
             body = {"delta": {"role": "assistant", "content": delta.get("content") or ""}}
+            if reasoning is not None:
+                body["delta"] |= {"reasoning": reasoning, "reasoning_details": reasoning_details(reasoning)}
             if tool_calls:
                 body["delta"]["tool_calls"] = [self._tool_call(c.get("index", 0), t) for t in tool_calls]
         if not has_output and native is None:
@@ -295,7 +306,8 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
         gone = availability("temporarily_unavailable")
-        yield events.failed_after + event(error_chunk(shaper.env, 502, "Engine stopped during generation", gone))
+        failed = error_chunk(shaper.env, 502, "Engine stopped during generation", UpstreamError.error_type, gone)
+        yield events.failed_after + event(failed)
 
 
 class FinalizingStreamingResponse(StreamingResponse):

@@ -10,6 +10,7 @@ in every request of a conversation with no server-side state, and an assistant `
 from __future__ import annotations
 
 import hashlib
+import secrets
 import string
 
 ID_LENGTH = 9
@@ -29,3 +30,8 @@ def to_mistral_id(tool_call_id: str) -> str:
         n, r = divmod(n, len(_ALPHABET))
         chars.append(_ALPHABET[r])
     return "".join(chars)
+
+
+def new_mistral_id() -> str:
+    """A fresh id of the engine's form, for a call the gateway completes itself."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(ID_LENGTH))

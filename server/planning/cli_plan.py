@@ -14,7 +14,7 @@ from server.errors import ConfigError
 from server.planning.gpus import catalog_gpu, known
 from server.planning.hardware import detect
 from server.planning.model_shape import ModelShape, read_shape, reference_shape
-from server.planning.planner import Inventory, KvChoice, Plan, PlanRequest, Target, plan
+from server.planning.planner import Inventory, KvChoice, Plan, PlanRequest, Target, card_request, plan
 from server.planning.profile_writer import profile_name, render, to_profile
 from server.planning.report import print_plan
 
@@ -88,6 +88,8 @@ def run_plan(
         images_per_prompt=images,
         gpu_memory_utilization=utilization,
     )
+    if model is not None:
+        request = card_request(model, request)
     inventory = _inventory(gpu, count, nodes, memory_gib)
     result = (
         best_plan(shape, inventory, request) if weights is None and model is None else plan(shape, inventory, request)

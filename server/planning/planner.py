@@ -8,9 +8,11 @@ its cache from it; this arithmetic predicts that outcome and picks the flags bef
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
+from server.checkpoint.identity import read_identity
 from server.checkpoint.quantization import CARD_QUALITY, Weights, kernel_refusal
 from server.errors import ConfigError
 from server.planning.gpus import Gpu
@@ -44,6 +46,8 @@ class PlanRequest:
     kv_cache_dtype: KvChoice = "auto"
     images_per_prompt: int = 4
     gpu_memory_utilization: float = DEFAULT_UTILIZATION
+    answer_tokens: int = 0  # the longest answer the model's card asks room for (Magistral's reasoning: 40960)
+    reasoning: bool = False  # the model reasons first (its engine gets the reasoning parser)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,16 @@ class Plan:
         return "fp8" if self.request.weights == "fp8" else None
 
 
+def card_request(model: Path, request: PlanRequest) -> PlanRequest:
+    """The request as the model's card shapes it (recorded beside the weights): the context it recommends, unless one
+    is asked for, and room for its longest answer."""
+    card = read_identity(model) if model.is_dir() else None
+    if card is None:
+        return request
+    context = request.context or card.context or None
+    return replace(request, context=context, answer_tokens=card.max_output, reasoning=card.reasoning)
+
+
 def kv_room(shape: ModelShape, gpu: Gpu, request: PlanRequest, gpus_per_replica: int) -> float:
     usable = gpu.memory_bytes * request.gpu_memory_utilization
     weights = shape.weight_bytes(request.weights) / gpus_per_replica
@@ -108,10 +122,12 @@ def kv_tokens(shape: ModelShape, room_per_gpu: float, gpus_per_replica: int, kv:
 
 
 def min_context(shape: ModelShape, request: PlanRequest) -> int:
-    """The shortest context worth serving: a full-size image per allowed image plus a conversation around them."""
+    """The shortest context worth serving: a full-size image per allowed image plus a conversation around them, and
+    room for the longest answer the model's card asks for."""
     if request.target == "concurrency" and request.context:
         return request.context
-    return max(MIN_TEXT_TOKENS, request.images_per_prompt * shape.tokens_per_image + 1024)
+    images = request.images_per_prompt * shape.tokens_per_image + 1024
+    return max(MIN_TEXT_TOKENS, images, request.answer_tokens)
 
 
 def _kv_options(gpu: Gpu, request: PlanRequest) -> tuple[KvDtype, ...]:
@@ -178,6 +194,12 @@ def plan(shape: ModelShape, inventory: Inventory, request: PlanRequest) -> Plan:
             notes.append(f"max_model_len {max_len}: the KV cache holds {tokens[kv]} tokens, short of {wanted}")
         seqs = tokens[kv] // DESIGN_REQUEST_TOKENS
         notes.append(f"max_num_seqs sized for {DESIGN_REQUEST_TOKENS}-token conversations")
+    if request.answer_tokens:
+        at_once = tokens[kv] // request.answer_tokens
+        notes.append(
+            f"answers of up to {request.answer_tokens} tokens (the card's): {at_once} such answers fit in the KV cache "
+            "at once; vLLM preempts and resumes the rest"
+        )
     if dp > 1:
         notes.append(f"{dp} data-parallel replicas: TP {tp} fits, so the other GPUs serve more requests")
     return Plan(

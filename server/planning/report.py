@@ -72,6 +72,7 @@ def commands(p: Plan, profile: Profile, profile_ref: str, model_dir: str = "/mod
         url="unix:PRIVATE_DIR/engine.sock",
         api_key="",
         release=PINNED_RELEASE,
+        reasoning=p.request.reasoning,
     )
     lines = []
     if p.inventory.nodes > 1:

@@ -25,7 +25,7 @@ from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
 from server.planning.hardware import cpu_flags, detect
 from server.planning.model_shape import read_shape
-from server.planning.planner import GB, Inventory, PlanRequest, plan
+from server.planning.planner import GB, Inventory, PlanRequest, card_request, plan
 from server.planning.profile_writer import to_profile
 from server.settings import Settings
 from server.telemetry.tracing import engine_flags
@@ -85,7 +85,7 @@ def auto_profile(model: Path | None) -> Profile:
     if model is None:
         raise ConfigError(WEIGHTS_HINT)
     gpu, count = inventory
-    p = plan(read_shape(model), Inventory(gpu, count), PlanRequest(weights=checkpoint_weights(model)))
+    p = plan(read_shape(model), Inventory(gpu, count), card_request(model, PlanRequest(checkpoint_weights(model))))
     log.info(
         "profile auto: %d × %s (from %s): TP %d, DP %d, max_model_len %d, kv_cache_dtype %s, max_num_seqs %d",
         count,
@@ -134,6 +134,7 @@ def engine_command(
         url=url,
         release=release,
         random_weights=settings.random_weights,
+        reasoning=report.reasoning,
         # A fixed key only when the operator set one (so other gateways can attach); else a new one per start.
         api_key=settings.engine_api_key.get_secret_value() if settings.engine_api_key else new_api_key(),
     )

@@ -11,11 +11,13 @@ from pydantic import BaseModel
 class ErrorDetail(BaseModel):
     code: int
     message: str
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None  # OpenRouter chat's `error_type` is here
+    error_type: str | None = None  # the Messages API's place for it
 
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+    error_type: str | None = None  # the Responses API's place for it
 
 
 class Usage(BaseModel):

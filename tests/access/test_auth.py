@@ -6,6 +6,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -33,6 +34,16 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
+def unauthorized(path: str) -> dict[str, Any]:
+    """OpenRouter's 401, its error_type where each API puts it (Messages: in `error`; Responses: at the top)."""
+    error = {"code": 401, "message": "No auth credentials found"}
+    if path.endswith(("/messages", "/messages/count_tokens")):
+        return {"error": error | {"error_type": "authentication"}}
+    if path.endswith("/responses"):
+        return {"error": error, "error_type": "authentication"}
+    return {"error": error | {"metadata": {"error_type": "authentication"}}}
+
+
 def test_every_route_needs_a_key_except_the_public_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     with app_with_keys(monkeypatch) as client:
         routes = [r for r in client.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
@@ -47,7 +58,7 @@ def test_every_route_needs_a_key_except_the_public_ones(monkeypatch: pytest.Monk
                     assert r.status_code != 401, route.path
                 else:
                     assert r.status_code == 401, f"{method} {route.path} answered {r.status_code} without a key"
-                    assert r.json() == {"error": {"code": 401, "message": "No auth credentials found"}}
+                    assert r.json() == unauthorized(route.path), route.path
 
 
 def test_wrong_key_and_right_key(monkeypatch: pytest.MonkeyPatch) -> None:

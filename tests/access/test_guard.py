@@ -40,7 +40,8 @@ def test_without_a_key_invalid_json_is_401_not_400(monkeypatch: pytest.MonkeyPat
     with served_app(gateway_settings()) as url:
         r = httpx.post(f"{url}/api/v1/chat/completions", content=b"{bad", headers={"content-type": "application/json"})
         assert r.status_code == 401
-        assert r.json() == {"error": {"code": 401, "message": "No auth credentials found"}}
+        expected = {"code": 401, "message": "No auth credentials found", "metadata": {"error_type": "authentication"}}
+        assert r.json() == {"error": expected}
         wrong = httpx.post(
             f"{url}/api/v1/chat/completions", content=b"{bad", headers={"authorization": "Bearer sk-ml-wrong"}
         )

@@ -147,6 +147,26 @@ def test_unknown_repository(tmp_path: Path) -> None:
     assert "someone/nothing-here does not exist on the Hub, or it is private" in out.stderr
 
 
+def test_magistral_arrives_with_its_system_prompt_and_is_served_as_a_reasoning_model(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("params.json", "consolidated.safetensors"):
+        (repo / name).symlink_to(tiny_model / name)
+    (repo / "tekken.json").write_text(json.dumps(tekken("magistral")))
+    (repo / "SYSTEM_PROMPT.txt").write_text("First draft your thinking process [THINK]...[/THINK].")
+    with serve_hub(Hub({"mistralai/Magistral-Small-2509": repo}, gated=set())) as endpoint:
+        out = fetch(tmp_path, endpoint, "--repo", "magistral")
+    assert out.returncode == 0, out.stderr
+    weights = tmp_path / "weights"
+    assert (weights / "SYSTEM_PROMPT.txt").read_text().startswith("First draft")
+    identity = read_identity(weights)
+    assert identity is not None and identity.model_id == "mistralai/magistral-small-2509" and identity.reasoning
+    report = check_model(weights)
+    assert report.ok and report.reasoning and report.tokenizer_version == 13
+
+
 def test_unreachable_hub(tmp_path: Path) -> None:
     out = fetch(tmp_path, "http://127.0.0.1:9")  # nothing listens on the discard port
     assert out.returncode == 2

@@ -125,6 +125,24 @@ def test_the_32_release_has_the_v11_tokenizer_and_is_served_under_its_own_id(tmp
     assert "model_id" not in identity_overrides(small_32, {"model_id"})  # the operator's choice stands
 
 
+def test_the_magistral_release_marks_reasoning_with_its_think_tokens(tmp_path: Path) -> None:
+    """Magistral Small 1.2's tokenizer (v13) has [THINK] and [/THINK] as special tokens, which is what makes the
+    launcher give its engine vLLM's reasoning parser; its record carries the card's sampling and context."""
+    magistral = write_tiny(tmp_path / "magistral", release="magistral")
+    report = check_model(magistral, thorough=True)
+    assert report.ok, report.problems
+    assert report.tokenizer_version == 13 and report.reasoning
+    assert not check_model(write_tiny(tmp_path / "small-32", release="3.2")).reasoning
+    tok = MistralTokenizer.from_file(str(magistral / "tekken.json"))
+    inner = tok.instruct_tokenizer.tokenizer
+    assert (inner.get_special_token("[THINK]"), inner.get_special_token("[/THINK]")) == (34, 35)
+    assert tok.decode([34, 1091, 35], special_token_policy=SpecialTokenPolicy.KEEP) == "[THINK][[/THINK]"
+    named = identity_overrides(magistral, set())
+    assert named["model_id"] == "mistralai/magistral-small-2509" and named["default_temperature"] == 0.7
+    identity = read_identity(magistral)
+    assert identity is not None and identity.top_p == 0.95 and identity.reasoning and identity.context == 40960
+
+
 def test_a_record_written_before_the_cards_fields_reads_with_the_known_models(tmp_path: Path) -> None:
     record = {
         "model_id": "mistralai/mistral-small-3.2-24b-instruct",
@@ -144,7 +162,9 @@ def test_make_tiny_writes_the_release_asked_for(tmp_path: Path) -> None:
     cli = str(Path(sys.executable).parent / "mistral-local")
     out = subprocess.run([cli, "make-tiny", str(tmp_path / "t"), "--release", "3.2"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(f"wrote {tmp_path / 't'}: Mistral Small 3.2 (68.7 M values, mistral layout")
+    assert out.stdout.startswith(
+        f"wrote {tmp_path / 't'}: Mistral: Mistral Small 3.2 24B (68.7 M values, mistral layout"
+    )
     assert json.loads((tmp_path / "t" / "tekken.json").read_text())["config"]["version"] == "v11"
     refused = subprocess.run([cli, "make-tiny", str(tmp_path / "u"), "--release", "4"], capture_output=True, text=True)
-    assert refused.returncode == 2 and "--release must be one of 3.1, 3.2, not '4'" in refused.stderr
+    assert refused.returncode == 2 and "--release must be one of 3.1, 3.2, magistral, not '4'" in refused.stderr

@@ -159,3 +159,48 @@ def test_text_amid_a_tool_calls_arguments_waits_for_the_call_to_end() -> None:
     tool, text = final.content
     assert tool.type == "tool_use" and tool.input == {"a": 1}
     assert text.type == "text" and text.text == "stray"
+
+
+def test_reasoning_is_a_thinking_block_before_the_answer() -> None:
+    """A reasoning model's streamed reasoning: a thinking block (thinking_delta events, then the signature_delta
+    Anthropic ends one with) the SDK's accumulator builds, then the text; unstreamed, the same blocks."""
+    events, final = run(
+        chunk({"role": "assistant", "content": "", "reasoning": "Let me", "reasoning_details": []}),
+        chunk({"role": "assistant", "content": "", "reasoning": " think."}),
+        chunk({"role": "assistant", "content": "Four."}, finish="stop"),
+        chunk(usage=USAGE),
+        b"data: [DONE]",
+    )
+    deltas = [e["delta"]["type"] for e in events if e["type"] == "content_block_delta"]
+    assert deltas == ["thinking_delta", "thinking_delta", "signature_delta", "text_delta"]
+    assert final is not None
+    thinking, text = final.content
+    assert thinking.type == "thinking" and thinking.thinking == "Let me think." and thinking.signature == ""
+    assert text.type == "text" and text.text == "Four."
+    answer = {"reasoning": "Let me think.", "content": "Four.", "role": "assistant"}
+    chat = {"id": "gen-1", "model": "m", "choices": [{"message": answer, "finish_reason": "stop"}], "usage": USAGE}
+    message = Message.model_validate(from_chat(chat), strict=True)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+
+
+@pytest.mark.parametrize(
+    ("thinking", "reasoning"),
+    [
+        ({"type": "enabled", "budget_tokens": 2048}, {"max_tokens": 2048}),
+        ({"type": "disabled"}, {"enabled": False}),
+        ({"type": "adaptive"}, {"enabled": True}),
+    ],
+)
+def test_thinking_asks_for_reasoning(thinking: dict[str, Any], reasoning: dict[str, Any]) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [{"type": "thinking"}]}]
+    req = MessagesRequest.model_validate({"max_tokens": 9, "messages": messages, "thinking": thinking})
+    chat = to_chat(req)
+    assert chat.reasoning is not None and chat.reasoning.model_dump(exclude_none=True) == reasoning
+    assert chat.messages[-1].content is None  # an earlier turn's thinking is not sent back
+
+
+@pytest.mark.parametrize("thinking", [{"type": "enabled"}, {"type": "enabled", "budget_tokens": 0}, {"type": "x"}])
+def test_thinking_without_a_budget_is_a_400(thinking: dict[str, Any]) -> None:
+    req = MessagesRequest.model_validate({"max_tokens": 9, "messages": [{"role": "user", "content": "Hi"}]})
+    with pytest.raises(InvalidRequest, match="thinking: "):
+        to_chat(req.model_copy(update={"thinking": thinking}))

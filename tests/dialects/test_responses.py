@@ -166,3 +166,45 @@ def test_text_amid_a_calls_arguments_waits_for_the_call_to_end() -> None:
     call, message = final.output
     assert call.type == "function_call" and call.arguments == '{"a":1}'
     assert message.type == "message" and message.content[0].text == "stray"  # type: ignore[union-attr]
+
+
+def test_reasoning_is_an_item_before_the_message() -> None:
+    """Streamed reasoning: a reasoning item (content part `reasoning_text`, its deltas and done events), closed
+    before the message opens; the final response lists both, with the reasoning tokens counted in usage."""
+    req = ResponsesRequest.model_validate({"input": "Hi", "reasoning": {"effort": "low"}})
+    used = USAGE | {"completion_tokens_details": {"reasoning_tokens": 3}}
+    events = run(
+        req,
+        chunk({"role": "assistant", "content": "", "reasoning": "Let me"}),
+        chunk({"role": "assistant", "content": "", "reasoning": " think."}),
+        chunk({"role": "assistant", "content": "Four."}, finish="stop"),
+        chunk(usage=used),
+        b"data: [DONE]",
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[2:6] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+    ]
+    assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
+    final = Response.model_validate(events[-1]["response"], strict=True)
+    reasoning, message = final.output
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "Let me think." and message.type == "message"
+    assert final.reasoning is not None and final.reasoning.effort == "low"
+    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 3
+    answer = {"reasoning": "Let me think.", "content": "Four.", "role": "assistant"}
+    chat = {"id": "gen-1", "created": 1, "model": "m", "choices": [{"message": answer, "finish_reason": "stop"}]}
+    unstreamed = Response.model_validate(from_chat(req, chat | {"usage": used}), strict=True)
+    assert [item.type for item in unstreamed.output] == ["reasoning", "message"]
+
+
+def test_reasoning_effort_asks_for_reasoning_and_earlier_reasoning_is_dropped() -> None:
+    earlier = {"type": "reasoning", "id": "rs_1", "summary": []}
+    req = ResponsesRequest.model_validate(
+        {"input": [earlier, {"role": "user", "content": "Hi"}], "reasoning": {"effort": "none"}}
+    )
+    chat = to_chat(req)
+    assert chat.reasoning is not None and chat.reasoning.effort == "none" and len(chat.messages) == 1

@@ -36,4 +36,5 @@ def test_attached_gateway_serves_and_engine_timeout_is_408(impatient: Gateway) -
         json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3000, "ignore_eos": True},
     )
     assert slow.status_code == 408
-    assert slow.json() == {"error": {"code": 408, "message": "Operation timed out. Please try again later."}}
+    timed_out = {"code": 408, "message": "Operation timed out. Please try again later."}
+    assert slow.json() == {"error": timed_out | {"metadata": {"error_type": "timeout"}}}

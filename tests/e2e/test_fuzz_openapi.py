@@ -66,11 +66,13 @@ def test_the_served_document_is_the_one_fuzzed(fuzz_gateway: Gateway) -> None:
 
 
 def check_error(response: Any) -> None:
-    """An error is OpenRouter's shape, with the status as its code."""
+    """An error is OpenRouter's shape, with the status as its code and its type where the API puts it."""
     if response.status_code >= 400:
         body = response.json()
-        assert set(body) == {"error"}, body
+        assert set(body) <= {"error", "error_type"}, body
         assert body["error"]["code"] == response.status_code
+        kind = body.get("error_type") or body["error"].get("error_type") or body["error"]["metadata"]["error_type"]
+        assert isinstance(kind, str) and kind, body
         assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 

@@ -7,9 +7,11 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
+from openrouter import OpenRouter, errors
 
 from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
@@ -56,6 +58,9 @@ def guarded(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield gw
 
 
+HI: Any = [{"role": "user", "content": "hi"}]
+
+
 def auth(label: str) -> dict[str, str]:
     return bearer(KEYS[label])
 
@@ -75,7 +80,8 @@ def test_keys_required_and_models_public(guarded: Gateway) -> None:
     assert chat(guarded, "alice").status_code == 200
     off = chat(guarded, "off")
     assert off.status_code == 403
-    assert off.json() == {"error": {"code": 403, "message": "API key 'off' is disabled"}}
+    disabled = {"code": 403, "message": "API key 'off' is disabled", "metadata": {"error_type": "permission_denied"}}
+    assert off.json() == {"error": disabled}
 
 
 def test_token_budget_runs_out_with_a_402(guarded: Gateway) -> None:
@@ -97,6 +103,11 @@ def test_requests_per_minute(guarded: Gateway) -> None:
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert limited.json()["error"]["code"] == 429
+    # The OpenRouter SDK's own error, with OpenRouter's error_type in it.
+    sdk = OpenRouter(api_key=KEYS["rpm"], server_url=f"{guarded.url}/api/v1", retry_config=None)
+    with sdk, pytest.raises(errors.TooManyRequestsResponseError) as info:
+        sdk.chat.send(messages=HI, max_tokens=4)
+    assert info.value.data.error.metadata == {"error_type": "rate_limit_exceeded", "limit_source": "key"}
 
 
 def test_burst_of_ten_times_capacity(guarded: Gateway) -> None:
@@ -123,7 +134,7 @@ def test_a_request_without_max_tokens_counts_as_the_rest_of_the_context(guarded:
         next(lines)  # generating
         second = chat(guarded, "tpm", max_tokens=4)
     assert second.status_code == 429
-    assert second.json()["error"]["metadata"] == {"limit_source": "key"}
+    assert second.json()["error"]["metadata"] == {"limit_source": "key", "error_type": "rate_limit_exceeded"}
 
 
 def test_every_prompt_of_a_legacy_prompt_list_counts(guarded: Gateway) -> None:

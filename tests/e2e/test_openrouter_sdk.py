@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 from openrouter import OpenRouter, errors
 
@@ -61,6 +63,45 @@ def test_tool_calls_sent_and_streamed(sdk: OpenRouter) -> None:
             for call in choice.delta.tool_calls or []:
                 arguments += (call.function.arguments if call.function else None) or ""
     assert set(json.loads(arguments)) == {"city", "days"}
+
+
+def test_a_forced_call_cut_by_max_tokens_is_the_call_so_far(sdk: OpenRouter) -> None:
+    """As OpenAI answers it: the call with the arguments written so far and `finish_reason: length`, sent and
+    streamed alike (it was the call's raw JSON, `[{"name":"get_weather",...`, in `content`)."""
+    asked: Any = {"model": MODEL, "messages": HI, "tools": TOOLS, "tool_choice": FORCE, "max_tokens": 14}
+    choice = sdk.chat.send(**asked, temperature=0).choices[0]
+    assert choice.finish_reason == "length" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_weather" and call.function.arguments.startswith('{"')
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(call.function.arguments)  # cut, as the model left it
+    streamed = [c for chunk in sdk.chat.send(**asked, temperature=0, stream=True) for c in chunk.choices]
+    calls = [t for c in streamed for t in c.delta.tool_calls or []]
+    assert [t.function.name for t in calls if t.function and t.function.name] == ["get_weather"]
+    assert "".join(t.function.arguments or "" for t in calls if t.function) == call.function.arguments
+    assert [c.finish_reason for c in streamed if c.finish_reason] == ["length"]
+
+
+def test_errors_name_their_type_in_each_api(sdk: OpenRouter, gateway: Gateway) -> None:
+    """OpenRouter's 2026 error types, each read through its API's official SDK: chat's in `error.metadata`, the
+    Messages API's in `error`, the Responses API's at the top level."""
+    broken: Any = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}]}]
+    with pytest.raises(errors.BadRequestResponseError) as image:
+        sdk.chat.send(model=MODEL, messages=broken, max_tokens=2)
+    assert image.value.data.error.metadata == {"error_type": "invalid_image"}
+    long: Any = [{"role": "user", "content": "word " * 6000}]
+    with pytest.raises(errors.BadRequestResponseError) as too_long:
+        sdk.chat.send(model=MODEL, messages=long, max_tokens=2)
+    assert too_long.value.data.error.metadata == {"provider_name": None, "error_type": "context_length_exceeded"}
+    source: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+    claude = anthropic.Anthropic(base_url=f"{gateway.url}/api", api_key="sk-local", max_retries=0)
+    with claude, pytest.raises(anthropic.BadRequestError) as messages:
+        claude.messages.create(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": [source]}])
+    assert messages.value.response.json()["error"]["error_type"] == "invalid_image"
+    oai = openai.OpenAI(base_url=f"{gateway.url}/api/v1", api_key="sk-local", max_retries=0)
+    with oai, pytest.raises(openai.BadRequestError) as responses:
+        oai.responses.create(model=MODEL, input="word " * 6000, max_output_tokens=2)
+    assert responses.value.response.json()["error_type"] == "context_length_exceeded"
 
 
 def test_models_paginated_and_endpoints(sdk: OpenRouter) -> None:

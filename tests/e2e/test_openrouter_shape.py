@@ -94,7 +94,8 @@ def test_model_ids_are_resolved_and_echoed(gateway: Gateway, model: str | None) 
 def test_unknown_model_and_models_fallback_list(gateway: Gateway) -> None:
     r = post(gateway.url, {"model": "acme/fake-1.0", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 400
-    assert r.json() == {"error": {"code": 400, "message": "acme/fake-1.0 is not a valid model ID"}}
+    invalid = {"code": 400, "message": "acme/fake-1.0 is not a valid model ID"}
+    assert r.json() == {"error": invalid | {"metadata": {"error_type": "invalid_request"}}}
     r = post(
         gateway.url,
         {"model": "acme/fake-1.0", "models": [MODEL], "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},

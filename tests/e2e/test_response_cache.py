@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from server.access.auth import hash_key, new_key
+from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.gateway_process import Gateway, attached_gateway
 from tests.helpers import bearer
@@ -74,6 +76,16 @@ def test_a_hit_replays_the_answer_at_no_cost(cached: Gateway) -> None:
     assert replayed["response_cache_source_id"] == one["id"]
     assert replayed["tokens_prompt"] == replayed["tokens_completion"] == 0
     assert "response_cache_source_id" not in record(cached, "a", one["id"])
+    # OpenRouter's 2026 header names the generation replayed, on hits only (read through the OpenAI SDK's raw
+    # response, as a client that wants headers reads them).
+    assert hit.headers["x-openrouter-cache-source-id"] == one["id"]
+    assert "x-openrouter-cache-source-id" not in first.headers
+    asked: Any = {"model": OPENROUTER_MODEL_ID, **body("Name a shape."), "extra_headers": CACHE}
+    with openai.OpenAI(base_url=f"{cached.url}/api/v1", api_key=KEYS["a"], max_retries=0, timeout=120) as sdk:
+        miss = sdk.chat.completions.with_raw_response.create(**asked)
+        again = sdk.chat.completions.with_raw_response.create(**asked)
+    assert "x-openrouter-cache-source-id" not in miss.headers
+    assert again.headers["x-openrouter-cache-source-id"] == miss.parse().id != again.parse().id
 
 
 def test_another_key_never_gets_a_keys_entry(cached: Gateway) -> None:

@@ -1,22 +1,21 @@
 """Traces and logs that tie together, against the real engine: a gateway with two workers and tracing on exports to
-a real OTLP receiver (tests/otlp_receiver.py), and so does the engine it launched. A streamed request gives one
-trace of the gateway's own, linked to the client's `traceparent` (never adopting it), whose spans come from the
-gateway and the engine in order, with no prompt or completion text, nor an error's message, in them; its request id
-is in the response, the gateway's log lines and the engine's."""
+a real OTLP receiver (tests/otlp_receiver.py), and so does the engine it launched (the session's Magistral gateway).
+A streamed request gives one trace of the gateway's own, linked to the client's `traceparent` (never adopting it),
+whose spans come from the gateway and the engine in order, with no prompt, reasoning or completion text, nor an
+error's message, in them; its request id is in the response, the gateway's log lines and the engine's."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateway_process import Gateway, start_gateway
-from tests.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
+from tests.gateway_process import Gateway
+from tests.otlp_receiver import ReceivedSpan, Receiver
 
 pytestmark = pytest.mark.engine
 
@@ -27,28 +26,14 @@ CHAT_ROUTE = "POST /api/v1/chat/completions"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with otlp_receiver() as r:
-        yield r
+def receiver(otlp: Receiver) -> Receiver:
+    return otlp
 
 
 @pytest.fixture(scope="module")
-def traced(receiver: Receiver) -> Iterator[Gateway]:
-    env = {
-        "MISTRAL_LOCAL_OTLP_ENDPOINT": receiver.endpoint,  # a bare collector address: /v1/traces is added
-        "MISTRAL_LOCAL_WORKERS": "2",
-        # Image hosts off the list are refused at once, by a message that names the host.
-        "MISTRAL_LOCAL_IMAGE_FETCH_POLICY": "allowlist",
-        "MISTRAL_LOCAL_IMAGE_FETCH_ALLOWLIST": '["127.0.0.1"]',
-        "MISTRAL_LOCAL_LOG_FORMAT": "json",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export each batch after 0.1 s, not 5 s (gateway and engine alike)
-    }
-    gw = start_gateway("gateway-traced", "--profile", "cpu-tiny", env=env)
-    try:
-        gw.wait_ready()
-        yield gw
-    finally:
-        gw.stop()
+def traced(magistral: Gateway) -> Gateway:
+    """The session's Magistral gateway (tests/conftest.py): two workers, tracing on, JSON logs."""
+    return magistral
 
 
 @dataclass
@@ -146,6 +131,27 @@ def test_the_request_id_ties_the_response_and_both_logs(traced: Gateway, receive
     assert not [x for x in lines if STOP_MARKER in x["msg"] or PROMPT_MARKER in x["msg"]]
 
 
+def test_reasoning_is_neither_in_the_trace_nor_in_the_logs(traced: Gateway, receiver: Receiver) -> None:
+    """Reasoning is request content: an answer with reasoning (the `think` preset, tests/conftest.py) leaves its
+    reasoning out of every span, the gateway's log lines and the engine's."""
+    client_trace = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{client_trace}-{secrets.token_hex(8)}-01", "X-Request-Id": "trace-reasoning"}
+    body = {"model": "@preset/think", "messages": [{"role": "user", "content": "Think."}], "max_tokens": 8}
+    reasoning = ""
+    with httpx.stream("POST", f"{traced.url}/api/v1/chat/completions", json=body | {"stream": True}, headers=headers,
+                      timeout=120) as r:  # fmt: skip
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                reasoning += "".join(c["delta"].get("reasoning") or "" for c in json.loads(line[6:])["choices"])
+    assert len(reasoning.strip()) > 1, "no reasoning to look for"
+    spans = receiver.wait_for(receiver.linked_to(client_trace), complete)
+    assert not [x for s in spans for x in s.strings() if reasoning.strip() in x]
+    lines = [json.loads(x) for x in traced.log_path.read_text().splitlines() if x.startswith("{")]
+    assert [x for x in lines if x["request_id"] == "trace-reasoning"], "no log line of the request"
+    assert not [x for x in lines if reasoning.strip() in x["msg"]]
+
+
 def test_every_worker_traces(traced: Gateway, receiver: Receiver) -> None:
     """Requests on connections of their own, which the kernel spreads over the two workers (all 16 on one: a chance
     of 1 in 2^15): each is its own complete trace, and both workers' processes export."""
@@ -178,7 +184,7 @@ def test_a_failed_step_says_its_error_type_only(traced: Gateway, receiver: Recei
             receiver.linked_to(client_trace), lambda s: {"image_fetch", CHAT_ROUTE} <= {x.name for x in s}
         )
     )
-    assert spans["image_fetch"].status_code == 2 and spans["image_fetch"].status_message == "InvalidRequest"
+    assert spans["image_fetch"].status_code == 2 and spans["image_fetch"].status_message == "InvalidImage"
     assert not [e for s in spans.values() for e in s.events if e.name == "exception"]
     assert not [x for s in spans.values() for x in s.strings() if HOST_MARKER in x]
 

@@ -84,7 +84,8 @@ def chat(client: TestClient, model: str, label: str = "alice", **body: Any) -> A
 def test_local_only_by_default(gateway_for: Any, hosted: Hosted) -> None:
     client = gateway_for(upstream_url=None)
     r = chat(client, "hosted/ok")
-    assert r.json() == {"error": {"code": 400, "message": "hosted/ok is not a valid model ID"}}
+    invalid = {"code": 400, "message": "hosted/ok is not a valid model ID"}
+    assert r.json() == {"error": invalid | {"metadata": {"error_type": "invalid_request"}}}
     assert chat(client, OPENROUTER_MODEL_ID).status_code == 200
     assert hosted.received == []
 
@@ -208,7 +209,7 @@ def test_a_keys_own_rate_limit_is_not_spilled_to_the_upstream(gateway_for: Any, 
     assert chat(client, OPENROUTER_MODEL_ID, label="once").status_code == 200
     r = chat(client, OPENROUTER_MODEL_ID, label="once", models=[OPENROUTER_MODEL_ID, "hosted/ok"])
     assert r.status_code == 429
-    assert r.json()["error"]["metadata"] == {"limit_source": "key"}
+    assert r.json()["error"]["metadata"] == {"limit_source": "key", "error_type": "rate_limit_exceeded"}
     assert hosted.received == []
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from server.checkpoint.check import ModelFormat
+from server.checkpoint.tiny import write_tiny
 from server.engine.launcher import NO_MEDIA_DOMAIN, build_command, tcp_url
 from server.engine.profiles import Profile, available_profiles, load_profile
 from server.engine.vllm_release import PINNED_RELEASE
 from server.errors import ConfigError
+from server.planning.selection import engine_command
+from server.settings import Settings
 
 NAMES = ["mistralai/mistral-small-3.1-24b-instruct", "mistralai/mistral-small-3.1-24b-instruct-2503"]
 
@@ -94,6 +97,8 @@ def test_cpu_tiny_exact_argv() -> None:
         "--allowed-media-domains",
         "media-fetching-disabled.invalid",
         "--enable-log-requests",
+        "--scheduling-policy",
+        "priority",
         "--served-model-name",
         NAMES[0],
         "--host",
@@ -181,6 +186,18 @@ def test_the_hf_layout_is_served_with_the_mistral_config_over_its_shards() -> No
         ).argv  # fmt: skip
         formats = [flag(argv, f) for f in ("--tokenizer-mode", "--config-format", "--load-format")]
         assert formats == ["mistral", "mistral", load]
+
+
+def test_a_reasoning_model_gets_the_reasoning_parser_and_the_budget_processor(tmp_path: Path) -> None:
+    """Chosen from the directory's tokenizer ([THINK] among its special tokens: Magistral), not from a flag."""
+    settings = Settings(cache_dir=tmp_path)
+    magistral = write_tiny(tmp_path / "magistral", release="magistral")
+    small_32 = write_tiny(tmp_path / "small-32", release="3.2")
+    argv = engine_command(settings, magistral, load_profile("cpu-tiny"), tcp_url(1), PINNED_RELEASE).argv
+    assert flag(argv, "--reasoning-parser") == "mistral"
+    assert flag(argv, "--logits-processors") == "server.engine.think_budget:ThinkBudget"
+    plain = engine_command(settings, small_32, load_profile("cpu-tiny"), tcp_url(1), PINNED_RELEASE).argv
+    assert "--reasoning-parser" not in plain and "--logits-processors" not in plain
 
 
 def test_unknown_and_invalid_profiles(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from server.checkpoint.identity import DEFAULT
 from server.errors import InvalidRequest
 from server.generation.inbound import chat_payload, resolve_images, tokenize_payload
 from server.generation.tool_ids import is_mistral_id, to_mistral_id
@@ -88,7 +89,7 @@ async def fake_image(url: str, field: str) -> str:
 def test_any_body_is_refused_cleanly_or_normalized(raw: dict[str, Any]) -> None:
     try:
         req = ChatRequest.model_validate(raw)
-        payload, images = chat_payload(req, "served", 0.15)
+        payload, images = chat_payload(req, "served", DEFAULT)
         asyncio.run(resolve_images(images, fake_image))
     except (ValidationError, InvalidRequest):
         return  # the gateway turns both into 400s in OpenRouter's shape
@@ -135,7 +136,7 @@ def test_no_image_is_fetched_for_a_request_that_fails_validation() -> None:
         }
     )
     with pytest.raises(InvalidRequest, match="'file' parts are not supported"):
-        chat_payload(req, "served", 0.15)  # fails before any image is even listed for fetching
+        chat_payload(req, "served", DEFAULT)  # fails before any image is even listed for fetching
     assert fetched == []
 
 
@@ -150,7 +151,7 @@ def test_no_image_is_fetched_for_a_request_that_fails_validation() -> None:
 )
 def test_the_output_limit_reaches_the_engine_as_max_tokens(fields: dict[str, Any], sent: int | None) -> None:
     req = ChatRequest.model_validate({"messages": [{"role": "user", "content": "hi"}], **fields})
-    payload, _ = chat_payload(req, "served", 0.15)
+    payload, _ = chat_payload(req, "served", DEFAULT)
     assert payload.get("max_tokens") == sent
     assert "max_completion_tokens" not in payload
 
@@ -167,3 +168,18 @@ def test_a_tool_history_to_tokenize_carries_no_null_content() -> None:
     assistant = payload["messages"][1]
     assert "content" not in assistant and assistant["tool_calls"][0]["id"] == to_mistral_id("call_abc")
     assert payload["messages"][2]["tool_call_id"] == to_mistral_id("call_abc")
+
+
+def test_service_tiers_become_the_engines_priority_and_fast_is_priority() -> None:
+    """OpenRouter's tiers as vLLM's request priority (the engines run `--scheduling-policy priority`): `priority` and
+    its 2026 alias `fast` first, `flex` last, the others as they come; an unknown tier is refused by the schema."""
+
+    def priority(tier: str | None) -> Any:
+        req = ChatRequest.model_validate({"messages": [{"role": "user", "content": "Hi"}], "service_tier": tier})
+        return chat_payload(req, "served", DEFAULT)[0].get("priority")
+
+    assert priority("fast") == priority("priority") == -1
+    assert priority("flex") == 1
+    assert priority("auto") is priority("default") is priority(None) is None
+    with pytest.raises(ValidationError, match="service_tier"):
+        priority("turbo")

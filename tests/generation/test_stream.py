@@ -72,7 +72,7 @@ def test_each_call_of_a_parallel_pair_is_repaired_on_its_own() -> None:
 def test_a_mid_stream_error_and_the_usage_chunk_parse_with_the_openrouter_sdk() -> None:
     """The official SDK's own models for streamed chunks: what a failure after the first token, and the final usage
     chunk, look like on the wire."""
-    failure = error_chunk(ENV, 502, "Engine stopped during generation")
+    failure = error_chunk(ENV, 502, "Engine stopped during generation", "provider_unavailable")
     parsed = ChatStreamChunk.model_validate(orjson.loads(orjson.dumps(failure)))
     assert parsed.error is not None and parsed.error.code == 502
     assert parsed.choices[0].finish_reason == "error"
