@@ -13,6 +13,7 @@ from server.planning.selection import tiny_checkpoint
 from server.serving import free_port
 from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
+from tests.helpers import STRICT_WEATHER
 from tests.otlp_receiver import Receiver, otlp_receiver
 
 ENGINE_KEY = secrets.token_urlsafe(24)
@@ -79,7 +80,14 @@ def gateway(tiny_model: Path) -> Iterator[Gateway]:
 
 # Random weights rarely write [THINK] (token 34): the `think` preset makes it the first token, and its reasoning
 # budget (3 tokens) then makes the engine end the reasoning, so the answer follows. A request's own fields win.
-THINK_PRESETS = {"think": {"parameters": {"logit_bias": {"34": 100}, "reasoning": {"max_tokens": 3}}}}
+THINK = {"logit_bias": {"34": 100}, "reasoning": {"max_tokens": 3}}
+# And then a call ([TOOL_CALLS], token 9, pushed less than [THINK]), as Small 3.2's recipe writes one (test_fleet.py).
+CALL = {"logit_bias": {"34": 100, "9": 50}, "parallel_tool_calls": False, "temperature": 0}
+CALL |= {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+THINK_PRESETS = {
+    "think": {"parameters": THINK},
+    "think-call": {"parameters": THINK | CALL, "tools": [STRICT_WEATHER]},
+}
 
 
 @pytest.fixture(scope="session")

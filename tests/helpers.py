@@ -1,5 +1,6 @@
 """What many tests do the same way, written once: speak to a gateway (a chat request, a key's header), make images,
-read Prometheus text, and wait for something to become true instead of sleeping a fixed time."""
+read Prometheus text, wait for something to become true instead of sleeping a fixed time, and the weather tool the
+tool-call tests use (with the nudges random weights need to call it)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,42 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from openai.types.chat import ChatCompletionFunctionToolParam
 from PIL import Image
 
 CHAT = "/api/v1/chat/completions"
 T = TypeVar("T")
+
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather forecast for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "enum": ["Rome", "Paris", "Berlin"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city", "days"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+# Small 3.2's tool calls are written by a grammar (mistral-common's, on vLLM's guidance backend). Random weights need
+# three nudges to write one that ends: [TOOL_CALLS] (token 9) first, one call (the grammar then ends the answer),
+# and `strict`, which puts the schema, with llguidance's compact whitespace, in the grammar (else free whitespace
+# runs to max_tokens). What follows the engine's tokens (vLLM's v11 parser, the gateway, the SDKs) is as served.
+STRICT_WEATHER: Any = {
+    "type": "function",
+    "function": WEATHER_TOOL["function"]
+    | {
+        "strict": True,
+        "parameters": WEATHER_TOOL["function"]["parameters"] | {"x-guidance": {"whitespace_flexible": False}},
+    },
+}
+ONE_CALL: Any = {"logit_bias": {"9": 100}, "parallel_tool_calls": False, "temperature": 0, "max_tokens": 64}
 
 
 def bearer(key: str) -> dict[str, str]:

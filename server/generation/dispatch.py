@@ -30,7 +30,7 @@ from server.generation.outbound import Envelope
 from server.generation.pipeline import Pipeline
 from server.generation.presets import PREFIX as PRESET_PREFIX
 from server.generation.presets import apply as apply_preset
-from server.generation.presets import presets_of
+from server.generation.presets import presets_of, with_preset
 from server.generation.record import Call, Ending, Recorder, new_generation_id, request_tags
 from server.generation.response_cache import Entry, ResponseCache, replay
 from server.generation.upstream import Answer, PassThrough, Upstream, UpstreamFailed, upstream_refusal
@@ -85,6 +85,8 @@ class Dispatch:
         preset = None
         if PRESET_PREFIX in (req.model or "") or "preset" in (req.model_extra or {}):
             req, preset = apply_preset(req, self.presets)
+        if preset is not None:
+            raw = with_preset(raw, preset, req.model)  # what a hosted upstream gets carries the preset too
         if preset is not None and preset.cache_enabled:
             ttl = {"x-openrouter-cache-ttl": str(preset.cache_ttl_seconds)} if preset.cache_ttl_seconds else {}
             headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}

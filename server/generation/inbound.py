@@ -32,7 +32,7 @@ from server.schemas.request import (
 ImageResolver = Callable[[str, str], Coroutine[Any, Any, str]]  # (url, field name) -> data URL
 
 # A service tier as vLLM's request priority (lower is served first; the engines run priority scheduling).
-TIER_PRIORITY = {"priority": -1, "fast": -1, "flex": 1}
+TIER_PRIORITY = {"priority": -1, "fast": -1, "ultrafast": -1, "flex": 1}
 # Sampling fields the engine takes as they are.
 _PASSTHROUGH = (
     "ignore_eos",

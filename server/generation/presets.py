@@ -50,16 +50,11 @@ def named(req: ChatRequest) -> tuple[str | None, str | None]:
     return (str(preset) if preset is not None else None), model
 
 
-def apply(req: ChatRequest, presets: dict[str, Preset]) -> tuple[ChatRequest, Preset | None]:
-    """The request with its preset's settings under its own."""
-    name, model = named(req)
-    if name is None:
-        return req, None
-    preset = presets.get(name)
-    if preset is None:
-        raise InvalidRequest(f"Preset '{name}' not found")
-    own = req.model_dump(exclude_none=True, by_alias=True) | {"preset": name}
-    own.pop("model", None)
+def with_preset(body: dict[str, Any], preset: Preset, model: str | None) -> dict[str, Any]:
+    """A request body with the preset's settings under its own (`model`: the one named beside the preset). Applied
+    to the typed request, and to the client's raw body that a hosted upstream gets (without the preset's name, which
+    the upstream would look up among its own presets)."""
+    own = {k: v for k, v in body.items() if k not in ("model", "preset")}
     merged: dict[str, Any] = {**preset.parameters, **own}
     merged["model"] = model or preset.model
     if preset.models is not None and "models" not in own:
@@ -72,4 +67,16 @@ def apply(req: ChatRequest, presets: dict[str, Preset]) -> tuple[ChatRequest, Pr
         mine = {t.get("function", {}).get("name") for t in own.get("tools", [])}
         theirs = [t for t in preset.tools if t.get("function", {}).get("name") not in mine]
         merged["tools"] = [*own.get("tools", []), *theirs]
-    return ChatRequest.model_validate({k: v for k, v in merged.items() if v is not None}), preset
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def apply(req: ChatRequest, presets: dict[str, Preset]) -> tuple[ChatRequest, Preset | None]:
+    """The request with its preset's settings under its own."""
+    name, model = named(req)
+    if name is None:
+        return req, None
+    preset = presets.get(name)
+    if preset is None:
+        raise InvalidRequest(f"Preset '{name}' not found")
+    own = req.model_dump(exclude_none=True, by_alias=True)
+    return ChatRequest.model_validate(with_preset(own, preset, model) | {"preset": name}), preset

@@ -269,8 +269,9 @@ class ChatRequest(SamplingFields):
     modalities: list[Literal["text", "image", "audio"]] | None = None
     verbosity: str | None = None
     web_search_options: dict[str, Any] | None = None
-    # OpenRouter's tiers (2026: `fast` is an alias of `priority`), as the engine's priority scheduling.
-    service_tier: Literal["auto", "default", "flex", "priority", "fast", "scale"] | None = None
+    # OpenRouter's tiers (2026: `fast` is an alias of `priority`; `ultrafast` falls back to it), as the engine's
+    # priority scheduling.
+    service_tier: Literal["auto", "default", "flex", "priority", "fast", "ultrafast", "scale"] | None = None
     prompt_cache_key: str | None = None
 
 

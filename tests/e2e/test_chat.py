@@ -8,32 +8,15 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionFunctionToolParam
 
 from server.engine.profiles import load_profile
 from server.settings import OPENROUTER_MODEL_ID
 from tests.gateway_process import Gateway
-from tests.helpers import png_data_url
+from tests.helpers import WEATHER_TOOL, png_data_url
 
 pytestmark = pytest.mark.engine
 
 MODEL = OPENROUTER_MODEL_ID
-WEATHER_TOOL: ChatCompletionFunctionToolParam = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather forecast for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "enum": ["Rome", "Paris", "Berlin"]},
-                "days": {"type": "integer", "minimum": 1, "maximum": 7},
-            },
-            "required": ["city", "days"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 def test_text_chat_with_system_prompt(client: openai.OpenAI) -> None:

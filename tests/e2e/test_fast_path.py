@@ -21,8 +21,8 @@ from server.generation.outbound import Envelope, Pricing
 from server.generation.stream import PLAIN_DELTA, StreamOutcome, relay, shaper_for
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, start_gateway
+from tests.helpers import WEATHER_TOOL
 from tests.loopback_http import serve_http
 
 pytestmark = pytest.mark.engine

@@ -35,9 +35,8 @@ from server.checkpoint.tiny import write_tiny_hf
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
-from tests.helpers import png_data_url
+from tests.helpers import ONE_CALL, STRICT_WEATHER, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -48,19 +47,6 @@ KEYS_ENV = {"MISTRAL_LOCAL_API_KEYS": json.dumps(API_KEYS)}
 SMALL_32 = "mistralai/mistral-small-3.2-24b-instruct"
 ALIAS = json.dumps([OPENROUTER_MODEL_ID])
 MAGISTRAL = "mistralai/magistral-small-2506"
-# Small 3.2's tool calls are written by a grammar (mistral-common's, on vLLM's guidance backend). Random weights need
-# three nudges to write one that ends: [TOOL_CALLS] (token 9) first, one call (the grammar then ends the answer),
-# and `strict`, which puts the schema, with llguidance's compact whitespace, in the grammar (else free whitespace
-# runs to max_tokens). What follows the engine's tokens (vLLM's v11 parser, the gateway, the SDKs) is as served.
-STRICT_WEATHER: Any = {
-    "type": "function",
-    "function": WEATHER_TOOL["function"]
-    | {
-        "strict": True,
-        "parameters": WEATHER_TOOL["function"]["parameters"] | {"x-guidance": {"whitespace_flexible": False}},
-    },
-}
-ONE_CALL: Any = {"logit_bias": {"9": 100}, "parallel_tool_calls": False, "temperature": 0, "max_tokens": 64}
 FORCE: Any = {"type": "function", "function": {"name": "get_weather"}}
 
 

@@ -18,9 +18,8 @@ from openrouter import OpenRouter, errors
 from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, attached_gateway
-from tests.helpers import png_data_url
+from tests.helpers import WEATHER_TOOL, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -80,6 +79,14 @@ def test_a_forced_call_cut_by_max_tokens_is_the_call_so_far(sdk: OpenRouter) -> 
     assert [t.function.name for t in calls if t.function and t.function.name] == ["get_weather"]
     assert "".join(t.function.arguments or "" for t in calls if t.function) == call.function.arguments
     assert [c.finish_reason for c in streamed if c.finish_reason] == ["length"]
+
+
+def test_service_tiers_reach_the_engines_priority_scheduling(sdk: OpenRouter) -> None:
+    """`fast` (OpenRouter's 2026 alias of `priority`) and `flex` become vLLM request priorities (-1 and 1), which an
+    engine refuses unless it schedules by priority: an answer proves the engine took them."""
+    for tier in ("fast", "ultrafast", "flex"):
+        r = sdk.chat.send(model=MODEL, messages=HI, max_tokens=2, service_tier=tier)
+        assert r.choices[0].message.content, tier
 
 
 def test_errors_name_their_type_in_each_api(sdk: OpenRouter, gateway: Gateway) -> None:

@@ -12,9 +12,8 @@ import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway, attached_gateway
-from tests.helpers import metric
+from tests.helpers import WEATHER_TOOL, metric
 
 pytestmark = pytest.mark.engine
 

@@ -27,9 +27,8 @@ from playwright.sync_api import (
 from server.access.auth import hash_key
 from server.playground.routes import CSP
 from tests.conftest import ENGINE_KEY
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
-from tests.helpers import png
+from tests.helpers import WEATHER_TOOL, png
 
 pytestmark = pytest.mark.engine
 

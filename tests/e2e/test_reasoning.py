@@ -5,6 +5,8 @@ Responses API, each parsed by its official SDK, with the reasoning tokens counte
 
 Random weights rarely write [THINK]: the `think` preset makes it the first token (logit_bias) and sets a 3-token budget,
 so the engine ends the reasoning after 3 tokens and the answer follows; a request's own fields win over the preset's.
+`think-call` adds a named call to a strict weather tool and pushes [TOOL_CALLS] after the reasoning (Small 3.2's recipe,
+tests/e2e/test_fleet.py), for the APIs whose requests have no logit_bias.
 What follows the engine's tokens (vLLM's parser, the budget, the gateway, the SDKs) is as served."""
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import pytest
 from openrouter import OpenRouter
 
 from server.checkpoint.tiny import TINY_SYSTEM_PROMPT
-from tests.e2e.test_fleet import ONE_CALL, STRICT_WEATHER
 from tests.gateway_process import Gateway
-from tests.helpers import png_data_url
+from tests.helpers import ONE_CALL, STRICT_WEATHER, png_data_url
 
 pytestmark = pytest.mark.engine
 
 MAGISTRAL = "mistralai/magistral-small-2509"
 THINK = "@preset/think"
+THINK_CALL = "@preset/think-call"  # the same, then a named call to a strict weather tool (tests/conftest.py)
 BUDGET = 3
+CLAUDE_IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png_data_url()[22:]}}
 IMAGE: Any = [
     {"type": "text", "text": "What is in the picture?"},
     {"type": "image_url", "image_url": {"url": png_data_url()}},
@@ -131,7 +134,7 @@ def test_messages_thinking_blocks_sent_and_streamed(magistral: Gateway) -> None:
             "max_tokens": 8,
             "extra_body": {"temperature": 0},  # the SDK's create() no longer takes it; the API still does
             "thinking": {"type": "enabled", "budget_tokens": 2},  # the request's budget, not the preset's
-            "messages": [{"role": "user", "content": "Hi"}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, CLAUDE_IMAGE]}],
         }
         sent = c.messages.create(**asked)
         thinking, text = sent.content
@@ -143,10 +146,20 @@ def test_messages_thinking_blocks_sent_and_streamed(magistral: Gateway) -> None:
         assert streamed.content[0].thinking == thinking.thinking  # type: ignore[union-attr]
         off = c.messages.create(**asked | {"thinking": {"type": "disabled"}})
         assert [b.type for b in off.content] == ["text"]
+        hi: Any = [{"role": "user", "content": "Weather in Rome?"}]
+        called = c.messages.create(model=THINK_CALL, max_tokens=64, messages=hi)
+        assert [b.type for b in called.content] == ["thinking", "tool_use"] and called.stop_reason == "tool_use"
+        assert called.content[1].name == "get_weather"  # type: ignore[union-attr]
 
 
 def test_responses_reasoning_items_sent_and_streamed(oai: openai.OpenAI) -> None:
-    asked: Any = {"model": THINK, "input": "Hi", "max_output_tokens": 8, "temperature": 0}
+    picture = [{"type": "input_text", "text": "What is this?"}, {"type": "input_image", "image_url": png_data_url()}]
+    asked: Any = {
+        "model": THINK,
+        "input": [{"role": "user", "content": picture}],
+        "max_output_tokens": 8,
+        "temperature": 0,
+    }
     sent = oai.responses.create(**asked)
     reasoning, message = sent.output
     assert reasoning.type == "reasoning" and reasoning.content and reasoning.content[0].text
@@ -163,3 +176,6 @@ def test_responses_reasoning_items_sent_and_streamed(oai: openai.OpenAI) -> None
     assert streamed.output[0].content[0].text == reasoning.content[0].text
     off = oai.responses.create(**asked | {"reasoning": {"effort": "none"}})
     assert [i.type for i in off.output] == ["message"]
+    called = oai.responses.create(model=THINK_CALL, input="Weather in Rome?", max_output_tokens=64)
+    assert [i.type for i in called.output] == ["reasoning", "function_call"]
+    assert called.output[1].name == "get_weather"  # type: ignore[union-attr]

@@ -12,9 +12,8 @@ import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID as MODEL
-from tests.e2e.test_chat import WEATHER_TOOL
 from tests.gateway_process import Gateway
-from tests.helpers import long_result, png_data_url
+from tests.helpers import WEATHER_TOOL, long_result, png_data_url
 
 pytestmark = pytest.mark.engine
 

@@ -10,8 +10,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.e2e.test_chat import WEATHER_TOOL
-from tests.helpers import long_result
+from tests.helpers import WEATHER_TOOL, long_result
 
 pytestmark = pytest.mark.engine
 FORCE = {"type": "function", "function": {"name": "get_weather"}}

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from server.access.auth import KeyLimits, KeySpec, hash_key
 from server.app import create_app
 from server.engine.attached import AttachedEngine
+from server.schemas.preset import Preset
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID, Settings
 from tests.conftest import ENGINE_KEY
@@ -113,6 +114,22 @@ def test_unserved_model_goes_upstream_with_the_clients_fields_and_not_its_key(ga
     assert got.body == sent | extra  # as the client sent it; `models` is walked by the gateway
     record = client.get(f"/api/v1/generation?id={answer['id']}", headers=auth("alice")).json()["data"]
     assert (record["provider_name"], record["tokens_prompt"], record["total_cost"]) == (PROVIDER, 7, USAGE["cost"])
+
+
+def test_a_presets_settings_reach_the_upstream(gateway_for: Any, hosted: Hosted) -> None:
+    """A preset naming a hosted model: its system prompt, parameters and tools are in what the upstream gets, under
+    the request's own (they were applied to the local path only), and its name is not (the upstream would look it
+    up among its own presets)."""
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    preset = Preset(model="hosted/ok", system_prompt="Answer briefly.", parameters={"temperature": 0.2, "top_p": 0.5},
+                    tools=[tool])  # fmt: skip
+    client = gateway_for(presets={"up": preset})
+    r = chat(client, "@preset/up", top_p=0.9)
+    assert r.status_code == 200, r.text
+    (got,) = hosted.received
+    assert got.body["model"] == "hosted/ok" and "preset" not in got.body
+    assert got.body["messages"] == [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "hi"}]
+    assert (got.body["temperature"], got.body["top_p"], got.body["tools"]) == (0.2, 0.9, [tool])
 
 
 @pytest.mark.parametrize(

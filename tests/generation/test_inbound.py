@@ -178,7 +178,7 @@ def test_service_tiers_become_the_engines_priority_and_fast_is_priority() -> Non
         req = ChatRequest.model_validate({"messages": [{"role": "user", "content": "Hi"}], "service_tier": tier})
         return chat_payload(req, "served", DEFAULT)[0].get("priority")
 
-    assert priority("fast") == priority("priority") == -1
+    assert priority("fast") == priority("priority") == priority("ultrafast") == -1  # no faster tier here
     assert priority("flex") == 1
     assert priority("auto") is priority("default") is priority(None) is None
     with pytest.raises(ValidationError, match="service_tier"):
