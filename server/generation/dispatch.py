@@ -85,8 +85,8 @@ class Dispatch:
         preset = None
         if PRESET_PREFIX in (req.model or "") or "preset" in (req.model_extra or {}):
             req, preset = apply_preset(req, self.presets)
-        if preset is not None:
-            raw = with_preset(raw, preset, req.model)  # what a hosted upstream gets carries the preset too
+        if preset is not None and raw:  # raw is {} unless a hosted upstream may take the request
+            raw = with_preset(raw, preset, req.model)  # what the upstream gets carries the preset too
         if preset is not None and preset.cache_enabled:
             ttl = {"x-openrouter-cache-ttl": str(preset.cache_ttl_seconds)} if preset.cache_ttl_seconds else {}
             headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}

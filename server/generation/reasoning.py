@@ -13,6 +13,7 @@ from typing import Any
 
 from server.engine.launcher import THINK_BUDGET
 from server.errors import InvalidRequest
+from server.schemas.request import Reasoning
 
 # OpenRouter's rule for models that take a token budget: this share of max_tokens, within [1024, 128000].
 EFFORT_SHARE = {"max": 0.95, "xhigh": 0.95, "high": 0.8, "medium": 0.5, "low": 0.2, "minimal": 0.1}
@@ -48,7 +49,9 @@ def check_effort(effort: str | None, field: str) -> str | None:
     return effort
 
 
-def chat_ask(reasoning: Any, reasoning_effort: str | None, include_reasoning: bool | None, max_tokens: int) -> Ask:
+def chat_ask(
+    reasoning: Reasoning | None, reasoning_effort: str | None, include_reasoning: bool | None, max_tokens: int
+) -> Ask:
     """OpenRouter chat's fields. `reasoning`: the request's object (or None); `max_tokens`: the answer's, which an
     effort takes its share of."""
     effort = check_effort(reasoning.effort if reasoning else None, "reasoning.effort")
