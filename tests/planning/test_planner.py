@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from server.checkpoint.identity import KNOWN, write_identity
 from server.checkpoint.quantization import checkpoint_weights
 from server.errors import ConfigError
 from server.planning.gpus import Gpu, catalog_gpu
 from server.planning.model_shape import REFERENCE_PARAMS, read_shape, reference_shape
-from server.planning.planner import GB, Inventory, PlanRequest, kv_room, kv_tokens, plan
+from server.planning.planner import GB, Inventory, PlanRequest, card_request, kv_room, kv_tokens, plan
 
 SHAPE = reference_shape()
 # The facts document's GPUs: round marketing sizes and datasheet bandwidths.
@@ -157,3 +158,21 @@ def test_weights_this_gpu_has_no_kernel_for_are_refused_before_any_arithmetic() 
     assert plan(SHAPE, Inventory(t4, 4), PlanRequest(weights="int8")).tensor_parallel == 4  # 16 GB cards
     unknown = Gpu("Some Future GPU", 48 * 2**30, 1e12, (0, 0))  # capability unknown: vLLM will say
     assert plan(SHAPE, Inventory(unknown, 1), PlanRequest(weights="int4")).tensor_parallel == 1
+
+
+def test_a_reasoning_models_card_shapes_the_plan(tmp_path: Path) -> None:
+    """Magistral's record: its card's 40,960-token context is what is served (not the model's 128k), the context holds
+    a full-length answer, and the plan says how many such answers fit in the KV cache at once."""
+    model = tmp_path / "magistral"
+    model.mkdir()
+    (model / "params.json").write_text(REFERENCE_PARAMS.read_text())
+    write_identity(model, KNOWN["mistralai/Magistral-Small-2509"])
+    request = card_request(model, PlanRequest(weights="int4"))
+    assert (request.context, request.answer_tokens, request.reasoning) == (40960, 40960, True)
+    p = plan(reference_shape(), Inventory(catalog_gpu("h100"), 1), request)
+    assert p.max_model_len == 40960
+    assert any(
+        n.startswith(f"answers of up to 40960 tokens (the card's): {p.kv_tokens // 40960} such") for n in p.notes
+    )
+    assert card_request(model, PlanRequest(context=8192)).context == 8192  # one asked for wins
+    assert card_request(tmp_path, PlanRequest()) == PlanRequest()  # no record: as asked
