@@ -16,6 +16,7 @@ from typing import Any
 from server.checkpoint.identity import KNOWN, RELEASES, SYSTEM_PROMPT_FILE, write_identity
 from server.checkpoint.layout import expected_tensors
 from server.checkpoint.tiny_quantized import quantize
+from server.checkpoint.tokenizer import THINK_TOKENS
 
 SEED = 20250317  # Mistral Small 3.1's release date
 INIT_STD = 0.02
@@ -60,7 +61,7 @@ IMAGE_SETTINGS = {"image_patch_size": 14, "max_image_size": 1540, "spatial_merge
 # number them: the 20 of earlier versions, unused ones up to 31, then [ARGS] and [CALL_ID]; a reasoning model's
 # (Magistral, v13) adds [THINK] and [/THINK] (mistral-common's tests/test_tekken.py ranks them so).
 V11_SPECIAL = {32: "[ARGS]", 33: "[CALL_ID]"}
-THINK_SPECIAL = {34: "[THINK]", 35: "[/THINK]"}
+THINK_SPECIAL = dict(zip((34, 35), THINK_TOKENS, strict=True))
 
 
 def tekken(release: str = "3.1") -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 from vllm.tokenizers import cached_tokenizer_from_config
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
+from server.checkpoint.tokenizer import THINK_TOKENS
 from server.engine.launcher import THINK_BUDGET
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class ThinkBudget(AdapterLogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         super().__init__(vllm_config, device, is_pin_memory)
         vocab = cached_tokenizer_from_config(vllm_config.model_config).get_vocab()
-        self.markers = (vocab.get("[THINK]"), vocab.get("[/THINK]"))
+        self.markers = (vocab.get(THINK_TOKENS[0]), vocab.get(THINK_TOKENS[1]))
 
     def is_argmax_invariant(self) -> bool:
         return False
