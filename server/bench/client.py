@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from server import sse
+
 
 @dataclass
 class Outcome:
@@ -59,19 +61,6 @@ def _error_of(status: int, body: bytes) -> str:
     return f"HTTP {status}" + (f" {code}" if code not in (None, status) else "")
 
 
-def _messages(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete SSE messages in `buffer`, and the incomplete rest."""
-    parts = buffer.split(b"\n\n")
-    return parts[:-1], parts[-1]
-
-
-def _data_of(message: bytes) -> bytes | None:
-    for line in message.splitlines():
-        if line.startswith(b"data:"):
-            return line[5:].strip()
-    return None  # a comment or keep-alive
-
-
 def _has_content(choices: list[dict[str, Any]]) -> bool:
     for c in choices:
         delta = c.get("delta") or {}
@@ -105,15 +94,13 @@ async def send(session: aiohttp.ClientSession, target: Target, body: dict[str, A
             if response.status != 200:
                 out.error = _error_of(response.status, await response.read())
                 return out
-            buffer = b""
+            events = sse.Splitter()
             async for piece in response.content.iter_any():
                 now = time.perf_counter()
-                messages, buffer = _messages(buffer + piece)
-                for message in messages:
-                    data = _data_of(message)
-                    if data is None:
-                        continue
-                    if data == b"[DONE]":
+                for data in map(sse.payload_of, events.feed(piece)):
+                    if not data:
+                        continue  # a comment or keep-alive
+                    if data == sse.DONE_PAYLOAD:
                         break
                     last = _read_chunk(data, out, now, last, target.first_token == "content")
         out.latency = last - out.start

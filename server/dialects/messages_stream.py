@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi.responses import Response
 
+from server import sse
 from server.dialects.answer import EventTranslator, translated
 from server.dialects.messages import STOP_REASONS, from_chat, message, thinking_block, usage
 
@@ -31,7 +31,7 @@ class MessagesStream(EventTranslator):
 
     @staticmethod
     def event(kind: str, **fields: Any) -> bytes:
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
+        return sse.named(kind, {"type": kind, **fields})
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
         """One chunk of the chat stream, as the events it makes."""

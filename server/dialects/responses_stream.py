@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi.responses import Response
 
+from server import sse
 from server.dialects.answer import EventTranslator, translated
 from server.dialects.responses import (
     ResponsesRequest,
@@ -55,7 +55,7 @@ class ResponsesStream(EventTranslator):
     def event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+        return sse.named(kind, payload)
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
         """One chunk of the chat stream, as the events it makes."""

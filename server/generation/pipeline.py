@@ -15,6 +15,7 @@ import orjson
 from fastapi.responses import Response
 from opentelemetry.trace import StatusCode, Tracer
 
+from server import sse
 from server.access.auth import Principal
 from server.catalog import Catalog
 from server.errors import InvalidRequest, context_error
@@ -41,7 +42,7 @@ from server.generation.plugins.file_parser import PdfReader, ReaderLimits, docum
 from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
 from server.generation.record import Call, Ending, Recorder, cache_salt, new_generation_id, released, request_tags
-from server.generation.stream import FinalizingStreamingResponse, StreamOutcome, relay, shaper_for
+from server.generation.stream import StreamOutcome, relay, shaper_for
 from server.schemas.request import ChatRequest, CompletionRequest, TokenizeRequest
 from server.settings import Settings
 from server.telemetry.request_log import request_id
@@ -282,13 +283,8 @@ class Pipeline:
             )
             self.recorder.finish(call, ending, ticket)
 
-        headers = {"X-Generation-Id": call.env.id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return FinalizingStreamingResponse(
-            relay(response.reads(), shaper, self.settings.keepalive_interval_s),
-            finish,
-            media_type="text/event-stream",
-            headers=headers,
-        )
+        events = relay(response.reads(), shaper, self.settings.keepalive_interval_s)
+        return sse.FinalizingStream(events, finish, {"X-Generation-Id": call.env.id})
 
     def _usage_so_far(self, payload: dict[str, Any], outcome: StreamOutcome) -> dict[str, Any]:
         """A stream that ended before vLLM's usage chunk (the client left, the engine broke) still cost its prompt

@@ -14,32 +14,32 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
+from server import sse
 from server.errors import InvalidRequest
 
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
-_DONE = b"data: [DONE]"
 
 
 @dataclass
 class Entry:
     source_id: str  # the generation that was stored
-    streamed: bool
-    body: bytes  # the JSON answer, or the SSE stream's bytes
+    body: bytes | list[sse.Parsed]  # the JSON answer, or the stream's events
+    size: int  # the answer's bytes
     expires: float
     model: str
     finish_reason: str | None
-    size: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.size = len(self.body)
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.body, list)
 
 
 @dataclass
@@ -93,27 +93,48 @@ class ResponseCache:
             return answer
         source = answer.headers.get("x-generation-id", "")
         if isinstance(answer, StreamingResponse):
-            answer.body_iterator = self._kept(answer.body_iterator, use, source)
-            return answer
+            return sse.map_stream(answer, _Keeper(lambda entry: self.put(use.key, entry), source, use.ttl_s))
         body = bytes(answer.body)
         answered = orjson.loads(body)
         finish = (answered.get("choices") or [{}])[0].get("finish_reason")
-        self.put(use.key, Entry(source, False, body, time.monotonic() + use.ttl_s, answered["model"], finish))
+        expires = time.monotonic() + use.ttl_s
+        self.put(use.key, Entry(source, body, len(body), expires, answered["model"], finish))
         return answer
 
-    async def _kept(self, body: AsyncIterable[Any], use: CacheUse, source: str) -> AsyncIterator[bytes]:
-        parts: list[bytes] = []
-        try:
-            async for part in body:
-                parts.append(bytes(part))
-                yield part
-        finally:
-            if isinstance(body, AsyncGenerator):
-                await body.aclose()  # the stream's own cleanup, whether it ended or the client left
-        whole = b"".join(parts)
-        if _DONE in whole and b'"error":' not in whole:  # it ended, and not with an error chunk
-            model, finish = _model_and_finish(whole)
-            self.put(use.key, Entry(source, True, whole, time.monotonic() + use.ttl_s, model, finish))
+
+class _Keeper(sse.EventMap):
+    """Passes a stream's events on as they came and keeps them; stored when `[DONE]` ends it without an error
+    chunk (a stream that broke off or was left never reaches `end`)."""
+
+    def __init__(self, put: Callable[[Entry], None], source: str, ttl_s: int) -> None:
+        self.put, self.source, self.ttl_s = put, source, ttl_s
+        self.events: list[sse.Parsed] = []
+        self.size = 0
+        self.model, self.finish = "", None
+        self.failed = False
+
+    def feed(self, raw: bytes) -> bytes:
+        self.size += len(raw) + 2
+        self.parsed(sse.parse(raw))
+        return sse.encode(raw)
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        self.events.append(chunk)
+        self.failed |= "error" in chunk
+        self.model = self.model or chunk.get("model", "")
+        for choice in chunk.get("choices") or []:
+            self.finish = choice.get("finish_reason") or self.finish
+        return b""
+
+    def other(self, raw: bytes) -> bytes:
+        self.events.append(raw)
+        return b""
+
+    def end(self) -> bytes:
+        if not self.failed:
+            self.events.append(None)
+            self.put(Entry(self.source, self.events, self.size, time.monotonic() + self.ttl_s, self.model, self.finish))
+        return b""
 
 
 def _ttl(given: str | None) -> int:
@@ -128,17 +149,6 @@ def _ttl(given: str | None) -> int:
     return ttl
 
 
-def _model_and_finish(stream: bytes) -> tuple[str, str | None]:
-    model, finish = "", None
-    for event in stream.split(b"\n\n"):
-        if event.startswith(b"data: {"):
-            chunk = orjson.loads(event[6:])
-            model = model or chunk.get("model", "")
-            for choice in chunk.get("choices") or []:
-                finish = choice.get("finish_reason") or finish
-    return model, finish
-
-
 ZERO_USAGE = {
     "prompt_tokens": 0,
     "completion_tokens": 0,
@@ -150,11 +160,11 @@ ZERO_USAGE = {
 }
 
 
-def _renamed(payload: dict[str, Any], gen_id: str, created: int) -> bytes:
-    payload["id"], payload["created"] = gen_id, created
+def _renamed(payload: dict[str, Any], gen_id: str, created: int) -> dict[str, Any]:
+    renamed = payload | {"id": gen_id, "created": created}
     if payload.get("usage") is not None:
-        payload["usage"] = ZERO_USAGE
-    return orjson.dumps(payload)
+        renamed["usage"] = ZERO_USAGE
+    return renamed
 
 
 def replay(entry: Entry, gen_id: str) -> Response:
@@ -166,17 +176,8 @@ def replay(entry: Entry, gen_id: str) -> Response:
         "X-OpenRouter-Cache-TTL": str(max(0, round(entry.expires - time.monotonic()))),
         "X-OpenRouter-Cache-Source-Id": entry.source_id,  # the generation whose answer this is (2026)
     }
-    if not entry.streamed:
-        body = _renamed(orjson.loads(entry.body), gen_id, created)
+    if isinstance(entry.body, bytes):
+        body = orjson.dumps(_renamed(orjson.loads(entry.body), gen_id, created))
         return Response(body, media_type="application/json", headers=headers)
-    events = []
-    for event in entry.body.split(b"\n\n"):
-        if event.startswith(b"data: {"):
-            event = b"data: " + _renamed(orjson.loads(event[6:]), gen_id, created)
-        events.append(event)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b"\n\n".join(events)
-
-    headers |= {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(chunks(), media_type="text/event-stream", headers=headers)
+    events = [_renamed(e, gen_id, created) if isinstance(e, dict) else e for e in entry.body]
+    return sse.ParsedStream(events, headers)

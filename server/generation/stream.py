@@ -22,14 +22,13 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
+from server import sse
 from server.errors import UpstreamError, availability
 from server.fleet.client import STREAM_ERRORS
 from server.generation.outbound import (
@@ -43,9 +42,7 @@ from server.generation.outbound import (
 )
 from server.tasks import cancel_and_wait
 
-PROCESSING = b": OPENROUTER PROCESSING\n\n"
-DONE = b"data: [DONE]\n\n"
-ENGINE_DONE = b"[DONE]"
+PROCESSING = sse.comment("OPENROUTER PROCESSING")
 FAIR_TURN_S = 0.005  # the longest a stream holds the event loop while its engine has data waiting
 
 
@@ -60,10 +57,6 @@ class StreamOutcome:
     native_finish_reason: str | None = None
     cancelled: bool = False
     error: str | None = None
-
-
-def event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 class EngineStreamError(Exception):
@@ -81,7 +74,7 @@ class ChunkShaper:
     def render(self, data: bytes) -> bytes:
         """One engine event's payload as the client's SSE event (b"" when it carries nothing for the client)."""
         shaped = self.shape(orjson.loads(data))
-        return event(shaped) if shaped is not None else b""
+        return sse.data(shaped) if shaped is not None else b""
 
     def shape(self, raw: dict[str, Any]) -> dict[str, Any] | None:
         if "error" in raw:
@@ -167,7 +160,7 @@ class FastChunks(ChunkShaper):
 
     def __init__(self, env: Envelope, outcome: StreamOutcome, text_completion: bool) -> None:
         super().__init__(env, outcome, text_completion)
-        head, _, tail = event(chunk(env, [])).rpartition(b'"choices":[]')
+        head, _, tail = sse.data(chunk(env, [])).rpartition(b'"choices":[]')
         self._head = head + b'"choices":[{"index":'
         self._tail = b'"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]' + tail
 
@@ -228,21 +221,20 @@ class Events:
 
     def __init__(self, shaper: ChunkShaper) -> None:
         self.shaper = shaper
-        self.rest = b""
+        self.events = sse.Splitter()
         self.ended = False  # the engine's [DONE] came
         self.failed_after = b""  # what the events before a failure gave
 
     def feed(self, data: bytes) -> bytes:
         """The rendered events; on a failure, raises it once `failed_after` holds what the events before gave."""
-        *events, self.rest = (self.rest + data).split(b"\n\n")
         parts: list[bytes] = []
         try:
-            for line in (line for e in events for line in e.split(b"\n") if line.startswith(b"data:")):
-                payload = line[5:].strip()
-                if payload == ENGINE_DONE:
+            for payload in map(sse.payload_of, self.events.feed(data)):
+                if payload == sse.DONE_PAYLOAD:
                     self.ended = True
                     break
-                parts.append(self.shaper.render(payload))
+                if payload:
+                    parts.append(self.shaper.render(payload))
         except STREAM_FAILURES:
             self.failed_after = b"".join(parts)
             raise
@@ -298,7 +290,7 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
                     break
                 if turns.held():
                     await asyncio.sleep(0)
-        yield DONE
+        yield sse.DONE
     except (asyncio.CancelledError, GeneratorExit):
         outcome.cancelled = True
         raise
@@ -307,26 +299,4 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
         outcome.finish_reason = "error"
         gone = availability("temporarily_unavailable")
         failed = error_chunk(shaper.env, 502, "Engine stopped during generation", UpstreamError.error_type, gone)
-        yield events.failed_after + event(failed)
-
-
-class FinalizingStreamingResponse(StreamingResponse):
-    """A StreamingResponse that runs `finish` before the end of the body, so the generation is recorded when the
-    client sees the stream end, and also when the body never started or broke off (the client left first)."""
-
-    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self._finish = finish
-
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for part in self.body_iterator:
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-        self._finish()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._finish()
+        yield events.failed_after + sse.data(failed)

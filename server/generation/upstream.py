@@ -19,6 +19,7 @@ import httpx
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
+from server import sse
 from server.access.auth import Principal
 from server.generation.record import new_generation_id
 from server.schemas.request import ChatRequest
@@ -27,7 +28,6 @@ from server.settings import Settings
 # The client headers OpenRouter reads for attribution; nothing else of the client's request goes upstream.
 FORWARDED_HEADERS = ("http-referer", "referer", "x-title", "x-openrouter-title", "x-openrouter-categories")
 FALLBACK_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass
@@ -150,32 +150,28 @@ class Upstream:
         answer = Answer()
 
         async def relay() -> AsyncIterator[bytes]:
-            buffer = b""
+            events = sse.Splitter()
             try:
                 async for piece in response.aiter_bytes():
                     yield piece
-                    buffer += piece
-                    *events, buffer = buffer.split(b"\n\n")
-                    for event in events:
+                    for event in events.feed(piece):
                         # The record needs the first chunk (id, model, provider), the finish and the usage:
                         # the content chunks in between pass through unparsed.
                         pending = b'"finish_reason":null' in event or b'"finish_reason": null' in event
                         needed = not answer.id or not pending or b'"usage"' in event
-                        if event.startswith(b"data: {") and needed:
-                            _read_chunk(event[6:], answer)
+                        if needed and (payload := sse.payload_of(event)).startswith(b"{"):
+                            _read_chunk(payload, answer)
             except httpx.HTTPError as exc:
                 # Tokens already went out: no retry (it would repeat them); end the stream as OpenRouter does.
                 answer.error = type(exc).__name__
                 chunk = {"id": answer.id, "model": answer.model, "provider": answer.provider, "choices": []}
                 broken = {**chunk, **error_body(502, "Upstream stream broke during generation")}
-                yield b"data: " + orjson.dumps(broken) + b"\n\n" + DONE
+                yield sse.data(broken) + sse.DONE
             finally:
                 await response.aclose()
                 done(answer)
 
-        return StreamingResponse(
-            relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
+        return sse.stream(relay())
 
 
 @dataclass

@@ -114,7 +114,7 @@ def test_the_oldest_entries_go_first_and_the_bytes_stay_bounded(clock: Clock) ->
     cache = ResponseCache(100)
 
     def entry(size: int) -> Entry:
-        return Entry("gen", False, b"x" * size, clock.now + 60, "m", "stop")
+        return Entry("gen", b"x" * size, size, clock.now + 60, "m", "stop")
 
     cache.put("a", entry(40))
     cache.put("b", entry(40))
