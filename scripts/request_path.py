@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import uvicorn
 from aiohttp import web
-from synthetic_engine import app as synthetic_app
 
 from server.app import create_app
+from server.bench.synthetic_engine import app as synthetic_app
 from server.engine.attached import AttachedEngine
 from server.serving import free_port
 from server.settings import Settings

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from server.checkpoint.tiny import write_tiny
-from server.planning.selection import tiny_checkpoint
+from server.serve.engine_choice import tiny_checkpoint
 from server.serving import free_port
 from tests.e2e.image_server import serve_images
 from tests.gateway_process import CACHE_DIR, Gateway, start_gateway

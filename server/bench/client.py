@@ -7,7 +7,7 @@ TTFT: send to the first `data:` message with a non-empty `choices`; ITL: the gap
 `Target.first_token = "content"` times the first token at the first chunk that carries text or a tool call instead:
 vLLM opens with a role-only chunk, which OpenRouter's shape (and so the gateway) does not send, and on a model whose
 first tokens decode to nothing yet that chunk comes tokens before any text, so comparing a front with the engine
-needs the same mark on both sides (scripts/gateway_overhead.py).
+needs the same mark on both sides (mistral-local bench overhead).
 """
 
 from __future__ import annotations

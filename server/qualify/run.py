@@ -20,8 +20,8 @@ import httpx
 from server.engine.profiles import Profile, load_profile
 from server.errors import ConfigError, EngineFailed
 from server.planning.hardware import detect
-from server.planning.selection import auto_profile
 from server.qualify.model import random_weights_model
+from server.serve.engine_choice import auto_profile
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "overhead_targets.py"
+from server.bench.overhead import targets as overhead_targets
 
 
 def targets() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("overhead_targets", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return overhead_targets
 
 
 def row(p50: float, p99: float, cpu: float, ratio: float = 1.0) -> dict[str, float]:

@@ -82,13 +82,13 @@ def test_compare_gateway_with_engine_direct(gateway: Gateway, tmp_path: Path) ->
     assert "gateway / engine" in done.stdout
 
 
-# Cross-check against `vllm bench serve`, against the truth rather than against each other: both tools measure a
-# gateway in front of the synthetic engine (scripts/synthetic_engine.py), which writes vLLM's exact bytes with a
-# first token after FIRST_MS and the rest every INTERVAL_MS. A busy machine only makes timers late, never early, so
-# each tool's figures are checked from one side only: no earlier (and no faster) than the engine was told to be,
-# beyond timer granularity (EARLY). How late a shared machine makes them is no test's business; the definitions
-# (TPOT without the first token, TTFT to the first content chunk) are checked without a clock, against vLLM's own
-# metric code, in tests/bench/test_vllm_agreement.py.
+# Cross-check against `vllm bench serve`, against the truth rather than against each other: both tools measure a gateway
+# in front of the synthetic engine (`mistral-local bench synthetic-engine`), which writes vLLM's exact bytes with a
+# first token after FIRST_MS and the rest every INTERVAL_MS. A busy machine only makes timers late, never early, so each
+# tool's figures are checked from one side only: no earlier (and no faster) than the engine was told to be, beyond timer
+# granularity (EARLY). How late a shared machine makes them is no test's business; the definitions (TPOT without the
+# first token, TTFT to the first content chunk) are checked without a clock, against vLLM's own metric code, in
+# tests/bench/test_vllm_agreement.py.
 FIRST_MS, INTERVAL_MS, TOKENS, PROMPTS = 800.0, 40.0, 16, 8
 EARLY = 0.97
 TRUTH = {
@@ -101,10 +101,10 @@ TRUTH = {
 @pytest.fixture(scope="module")
 def synthetic() -> Iterator[Gateway]:
     port = free_port()
-    script = Path(__file__).resolve().parents[2] / "scripts" / "synthetic_engine.py"
     engine = subprocess.Popen(
-        [sys.executable, str(script), "--port", str(port), "--tokens", str(TOKENS), "--interval-ms",
-         str(INTERVAL_MS), "--first-token-ms", str(FIRST_MS), "--model", "mistralai/mistral-small-3.1-24b-instruct"],
+        [sys.executable, "-m", "server", "bench", "synthetic-engine", "--port", str(port), "--tokens", str(TOKENS),
+         "--interval-ms", str(INTERVAL_MS), "--first-token-ms", str(FIRST_MS),
+         "--model", "mistralai/mistral-small-3.1-24b-instruct"],
     )  # fmt: skip
     gw = start_gateway(
         "gateway-synthetic", "--engine-url", f"http://127.0.0.1:{port}", env={"MISTRAL_LOCAL_API_KEYS": "[]"}
@@ -128,9 +128,8 @@ def ours(gateway: Gateway, out: Path) -> dict[str, float]:
 
 
 def vllms(gateway: Gateway, tiny_model: Path, out: Path) -> dict[str, float]:
-    script = Path(__file__).resolve().parents[2] / "scripts" / "vllm_bench_serve.py"
     cmd = [
-        sys.executable, str(script), "--backend", "openai-chat", "--base-url", gateway.url,
+        sys.executable, "-m", "server", "bench", "vllm-serve", "--backend", "openai-chat", "--base-url", gateway.url,
         "--endpoint", "/v1/chat/completions", "--model", "mistralai/mistral-small-3.1-24b-instruct",
         "--tokenizer", str(tiny_model), "--tokenizer-mode", "mistral", "--dataset-name", "random",
         "--random-input-len", "32", "--random-output-len", str(TOKENS), "--num-prompts", str(PROMPTS),

@@ -13,7 +13,7 @@ from server.engine.launcher import NO_MEDIA_DOMAIN, build_command, tcp_url
 from server.engine.profiles import Profile, available_profiles, load_profile
 from server.engine.vllm_release import PINNED_RELEASE
 from server.errors import ConfigError
-from server.planning.selection import engine_command
+from server.serve.engine_choice import engine_command
 from server.settings import Settings
 
 NAMES = ["mistralai/mistral-small-3.1-24b-instruct", "mistralai/mistral-small-3.1-24b-instruct-2503"]

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from server.errors import ConfigError
-from server.fleet.build import build_fleet, member_names
+from server.fleet.build import member_names
 from server.fleet.fleet_file import read_fleet_file
+from server.serve.engine_choice import build_fleet
 from server.settings import OPENROUTER_MODEL_ID, Settings
 
 

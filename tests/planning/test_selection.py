@@ -20,11 +20,12 @@ from server.engine.launcher import tcp_url
 from server.engine.profiles import load_profile
 from server.engine.vllm_release import installed_release
 from server.errors import ConfigError
-from server.planning import hardware, selection
+from server.planning import hardware
 from server.planning.gpus import Gpu
 from server.planning.hardware import Detection, cpu_flags, detect, gpus_from_nvml_records, parse_nvidia_smi
 from server.planning.model_shape import REFERENCE_PARAMS
-from server.planning.selection import choose_model, engine_command, engine_devices, local_engines
+from server.serve import engine_choice as selection
+from server.serve.engine_choice import choose_model, engine_command, engine_devices, local_engines
 from server.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpus"
@@ -52,7 +53,7 @@ def h100_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
 
-# Recorded on real machines (scripts/gpu_facts.py and the raw NVML / nvidia-smi answers; see docs/deploy.md).
+# Recorded on real machines (mistral-local plan --gpu-facts and the raw NVML / nvidia-smi answers; see docs/deploy.md).
 RECORDED = [("h100-80gb-hbm3", "NVIDIA H100 80GB HBM3", 81559, 3.35e12), ("h200", "NVIDIA H200", 143771, 4.8e12)]
 
 

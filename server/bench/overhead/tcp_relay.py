@@ -1,7 +1,7 @@
 """The floor for any Python front: bytes from each client connection to the engine and back, as they come, on
 uvloop, with no HTTP and no work at all. What the gateway costs above this is what its own code costs.
 
-    python scripts/tcp_relay.py --port 8200 --to 127.0.0.1:8100
+    mistral-local bench tcp-relay --port 8200 --to 127.0.0.1:8100
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ async def main(port: int, host: str, to_port: int) -> None:
         await server.serve_forever()
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mistral-local bench tcp-relay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--to", required=True, help="HOST:PORT of the engine")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     to_host, to_port = options.to.rsplit(":", 1)
     uvloop.run(main(options.port, to_host, int(to_port)))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,7 +1,7 @@
 """On a machine with NVIDIA GPUs: what detection reads through NVML and through nvidia-smi (they must agree), and
 the plan `serve --profile auto` would launch there. Needs only the gateway's light dependencies, no vLLM:
 
-    python scripts/gpu_facts.py > gpu-facts.json
+    mistral-local plan --gpu-facts > gpu-facts.json
 """
 
 from __future__ import annotations

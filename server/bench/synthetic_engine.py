@@ -2,7 +2,7 @@
 pre-rendered chunks, byte for byte as vLLM 0.32 writes them (pydantic, exclude_unset), one every `--interval-ms`:
 the request's `max_tokens` of them, at most `--tokens`, the first after `--first-token-ms`.
 
-    python scripts/synthetic_engine.py --port 8100 --tokens 128 --interval-ms 5 --model some/model
+    mistral-local bench synthetic-engine --port 8100 --tokens 128 --interval-ms 5 --model some/model
 """
 
 from __future__ import annotations
@@ -85,14 +85,22 @@ def app(model: str, tokens: int, interval_s: float, first_token_s: float | None 
     return application
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mistral-local bench synthetic-engine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--first-token-ms", type=float, default=None, help="default: one interval")
     parser.add_argument("--model", required=True)
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     first = None if options.first_token_ms is None else options.first_token_ms / 1000
     service = app(options.model, options.tokens, options.interval_ms / 1000, first)
     web.run_app(service, host="127.0.0.1", port=options.port, print=None)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,5 +1,5 @@
 """The gateway overhead targets (issue: "the OpenRouter layer must cost almost nothing"), checked against a report
-of scripts/gateway_overhead.py: each says what was measured, the bound, and by how much it is met or missed.
+of `mistral-local bench overhead`: each says what was measured, the bound, and by how much it is met or missed.
 Benchmark verdicts, never test assertions: the figures move with the machine (docs/performance.md)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The flags of `mistral-local serve` (server/cli.py), kept apart so that `--help` imports nothing heavy."""
+"""`mistral-local serve` and `mistral-local engine`: their flags and commands. Heavy imports stay inside the
+commands so `--help` is instant; every flag reaches the command's function by name (ctx.params)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,48 @@ ServeKeysFile = Annotated[Path | None, typer.Option(help="YAML file of API keys 
 ServeInsecureNoAuth = Annotated[
     bool, typer.Option("--insecure-no-auth", help="Allow a non-loopback address with no API keys.")
 ]
+
+NodeHost = Annotated[str, typer.Option(help="Address to listen on: this node's private address, or 0.0.0.0.")]
+
+NodePort = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+
+NodeKeyFile = Annotated[
+    Path | None,
+    typer.Option(help="The engine's key: read, or made (mode 0600). Default: engine-PORT.key in the cache directory."),
+]
+
+
+def serve(
+    ctx: typer.Context,
+    host: ServeHost = None,
+    port: ServePort = None,
+    workers: ServeWorkers = None,
+    model: ServeModel = None,
+    profile: ServeProfile = None,
+    engine_url: ServeEngineUrl = None,
+    fleet_file: ServeFleetFile = None,
+    engines: ServeEngines = None,
+    routing: ServeRouting = None,
+    engine_port: ServeEnginePort = None,
+    keys_file: ServeKeysFile = None,
+    insecure_no_auth: ServeInsecureNoAuth = False,
+) -> None:
+    """Run the gateway and the engines it supervises or attaches to."""
+    from server.serve.start import serve_from_flags
+
+    serve_from_flags(ctx.params)
+
+
+def engine(
+    host: NodeHost = "127.0.0.1",
+    port: NodePort = 8100,
+    model: ServeModel = None,
+    profile: ServeProfile = None,
+    key_file: NodeKeyFile = None,
+) -> None:
+    """Run one engine of a fleet on this node, for a gateway on another to attach to (prints its URL and key file)."""
+    from server.serve.node import run_node
+    from server.serve.start import settings_from_flags
+
+    settings = settings_from_flags({"model": model, "profile": profile})
+    run_node(settings, host, port, key_file or settings.cache_dir / f"engine-{port}.key")

@@ -1,6 +1,7 @@
-"""The fronts scripts/gateway_overhead.py measures against the engine: this gateway, LiteLLM's proxy, a bare TCP
-relay, this gateway at an earlier revision (`baseline`: the same code path before a change, measured in the same
-run), and this gateway exporting traces to an OTLP sink (`traced`: what tracing costs when it is on)."""
+"""The fronts `mistral-local bench overhead` (server/bench/overhead/run.py) measures against the engine: this gateway,
+LiteLLM's proxy, a bare TCP relay, this gateway at an earlier revision (`baseline`: the same code path before a
+change, measured in the same run), and this gateway exporting traces to an OTLP sink (`traced`: what tracing costs
+when it is on)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from server.bench.client import Target
 from server.serving import free_port
 
 KEY = "overhead-engine-key"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: the baseline peer archives a revision of it
 CACHE = REPO / ".cache" / "overhead"
 # LiteLLM's release current when this benchmark was written, with its `proxy` extra spelled out: the extra also pins
 # litellm-proxy and litellm-enterprise builds that not every package index carries, and the proxy runs without them.
@@ -146,11 +147,13 @@ def litellm_proxy(engine: Target) -> Iterator[Front]:
 
 @contextmanager
 def tcp_relay(engine: Target) -> Iterator[Front]:
-    """The floor: a byte relay with no HTTP (scripts/tcp_relay.py); the engine's key goes through it untouched."""
+    """The floor: a byte relay with no HTTP (server/bench/overhead/tcp_relay.py); the engine's key goes through it
+    untouched."""
     port, engine_port = free_port(), engine.base_url.split(":")[-1].split("/")[0]
     cmd = [
         sys.executable,
-        str(REPO / "scripts" / "tcp_relay.py"),
+        "-m",
+        "server.bench.overhead.tcp_relay",
         "--port",
         str(port),
         "--to",

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from server.engine.launcher import new_api_key, tcp_url
 from server.engine.supervisor import EngineSupervisor
-from server.planning.selection import local_engines
+from server.serve.engine_choice import local_engines
 from server.serving import check_port_free, is_loopback, raise_if_failed
 from server.settings import Settings
 from server.telemetry.console import configure_logging

@@ -1,5 +1,5 @@
 """Measure `mistral-local serve` on this machine: seconds from launch to /health/ready, and the resident memory
-of the gateway and every engine process once ready. Usage: .venv/bin/python scripts/measure_start.py [PROFILE]"""
+of the gateway and every engine process once ready. Usage: mistral-local bench start-time [PROFILE]"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from server.app import create_app, key_store, keyring_for
 from server.checkpoint.identity import identity_overrides
 from server.engine.protocol import Engine
 from server.engine.supervisor import EngineState
-from server.fleet.build import build_fleet
+from server.serve.engine_choice import build_fleet
 from server.serving import check_exposure, check_port_free, run
 from server.settings import Settings
 from server.tasks import cancel_and_wait

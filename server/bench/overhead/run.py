@@ -7,10 +7,10 @@ text on every side (vLLM's role-only opening chunk, which the gateway does not s
 Engines: `synthetic`, an OpenAI-compatible stand-in on loopback that streams vLLM's own chunk bytes at a set rate,
 so the front is the bottleneck; `cpu`, the real vLLM engine on the scaled-down checkpoint, supervised by the gateway.
 
-    python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peers litellm,tcp-relay
-    python scripts/gateway_overhead.py --engine cpu --concurrency 32 --tokens 64 --prompts 128
-    python scripts/gateway_overhead.py --engine synthetic --concurrency 64,256 --workers 4
-    python scripts/gateway_overhead.py --engine synthetic --concurrency 1,64 --peers baseline,traced --baseline REV
+    mistral-local bench overhead --engine synthetic --concurrency 1,64 --peers litellm,tcp-relay
+    mistral-local bench overhead --engine cpu --concurrency 32 --tokens 64 --prompts 128
+    mistral-local bench overhead --engine synthetic --concurrency 64,256 --workers 4
+    mistral-local bench overhead --engine synthetic --concurrency 1,64 --peers baseline,traced --baseline REV
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from typing import Any
 
 import httpx
 
-# scripts/, beside this file
-from overhead_fronts import (
+from server.bench.client import Target
+from server.bench.compare import compare
+from server.bench.load import LoadShape, Run, run_load
+from server.bench.overhead.fronts import (
     KEY,
     REPO,
     Front,
@@ -46,11 +48,7 @@ from overhead_fronts import (
     tcp_relay,
     traced_gateway,
 )
-from overhead_targets import summary
-
-from server.bench.client import Target
-from server.bench.compare import compare
-from server.bench.load import LoadShape, Run, run_load
+from server.bench.overhead.targets import summary
 from server.bench.workload import BenchRequest, Tokenizer, random_requests
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
@@ -99,7 +97,7 @@ async def side_by_side(engine: Target, front: Front, args: argparse.Namespace, t
 def synthetic_stack(args: argparse.Namespace) -> Iterator[tuple[Target, Front]]:
     port, gateway_port = free_port(), free_port()
     longest = math.ceil(args.tokens * (1 + args.range_ratio))
-    engine_cmd = [sys.executable, str(REPO / "scripts" / "synthetic_engine.py"), "--port", str(port), "--tokens",
+    engine_cmd = [sys.executable, "-m", "server.bench.synthetic_engine", "--port", str(port), "--tokens",
                   str(longest), "--interval-ms", str(args.interval_ms), "--model", OPENROUTER_MODEL_ID]  # fmt: skip
     gateway_cmd = [sys.executable, "-m", "server", "serve", "--port", str(gateway_port), "--workers", str(args.workers)]
     with ExitStack() as stack:
@@ -174,8 +172,11 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d")}
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(argv: list[str] | None = None) -> None:
+    """`mistral-local bench overhead`: its flags are this parser's."""
+    parser = argparse.ArgumentParser(
+        prog="mistral-local bench overhead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--engine", choices=("synthetic", "cpu"), default="synthetic")
     parser.add_argument(
         "--peers",
@@ -197,7 +198,11 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=1, help="the gateway's worker processes (serve --workers)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--py-spy", type=Path, help="write py-spy's samples of the gateway here (py-spy on PATH)")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     result = asyncio.run(main(options))
     if options.out:
         options.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    cli()

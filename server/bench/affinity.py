@@ -4,7 +4,7 @@ multi-turn workload (`mistral-local bench --dataset multi-turn`, new conversatio
 Prints each gateway's prefix-cache hit rate over its run (from the engines' own counters), TTFT, the requests each
 engine served, and the ratio of the hit rates. docs/performance.md quotes it.
 
-    .venv/bin/python scripts/fleet_affinity.py [--conversations 24 --turns 4 --concurrency 4]
+    mistral-local bench affinity [--conversations 24 --turns 4 --concurrency 4]
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from overhead_fronts import wait_until
-
+from server.bench.overhead.fronts import wait_until
 from server.serving import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "server"]
 
 
@@ -41,15 +40,17 @@ def bench(url: str, out: Path, seed: int, opts: argparse.Namespace) -> dict[str,
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mistral-local bench affinity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--conversations", type=int, default=24)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--system", type=int, default=64, help="shared system prompt, tokens")
     parser.add_argument("--turn", type=int, default=256, help="each user turn, tokens")
     parser.add_argument("--output", type=int, default=32, help="each answer, tokens")
     parser.add_argument("--concurrency", type=int, default=4)
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fleet-affinity-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:

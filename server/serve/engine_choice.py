@@ -1,5 +1,5 @@
 """Which model and which profile `serve` runs, from the settings and the hardware, and the engines it launches for
-them (server/fleet/build.py adds the attached ones)."""
+them, and the fleet `serve` runs: those engines and the attached ones (`build_fleet`)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from server.checkpoint.hf_layout import mistral_view
 from server.checkpoint.quantization import checkpoint_weights, cpu_refusal
 from server.checkpoint.tiny import write_tiny
 from server.engine.address import private_socket
+from server.engine.attached import AttachedEngine
 from server.engine.diagnosis import Context, installed_version
 from server.engine.launcher import EngineCommand, build_command, new_api_key, tcp_url
 from server.engine.profiles import Profile, load_profile
 from server.engine.supervisor import EngineSupervisor
 from server.engine.vllm_release import SUPPORTED, Release, installed_release
 from server.errors import ConfigError
+from server.fleet.build import attached_entries, local_count
+from server.fleet.members import Fleet, Member
 from server.planning.hardware import cpu_flags, detect
 from server.planning.model_shape import read_shape
 from server.planning.planner import GB, Inventory, PlanRequest, card_request, plan
@@ -233,3 +236,26 @@ def engine_devices(profile: Profile, index: int, count: int) -> str | None:
         return None
     per_engine = _gpus_per_engine(profile)
     return ",".join(str(index * per_engine + gpu) for gpu in range(per_engine))
+
+
+def build_fleet(settings: Settings) -> tuple[Fleet, Settings]:
+    """The fleet, and the settings completed with what the local profile decides."""
+    entries = attached_entries(settings)
+    default_key = settings.engine_api_key.get_secret_value() if settings.engine_api_key else ""
+    members = []
+    count = local_count(settings, len(entries))
+    if count:
+        supervisors, settings = local_engines(settings, count)
+        members = [Member(f"local-{i}", engine) for i, engine in enumerate(supervisors)]
+    for entry in entries:
+        model = entry.model or settings.model_id
+        engine = AttachedEngine(
+            entry.url, entry.key(default_key), model, start_timeout_s=settings.engine_start_timeout_s
+        )
+        members.append(Member(entry.named(), engine, router=entry.router))
+    names = [m.name for m in members]
+    if not members:
+        raise ConfigError("no engine: --engines 0 and none attached (--engine-url, --fleet-file)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two engines share a name: {names} (give each a `name` in the fleet file)")
+    return Fleet(members), settings
