@@ -29,7 +29,7 @@ from server.fleet.routing import Router
 from server.gateway_state import GatewayState, local_state
 from server.generation.dispatch import Dispatch
 from server.generation.pipeline import Pipeline
-from server.generation.record import Recorder
+from server.generation.recorder import Recorder
 from server.generation.upstream import Upstream
 from server.playground import routes as playground
 from server.serving import is_loopback
@@ -58,7 +58,7 @@ def keyring_for(settings: Settings, store: KeyStore) -> KeyRing:
 
 
 def key_store(settings: Settings) -> KeyStore:
-    return KeyStore(settings.keys_path, settings.records_path)
+    return KeyStore(settings.keys_path)
 
 
 def generation_path(

@@ -13,7 +13,7 @@
         ├── RequestTimeout     408
         ├── PayloadTooLarge    413
         ├── Overloaded         429  (Retry-After)
-        ├── UpstreamError      502  the engine answered badly or dropped the connection
+        ├── EngineError      502  the engine answered badly or dropped the connection
         └── EngineUnavailable  503  the engine is starting, restarting or draining (Retry-After)
 
 Lower-level errors (httpx, validation, Starlette's HTTP errors) are translated into this tree at the boundary
@@ -115,7 +115,7 @@ class Overloaded(GatewayError):
     error_type = "rate_limit_exceeded"
 
 
-class UpstreamError(GatewayError):
+class EngineError(GatewayError):
     status = 502
     error_type = "provider_unavailable"
 

@@ -4,14 +4,16 @@ metrics. One process keeps it itself (`local_state`); gateway workers share one 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.access.admission import Admission, Demand
-from server.access.auth import Principal, configured_keys
+from server.access.auth import KeyLimits, Principal, configured_keys
 from server.access.keys import KeyStore
 from server.fleet.members import Fleet
-from server.records import RecordStore
+from server.record_store import RecordStore
 from server.schemas.record import GenerationRecord
 from server.settings import Settings
 from server.telemetry.metrics import Metrics
@@ -21,6 +23,18 @@ class Hold(Protocol):
     """An admitted request's hold on capacity; releasing twice is harmless."""
 
     def release(self, used_tokens: int | None = None) -> None: ...
+
+
+@contextlib.contextmanager
+def released(ticket: Hold, *, on_error_only: bool = False) -> Iterator[None]:
+    """The hold released when the block ends (`on_error_only`: only when it raises; the caller hands it on)."""
+    try:
+        yield
+    except BaseException:
+        ticket.release()
+        raise
+    if not on_error_only:
+        ticket.release()
 
 
 class Admits(Protocol):
@@ -47,9 +61,19 @@ class Records(Protocol):
 
     async def total_cost(self) -> float: ...
 
+    async def spent_before(self, key_id: str | None, since: float) -> float: ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def budget_spent(records: Records, key_id: str | None, limits: KeyLimits) -> float:
+    """What counts against a key's cost budget: all it spent, or for a budget that resets, what it spent since the
+    window began."""
+    _, cost = await records.usage(key_id)
+    since = limits.cost_budget_since
+    return cost - (await records.spent_before(key_id, since) if since is not None else 0.0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +94,7 @@ class LocalState(GatewayState):
 def key_ids(settings: Settings) -> dict[str, str]:
     """Every key's id by its label, as the keys stand now: configured ones, then those made through the API."""
     configured = {spec.label: spec.sha256 for spec in configured_keys(settings.api_keys, settings.keys_file)}
-    return configured | KeyStore(settings.keys_path, settings.records_path).ids()
+    return configured | KeyStore(settings.keys_path).ids()
 
 
 def local_state(settings: Settings, engine: Fleet) -> LocalState:
@@ -83,5 +107,6 @@ def local_state(settings: Settings, engine: Fleet) -> LocalState:
         retry_after_s=settings.retry_after_s,
         engine=engine,
         spent=records.spent,
+        spent_before=records.spent_before,
     )
     return LocalState(admission, records, Metrics())

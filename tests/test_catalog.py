@@ -11,7 +11,7 @@ from openrouter.components import Model
 
 from server.catalog import Catalog
 from server.checkpoint.tiny import TINY_SYSTEM_PROMPT, write_tiny
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.errors import InvalidRequest, NotFound
 from server.fleet.members import Fleet, Member
 from server.settings import OPENROUTER_MODEL_ID, Settings

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server import records as records_module
-from server.records import RecordStore
+from server import record_store
+from server.record_store import RecordStore
 from server.schemas.record import GenerationRecord
 
 
@@ -180,8 +180,8 @@ def test_a_failing_disk_is_reported_once_a_minute_not_twice_a_second(
 ) -> None:
     """Another connection holds the database locked, as a full or failing disk refuses writes: the writer keeps
     retrying, says so once, keeps the records, and says when it writes again."""
-    monkeypatch.setattr(records_module, "FLUSH_INTERVAL_S", 0.02)
-    monkeypatch.setattr(records_module, "BUSY_TIMEOUT_S", 0.01)
+    monkeypatch.setattr(record_store, "FLUSH_INTERVAL_S", 0.02)
+    monkeypatch.setattr(record_store, "BUSY_TIMEOUT_S", 0.01)
     path = tmp_path / "g.sqlite3"
 
     async def go() -> None:

@@ -15,12 +15,12 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from server.access.auth import KeyLimits, Principal
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired, availability
 
 WINDOW_S = 60.0
@@ -123,15 +123,17 @@ class Admission:
         retry_after_s: int,
         engine: HasState,
         spent: Callable[[str | None], tuple[int, float]],
+        spent_before: Callable[[str | None, float], Awaitable[float]],
     ) -> None:
         """`engine`: whose state now says whether to admit (ready), and how many engines' worth of room there is
-        (`max_in_flight` and `max_tokens_in_flight` are each engine's); `spent`: a key's (tokens, cost) so far."""
+        (`max_in_flight` and `max_tokens_in_flight` are each engine's); `spent`: a key's (tokens, cost) so far;
+        `spent_before`: its cost before a budget window began (the records answer it off the event loop)."""
         self.max_in_flight = max_in_flight
         self.max_waiting = max_waiting
         self.max_tokens_in_flight = max_tokens_in_flight
         self.queue_timeout_s = queue_timeout_s
         self.retry_after_s = retry_after_s
-        self._engine, self._spent = engine, spent
+        self._engine, self._spent, self._spent_before = engine, spent, spent_before
         self.in_flight = 0
         self.tokens_in_flight = 0
         self.waiting = 0
@@ -156,13 +158,15 @@ class Admission:
             f"Rate limit exceeded: {why}", retry_after=retry, metadata={"limit_source": source}, availability=full
         )
 
-    def _check_key(self, principal: Principal, demand: Demand) -> _KeyState | None:
-        """The key's counters, None for a key with no limit at all (nothing to count)."""
+    def _check_key(self, principal: Principal, demand: Demand, before: float) -> _KeyState | None:
+        """The key's counters, None for a key with no limit at all (nothing to count). `before`: cost spent before
+        its budget's window, which does not count."""
         limits, now = principal.limits, time.monotonic()
         if limits == NO_LIMITS:
             return None
         state = self._keys.setdefault(principal.key_id, _KeyState())
         spent_tokens, spent_cost = self._spent(principal.key_id)
+        spent_cost -= before
         check_budget(principal, spent_tokens + state.worst_in_flight, spent_cost + state.cost_in_flight, demand)
         state.forget_before(now - WINDOW_S)
         if limits.requests_per_minute is not None and len(state.requests) >= limits.requests_per_minute:
@@ -180,7 +184,9 @@ class Admission:
         """`capacity` False: a request served elsewhere (the hosted upstream) that holds to the key's limits and
         budgets but takes no local capacity. A key's own limits answer first: a key past them is told so whatever
         the engine's state."""
-        state = self._check_key(principal, demand)
+        since = principal.limits.cost_budget_since
+        before = await self._spent_before(principal.key_id, since) if since is not None else 0.0
+        state = self._check_key(principal, demand, before)
         if capacity:
             engine_state = self._engine.state
             if self.draining or engine_state is not EngineState.READY:

@@ -31,6 +31,8 @@ class KeyLimits(BaseModel):
     concurrent_requests: int | None = Field(None, ge=1)
     token_budget: int | None = Field(None, ge=0)  # total prompt + completion tokens; 402 when spent
     cost_budget: float | None = Field(None, ge=0)  # USD at the configured price; 402 when spent
+    # A budget that resets (keys made through /keys): only what was spent since this time (Unix s) counts.
+    cost_budget_since: float | None = Field(None, ge=0)
 
 
 class KeySpec(BaseModel):

@@ -3,7 +3,7 @@ itself is shown once, when made), readable by this user only, shared by every ga
 on use, so a key made, changed or deleted on one worker holds on all of them at once), kept across restarts.
 
 A key's `limit` is a cost budget in USD; with `limit_reset` (daily, weekly from Monday, monthly; UTC) it counts only
-what the key spent since the current window began, read from the generation records.
+what the key spent since the current window began (admission asks the generation records).
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def window_start(reset: Reset | None, now: datetime) -> datetime | None:
 
 
 class KeyStore:
-    def __init__(self, path: Path, records_path: Path) -> None:
-        self.path, self.records_path = path, records_path
+    def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # One connection for the process (a key is looked up on every request that uses one): SQLite sees the other
@@ -107,23 +107,6 @@ class KeyStore:
         with self._db() as db:
             return dict(db.execute("SELECT name, hash FROM api_keys").fetchall())
 
-    def spent(self, key_id: str, since: datetime | None) -> tuple[float, float]:
-        """(what the key spent since records began, what it spent since `since`), in USD, from the records."""
-        if not self.records_path.exists():
-            return 0.0, 0.0
-        conn = sqlite3.connect(f"file:{self.records_path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            total = conn.execute("SELECT cost FROM key_spending WHERE key_id = ?", (key_id,)).fetchone()
-            recent = conn.execute(
-                "SELECT SUM(cost) FROM generations WHERE key_id = ? AND created_at >= ?",
-                (key_id, since.timestamp() if since else 0.0),
-            ).fetchone()
-        except sqlite3.OperationalError:  # the records' tables are not made yet
-            return 0.0, 0.0
-        finally:
-            conn.close()
-        return float(total[0] if total else 0.0), float(recent[0] or 0.0)
-
     def lookup(self, key_hash: str) -> KeySpec | None:
         """The key ring's question: a key made through the API, as it stands now."""
         key = self.get(key_hash)
@@ -139,14 +122,10 @@ class KeyStore:
         return found is not None
 
     def spec(self, key: StoredKey) -> KeySpec:
-        """The key as the key ring checks it. A budget that resets counts only the current window: the budget is
-        raised by what the key spent before the window began."""
-        budget = key.limit_usd
-        start = window_start(key.limit_reset, datetime.now(UTC))
-        if budget is not None and start is not None:
-            total, recent = self.spent(key.hash, start)
-            budget += max(0.0, total - recent)
-        limits = KeyLimits(cost_budget=budget)
+        """The key as the key ring checks it. A budget that resets counts only the current window (admission asks
+        the records what the key spent before it began)."""
+        start = window_start(key.limit_reset, datetime.now(UTC)) if key.limit_usd is not None else None
+        limits = KeyLimits(cost_budget=key.limit_usd, cost_budget_since=start.timestamp() if start else None)
         return KeySpec(label=key.name, sha256=key.hash, limits=limits, disabled=bool(key.disabled))
 
 

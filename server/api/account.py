@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from server.access.auth import Principal
 from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import NotFound
+from server.gateway_state import budget_spent
 from server.schemas.record import GenerationRecord
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
@@ -80,8 +81,9 @@ async def get_generation(
 async def _key_info(gateway: Gateway, principal: Principal) -> dict[str, Any]:
     tokens, usage = await gateway.records.usage(principal.key_id)
     limits = principal.limits
-    remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - usage)
-    budgets = [] if remaining is None else [_budget(limits.cost_budget or 0.0, usage, remaining)]
+    spent = await budget_spent(gateway.records, principal.key_id, limits)
+    remaining = None if limits.cost_budget is None else max(0.0, limits.cost_budget - spent)
+    budgets = [] if remaining is None else [_budget(limits.cost_budget or 0.0, spent, remaining)]
     data = {
         "label": principal.label or "local (no keys configured)",
         "limit": limits.cost_budget,

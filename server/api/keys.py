@@ -15,6 +15,7 @@ from server.access.auth import NAME_PATTERN, KeySpec, Principal, hash_key, new_k
 from server.access.keys import StoredKey
 from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
+from server.gateway_state import budget_spent
 from server.schemas.request import Strict
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
@@ -55,8 +56,8 @@ def _iso(ts: float | None) -> str | None:
 
 async def _body(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
     _, usage = await gateway.records.usage(key.hash)
-    spec = gateway.key_store.spec(key)
-    remaining = None if key.limit_usd is None else max(0.0, (spec.limits.cost_budget or 0.0) - usage)
+    spent = await budget_spent(gateway.records, key.hash, gateway.key_store.spec(key).limits)
+    remaining = None if key.limit_usd is None else max(0.0, key.limit_usd - spent)
     return {
         "hash": key.hash,
         "name": key.name,

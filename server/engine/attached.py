@@ -9,8 +9,8 @@ import logging
 import httpx
 
 from server.engine.address import http_base
+from server.engine.lifecycle import MAX_FAILED_HEALTH_CHECKS, WATCH_INTERVAL_S, EngineLifecycle, EngineState
 from server.engine.readiness import PROBE_TIMEOUT_S
-from server.engine.supervisor import MAX_FAILED_HEALTH_CHECKS, WATCH_INTERVAL_S, EngineBase, EngineState
 from server.engine.vllm_release import supported
 from server.errors import ConfigError
 from server.tasks import cancel_and_wait
@@ -18,7 +18,7 @@ from server.tasks import cancel_and_wait
 log = logging.getLogger("mistral_local.engine")
 
 
-class AttachedEngine(EngineBase):
+class AttachedEngine(EngineLifecycle):
     """An engine this gateway does not own: readiness means waiting for it, restarts are someone else's."""
 
     def __init__(self, url: str, api_key: str, served_model: str, *, start_timeout_s: float = 900.0) -> None:

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 
 
 class Engine(Protocol):

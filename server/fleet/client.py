@@ -23,12 +23,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from server.engine.address import aiohttp_connector, http_base
 from server.errors import (
+    EngineError,
     EngineUnavailable,
     GatewayError,
     InvalidRequest,
     PayloadTooLarge,
     RequestTimeout,
-    UpstreamError,
     availability,
     rewrite_context_error,
 )
@@ -156,7 +156,7 @@ class EngineClient:
         except aiohttp.ClientConnectorError as exc:  # nothing listens: the engine is down or restarting
             raise Refused("Engine is restarting", retry_after=self.retry_after_s) from exc
         except aiohttp.ClientError as exc:  # the engine took the request and then failed it
-            raise UpstreamError(f"Engine failed during the request ({type(exc).__name__})") from exc
+            raise EngineError(f"Engine failed during the request ({type(exc).__name__})") from exc
 
     async def _send(
         self, path: str, payload: dict[str, Any], talk: Conversation | None, headers: dict[str, str], span: Span
@@ -257,7 +257,7 @@ def _json(content: bytes) -> dict[str, Any]:
     try:
         data: dict[str, Any] = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError("Engine returned invalid JSON") from exc
+        raise EngineError("Engine returned invalid JSON") from exc
     return data
 
 
@@ -277,9 +277,9 @@ def engine_error(status: int, body: bytes) -> GatewayError:
     if status in (400, 422):
         return rewrite_context_error(message) or InvalidRequest(message or "Invalid request")
     if status == 401:
-        return UpstreamError("Engine rejected the gateway's key")
+        return EngineError("Engine rejected the gateway's key")
     if status == 404:
         return InvalidRequest(message or "Not found")
     if status == 413:
         return PayloadTooLarge(message or "Payload too large")
-    return UpstreamError(f"Engine error ({status}): {message}" if message else f"Engine error ({status})")
+    return EngineError(f"Engine error ({status}): {message}" if message else f"Engine error ({status})")

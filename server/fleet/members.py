@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from server.engine.lifecycle import EngineState
 from server.engine.protocol import Endpoint
-from server.engine.supervisor import EngineState
 from server.fleet.load import Load
 from server.fleet.watch import watch_members
 

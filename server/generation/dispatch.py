@@ -25,14 +25,16 @@ from server.access.auth import Principal
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.gateway_state import Admits
-from server.generation.input_limits import request_demand
+from server.generation.demand import request_demand
+from server.generation.ids import new_generation_id
 from server.generation.outbound import Envelope
 from server.generation.pipeline import Pipeline
 from server.generation.presets import PREFIX as PRESET_PREFIX
 from server.generation.presets import apply as apply_preset
 from server.generation.presets import presets_of, with_preset
-from server.generation.record import Call, Ending, Recorder, new_generation_id, request_tags
+from server.generation.recorder import Call, Ending, Recorder, attempt, request_tags
 from server.generation.response_cache import Entry, ResponseCache, replay
+from server.generation.response_cache import wish as cache_wish
 from server.generation.upstream import Answer, PassThrough, Upstream, UpstreamFailed, upstream_refusal
 from server.schemas.request import ChatRequest, CompletionRequest, SamplingFields
 from server.settings import Settings
@@ -87,12 +89,10 @@ class Dispatch:
             req, preset = apply_preset(req, self.presets)
         if preset is not None and raw:  # raw is {} unless a hosted upstream may take the request
             raw = with_preset(raw, preset, req.model)  # what the upstream gets carries the preset too
-        if preset is not None and preset.cache_enabled:
-            ttl = {"x-openrouter-cache-ttl": str(preset.cache_ttl_seconds)} if preset.cache_ttl_seconds else {}
-            headers = {"x-openrouter-cache": "true", **ttl, **{k.lower(): v for k, v in headers.items()}}
+        asked = cache_wish(headers, preset) if self.cache is not None else None
         use = None
-        if self.cache is not None:
-            use = self.cache.use(headers, principal.key_id, lambda: req.model_dump_json(exclude_none=True).encode())
+        if self.cache is not None and asked is not None:  # encoded only when asked: it holds the images (large)
+            use = self.cache.use(asked, principal.key_id, req.model_dump_json(exclude_none=True).encode())
         if use is not None and use.found is not None:
             return self._cache_hit(use.found, req, principal)
         answer = await self._serve(req, raw, headers, principal)
@@ -119,9 +119,7 @@ class Dispatch:
                 try:
                     return await self.pipeline.chat(req, principal, model, attempts)
                 except GatewayError as exc:
-                    attempts.append(
-                        {"model": model, "provider_name": self.settings.provider_name, "status": exc.status}
-                    )
+                    attempts.append(attempt(model, self.settings.provider_name, exc.status))
                     first_error = first_error or exc
                     if not falls_back(exc):
                         raise
@@ -134,7 +132,7 @@ class Dispatch:
             try:
                 return await self._upstream(req, raw, headers, principal, model, attempts)
             except (UpstreamFailed, PassThrough) as exc:
-                attempts.append({"model": model, "provider_name": "upstream", "status": exc.status})
+                attempts.append(attempt(model, "upstream", exc.status))
                 last = i == len(order) - 1
                 passes = isinstance(exc, PassThrough) and (last or exc.status != 404)
                 if passes or (last and first_error is None):

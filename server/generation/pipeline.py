@@ -1,6 +1,6 @@
 """One generation on the local engine, from the front door (server/generation/dispatch.py) to the engine and back:
 check and shape the request, admit it, make it fit the context, call the engine, shape the answer (JSON or SSE) and
-record it (server/generation/record.py)."""
+record it (server/generation/recorder.py)."""
 
 from __future__ import annotations
 
@@ -21,27 +21,21 @@ from server.catalog import Catalog
 from server.errors import InvalidRequest, context_error
 from server.fleet.client import EngineClient
 from server.fleet.routing import LEADING_MESSAGES, Conversation
-from server.gateway_state import Admits, Hold
+from server.gateway_state import Admits, Hold, released
 from server.generation import plugins
 from server.generation.compression import compress
+from server.generation.demand import demand, prompt_estimate, prompt_upper_bound, typical_output
+from server.generation.ids import cache_salt, new_generation_id
 from server.generation.image_fetch import FetchPolicy
 from server.generation.images import ImagePolicy, to_data_url
 from server.generation.inbound import chat_payload, completion_payload, resolve_images, tokenize_payload
-from server.generation.input_limits import (
-    TYPICAL_OUTPUT_TOKENS,
-    InputLimits,
-    check_chat,
-    check_completion,
-    demand,
-    prompt_estimate,
-    prompt_upper_bound,
-)
+from server.generation.input_limits import InputLimits, check_chat, check_completion
 from server.generation.outbound import Envelope, Pricing, chat_response, completion_response, forced_tools
 from server.generation.outbound import usage as priced_usage
 from server.generation.plugins.file_parser import PdfReader, ReaderLimits, documents, without_files
 from server.generation.plugins.response_healing import heal
 from server.generation.provider_prefs import check_provider
-from server.generation.record import Call, Ending, Recorder, cache_salt, new_generation_id, released, request_tags
+from server.generation.recorder import Call, Ending, Recorder, request_tags
 from server.generation.stream import StreamOutcome, relay, shaper_for
 from server.schemas.request import ChatRequest, CompletionRequest, TokenizeRequest
 from server.settings import Settings
@@ -147,7 +141,7 @@ class Pipeline:
             if images:
                 with self._step("image_fetch", {"mistral_local.images": len(images)}):
                     await resolve_images(images, self._image)
-            await self._fit(payload, req.max_tokens, middle_out=wanted.middle_out)
+            await self._fit(payload, middle_out=wanted.middle_out)
         return await self._generate(call, ticket, "/v1/chat/completions", payload, stream=req.stream)
 
     async def complete(self, req: CompletionRequest, principal: Principal, model: str) -> Response:
@@ -219,15 +213,15 @@ class Pipeline:
         with self._step("admission"):
             return await self.admission.admit(principal, wanted)
 
-    async def _fit(self, payload: dict[str, Any], limit: int | None, *, middle_out: bool) -> None:
-        """Compress when asked (middle-out); otherwise refuse prompt + `limit` (the request's max_tokens) over the
-        context, which vLLM would silently clamp."""
+    async def _fit(self, payload: dict[str, Any], *, middle_out: bool) -> None:
+        """Compress when asked (middle-out); otherwise refuse prompt + the payload's max_tokens (the request's, or
+        the server's cap) over the context, which vLLM would silently clamp."""
         context = self.engine.engine.contexts.get(payload["model"])
         if context is None:
             return
+        limit = payload.get("max_tokens")
         if middle_out:
-            # Without max_tokens, room for a typical answer (at most a quarter of the context).
-            budget = context - (limit or min(TYPICAL_OUTPUT_TOKENS, context // 4))
+            budget = context - typical_output(limit, context)
 
             async def count(messages: list[dict[str, Any]]) -> int:
                 return await self.engine.count_tokens({**payload, "messages": messages})

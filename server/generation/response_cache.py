@@ -23,6 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from server import sse
 from server.errors import InvalidRequest
+from server.schemas.preset import Preset
 
 DEFAULT_TTL_S = 300
 MAX_TTL_S = 86400
@@ -42,6 +43,26 @@ class Entry:
         return isinstance(self.body, list)
 
 
+@dataclass(frozen=True)
+class CacheWish:
+    """What a request asked of the cache: how long to keep its answer, and whether to drop a stored one first."""
+
+    ttl_s: int
+    clear: bool
+
+
+def wish(headers: Mapping[str, str], preset: Preset | None) -> CacheWish | None:
+    """None unless the request asked for the cache: by its headers, or by naming a preset that turns it on (the
+    headers win)."""
+    by_preset = preset is not None and preset.cache_enabled
+    if headers.get("x-openrouter-cache", "true" if by_preset else "").lower() != "true":
+        return None
+    ttl = headers.get("x-openrouter-cache-ttl")
+    if ttl is None and by_preset and preset is not None and preset.cache_ttl_seconds:
+        return CacheWish(preset.cache_ttl_seconds, headers.get("x-openrouter-cache-clear", "").lower() == "true")
+    return CacheWish(_ttl(ttl), headers.get("x-openrouter-cache-clear", "").lower() == "true")
+
+
 @dataclass
 class CacheUse:
     """One request's use of the cache: its entry's key and TTL, and what it found."""
@@ -57,20 +78,16 @@ class ResponseCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
 
-    def use(self, headers: Mapping[str, str], key_id: str | None, request: Callable[[], bytes]) -> CacheUse | None:
-        """None unless the request asked for the cache. `request`: the chat request as it will be served, encoded
-        only for a request that asked (it holds the images: large)."""
-        if headers.get("x-openrouter-cache", "").lower() != "true":
-            return None
-        ttl = _ttl(headers.get("x-openrouter-cache-ttl"))
-        key = hashlib.sha256(f"{key_id}\0".encode() + request()).hexdigest()
-        if headers.get("x-openrouter-cache-clear", "").lower() == "true":
+    def use(self, asked: CacheWish, key_id: str | None, request: bytes) -> CacheUse:
+        """`request`: the chat request as it will be served."""
+        key = hashlib.sha256(f"{key_id}\0".encode() + request).hexdigest()
+        if asked.clear:
             self._drop(key)
         found = self._entries.get(key)
         if found is not None and found.expires <= time.monotonic():
             self._drop(key)
             found = None
-        return CacheUse(key, ttl, found)
+        return CacheUse(key, asked.ttl_s, found)
 
     def put(self, key: str, entry: Entry) -> None:
         if entry.size > self.max_bytes:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from server import sse
-from server.errors import UpstreamError, availability
+from server.errors import EngineError, availability
 from server.fleet.client import STREAM_ERRORS
 from server.generation.outbound import (
     Envelope,
@@ -298,5 +298,5 @@ async def relay(reads: AsyncIterator[bytes], shaper: ChunkShaper, interval_s: fl
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.finish_reason = "error"
         gone = availability("temporarily_unavailable")
-        failed = error_chunk(shaper.env, 502, "Engine stopped during generation", UpstreamError.error_type, gone)
+        failed = error_chunk(shaper.env, 502, "Engine stopped during generation", EngineError.error_type, gone)
         yield events.failed_after + sse.data(failed)

@@ -21,7 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from server import sse
 from server.access.auth import Principal
-from server.generation.record import new_generation_id
+from server.generation.ids import new_generation_id
 from server.schemas.request import ChatRequest
 from server.settings import Settings
 

@@ -1,5 +1,5 @@
 """A generation's record: its metadata (ids, model, tokens, cost, timings, outcome), never the prompt or the
-completion. Written by server/generation/record.py, kept by server/records.py."""
+completion. Written by server/generation/recorder.py, kept by server/record_store.py."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from rich.status import Status
 
 from server.app import create_app, key_store, keyring_for
 from server.checkpoint.identity import identity_overrides
+from server.engine.lifecycle import EngineState
 from server.engine.protocol import Engine
-from server.engine.supervisor import EngineState
 from server.serve.engine_choice import build_fleet
 from server.serving import check_exposure, check_port_free, run
 from server.settings import Settings

@@ -6,7 +6,7 @@ generation records in SQLite) and serves it over a Unix socket in a private dire
 worker processes (`worker.py`), each a whole FastAPI gateway on the same port (SO_REUSEPORT: the kernel spreads
 connections over them), restarts one that dies, and on SIGTERM drains them all (`control.py`). A worker asks the
 control process for each admission (one round trip per request, none per chunk), tells it of releases and records,
-and follows the engine's state from it (`shared_state.py`, `engine_view.py`). A worker whose control process dies
+and follows the engine's state from it (`state_client.py`, `engine_view.py`). A worker whose control process dies
 exits; tickets of a worker that dies are released.
 
 `mistral-local engine` (`node.py`) is the other process a fleet runs: one engine on its own node, supervised as

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.fleet.load import Load
 from server.fleet.members import Fleet, Member
 

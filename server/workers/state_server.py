@@ -23,7 +23,7 @@ from server.access.admission import Admission, Demand, Ticket
 from server.access.auth import KeyLimits, Principal
 from server.errors import GatewayError, error_fields
 from server.fleet.members import Fleet
-from server.records import RecordStore
+from server.record_store import RecordStore
 from server.schemas.record import GenerationRecord
 from server.tasks import cancel_and_wait
 from server.workers.engine_view import describe
@@ -156,6 +156,8 @@ class _WorkerLink(FramedProtocol):
             return {"usage": self.server.records.spent(message["key_id"])}
         if op == "activity":
             return {"rows": await self.server.records.activity(message["since"], message["day"], message["key_id"])}
+        if op == "spent_before":
+            return {"cost": await self.server.records.spent_before(message["key_id"], float(message["since"]))}
         if op == "total_cost":
             return {"cost": self.server.records.spent_by_all()}
         raise GatewayError(f"unknown operation {op!r}")

@@ -26,7 +26,7 @@ from server.settings import Settings
 from server.telemetry.console import configure_logging
 from server.telemetry.metrics import Metrics
 from server.workers.engine_view import view_fleet
-from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
+from server.workers.state_client import SharedAdmission, SharedRecords, StateLink
 
 log = logging.getLogger("mistral_local.workers")
 

@@ -11,7 +11,7 @@ import pytest
 from server.access import admission as admission_module
 from server.access.admission import Admission, Demand
 from server.access.auth import KeyLimits, Principal
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.errors import EngineUnavailable, Overloaded, PaymentRequired
 
 ANY = Principal(label=None, limits=KeyLimits())
@@ -24,6 +24,12 @@ class World:
         self.state = EngineState.READY
         self.ready_count = 1  # engines that take requests: capacity is this many engines' worth
         self.spent: dict[str | None, tuple[int, float]] = {}
+        self.before: dict[tuple[str | None, float], float] = {}  # cost before a budget window began
+        self.asked_before: list[tuple[str | None, float]] = []
+
+    async def spent_before(self, key_id: str | None, since: float) -> float:
+        self.asked_before.append((key_id, since))
+        return self.before.get((key_id, since), 0.0)
 
 
 def admission(world: World | None = None, **kw: float) -> Admission:
@@ -39,6 +45,7 @@ def admission(world: World | None = None, **kw: float) -> Admission:
         **args,  # type: ignore[arg-type]
         engine=world,
         spent=lambda label: world.spent.get(label, (0, 0.0)),
+        spent_before=world.spent_before,
     )
 
 
@@ -121,6 +128,25 @@ def test_per_key_limits_and_budgets() -> None:
         world.spent["id-budget"] = (0, 1.0)
         with pytest.raises(PaymentRequired):
             await a.admit(budget, Demand(1, 1))
+
+    asyncio.run(run())
+
+
+def test_a_budget_that_resets_counts_only_what_was_spent_since_its_window_began() -> None:
+    async def run() -> None:
+        world = World()
+        a = admission(world)
+        daily = Principal("daily", KeyLimits(cost_budget=1.0, cost_budget_since=86400.0), key_id="id-daily")
+        world.spent["id-daily"] = (0, 3.0)
+        world.before[("id-daily", 86400.0)] = 2.5  # 0.5 of the 3.0 spent today
+        (await a.admit(daily, Demand(1, 1, cost=0.4))).release()
+        with pytest.raises(PaymentRequired):  # 0.5 + 0.6 is past the budget of 1.0
+            await a.admit(daily, Demand(1, 1, cost=0.6))
+        lifetime = Principal("lifetime", KeyLimits(cost_budget=1.0), key_id="id-lifetime")
+        world.spent["id-lifetime"] = (0, 1.0)
+        with pytest.raises(PaymentRequired):
+            await a.admit(lifetime, Demand(1, 1))
+        assert world.asked_before == [("id-daily", 86400.0)] * 2  # a budget without a window asks nothing
 
     asyncio.run(run())
 

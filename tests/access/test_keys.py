@@ -17,9 +17,10 @@ import httpx
 import pytest
 from openrouter import OpenRouter, errors
 
-from server.access.auth import hash_key, new_key
-from server.access.keys import KeyStore, StoredKey
-from server.records import RecordStore
+from server.access.auth import KeyLimits, hash_key, new_key
+from server.access.keys import KeyStore, StoredKey, window_start
+from server.gateway_state import budget_spent
+from server.record_store import RecordStore
 from tests.helpers import bearer
 from tests.served_app import gateway_settings, served_app
 from tests.test_records import record
@@ -96,6 +97,8 @@ def test_only_a_management_key_manages_keys(tmp_path: Path) -> None:
 
 def test_a_budget_that_resets_counts_the_current_window(tmp_path: Path) -> None:
     records = tmp_path / "generations.sqlite3"
+    since = window_start("daily", datetime.now(UTC))
+    assert since is not None
 
     async def spend() -> None:
         store = RecordStore(records, 30)
@@ -104,14 +107,21 @@ def test_a_budget_that_resets_counts_the_current_window(tmp_path: Path) -> None:
         store.add(stored_at(old, time.time() - 2 * 86400))
         store.add(record("gen-new", label="daily", cost=0.5, key_id=hash_key("k")))
         store.add(record("gen-other", label="weekly", cost=7.0))  # another key's spending counts for nothing here
+        # 2.5 spent in all, 0.5 of it today: against a daily budget only the 0.5 counts.
+        assert await store.spent_before(hash_key("k"), since.timestamp()) == pytest.approx(2.0)
+        window = KeyLimits(cost_budget=1.0, cost_budget_since=since.timestamp())
+        assert await budget_spent(store, hash_key("k"), window) == pytest.approx(0.5)
+        assert await budget_spent(store, hash_key("k"), KeyLimits(cost_budget=1.0)) == pytest.approx(2.5)
+        store.add(record("gen-later", label="daily", cost=0.25, key_id=hash_key("k")))  # the answer is kept
+        assert await budget_spent(store, hash_key("k"), window) == pytest.approx(0.75)
         await store.close()
 
     asyncio.run(spend())
-    keys = KeyStore(tmp_path / "keys.sqlite3", records)
+    keys = KeyStore(tmp_path / "keys.sqlite3")
     key = StoredKey(hash_key("k"), "daily", "sk-…", False, 1.0, "daily", False, None, time.time(), None)
-    # 2.5 spent in all, 0.5 of it today: the budget of 1.0 has 0.5 left, so the check allows up to 2.5 + 0.5.
-    assert keys.spec(key).limits.cost_budget == pytest.approx(3.0)
-    assert keys.spec(StoredKey(**{**key.__dict__, "limit_reset": None})).limits.cost_budget == 1.0
+    limits = keys.spec(key).limits
+    assert limits.cost_budget == 1.0 and limits.cost_budget_since == since.timestamp()
+    assert keys.spec(StoredKey(**{**key.__dict__, "limit_reset": None})).limits.cost_budget_since is None
 
 
 def stored_at(r: Any, created_at: float) -> Any:
@@ -132,7 +142,7 @@ def test_databases_of_the_release_before_key_ids_keep_every_keys_past(tmp_path: 
     the configured key and the one made through /keys each still own their records and spending, and their budgets
     go on from there."""
     team = new_key()
-    KeyStore(tmp_path / "keys.sqlite3", tmp_path / "generations.sqlite3").add(
+    KeyStore(tmp_path / "keys.sqlite3").add(
         StoredKey(hash_key(team), "team-c", "sk-…", False, 2.0, None, False, None, time.time(), None)
     )
 

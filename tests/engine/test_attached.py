@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp import web
 
-from server.engine import attached, supervisor
+from server.engine import attached, lifecycle
 from server.engine.attached import AttachedEngine
 from server.engine.vllm_release import PINNED
 from server.serving import free_port
@@ -49,7 +49,7 @@ async def until(check: Callable[[], bool], within_s: float) -> None:
 
 def test_one_failed_check_is_not_an_outage_three_are(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attached, "WATCH_INTERVAL_S", 0.05)
-    monkeypatch.setattr(supervisor, "PROBE_INTERVAL_S", 0.05)
+    monkeypatch.setattr(lifecycle, "PROBE_INTERVAL_S", 0.05)
 
     async def run() -> None:
         engine = Engine()

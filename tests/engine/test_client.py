@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
-from server.engine.supervisor import EngineState
-from server.errors import GatewayError, InvalidRequest, UpstreamError
+from server.engine.lifecycle import EngineState
+from server.errors import EngineError, GatewayError, InvalidRequest
 from server.fleet.client import EngineClient, Sessions
 from server.fleet.members import fleet_of
 from server.fleet.routing import Router
@@ -105,7 +105,7 @@ def test_an_engine_call_is_a_span_whose_context_and_request_id_reach_the_engine(
     assert (version, trace_id, parent_id) == ("00", f"{request.trace_id:032x}", f"{span.context.span_id:016x}")
 
 
-@pytest.mark.parametrize(("path", "error"), [("/garbled", UpstreamError), ("/refused", InvalidRequest)])
+@pytest.mark.parametrize(("path", "error"), [("/garbled", EngineError), ("/refused", InvalidRequest)])
 def test_a_failed_call_marks_its_span_with_the_errors_kind_only(
     tracer: Tracer, exported: InMemorySpanExporter, path: str, error: type[GatewayError]
 ) -> None:

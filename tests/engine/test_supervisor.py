@@ -15,7 +15,8 @@ import transformers
 
 from server.engine.diagnosis import Context, installed_version
 from server.engine.launcher import EngineCommand
-from server.engine.supervisor import Backoff, EngineState, EngineSupervisor
+from server.engine.lifecycle import EngineState
+from server.engine.supervisor import Backoff, EngineSupervisor
 
 QUICK = Backoff(first_s=0.05, factor=1.0, max_s=0.05)
 

@@ -3,7 +3,7 @@ smallest context of any, capacity counted in ready engines; refreshed on every c
 
 from __future__ import annotations
 
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.fleet.members import Fleet, Member, fleet_of
 from server.workers.engine_view import EngineView
 

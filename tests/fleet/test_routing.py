@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from server.engine.supervisor import EngineState
+from server.engine.lifecycle import EngineState
 from server.fleet import routing
 from server.fleet.load import Load
 from server.fleet.members import Fleet, Member

@@ -12,7 +12,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from server.errors import InvalidRequest
 from server.generation import response_cache as module
-from server.generation.response_cache import CacheUse, Entry, ResponseCache
+from server.generation.response_cache import DEFAULT_TTL_S, CacheUse, CacheWish, Entry, ResponseCache, wish
+from server.schemas.preset import Preset
 
 ASKED = {"x-openrouter-cache": "true"}
 
@@ -62,13 +63,23 @@ def drain(response: StreamingResponse) -> None:
 
 
 def use(cache: ResponseCache, body: bytes, key_id: str | None = "k1", **headers: str) -> CacheUse:
-    found = cache.use(ASKED | headers, key_id, lambda: body)
-    assert found is not None
-    return found
+    asked = wish(ASKED | headers, None)
+    assert asked is not None
+    return cache.use(asked, key_id, body)
 
 
 def test_a_request_that_did_not_ask_is_not_served_from_the_cache() -> None:
-    assert ResponseCache(1 << 20).use({}, "k1", request) is None
+    assert wish({}, None) is None
+    assert wish({"x-openrouter-cache": "false"}, None) is None
+
+
+def test_a_preset_asks_for_the_cache_with_its_ttl_and_the_headers_win() -> None:
+    on = Preset(cache_enabled=True, cache_ttl_seconds=60)
+    assert wish({}, on) == CacheWish(60, clear=False)
+    assert wish({"x-openrouter-cache-ttl": "5", "x-openrouter-cache-clear": "true"}, on) == CacheWish(5, clear=True)
+    assert wish({"x-openrouter-cache": "false"}, on) is None
+    assert wish({}, Preset(cache_enabled=True)) == CacheWish(DEFAULT_TTL_S, clear=False)
+    assert wish({}, Preset(cache_ttl_seconds=60)) is None  # a TTL alone does not turn the cache on
 
 
 def test_the_same_request_of_the_same_key_hits_and_anything_else_misses(clock: Clock) -> None:

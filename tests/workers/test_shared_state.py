@@ -23,7 +23,7 @@ from server.gateway_state import LocalState, local_state
 from server.schemas.record import GenerationRecord
 from server.settings import Settings
 from server.workers.engine_view import follow, view_fleet
-from server.workers.shared_state import SharedAdmission, SharedRecords, StateLink
+from server.workers.state_client import SharedAdmission, SharedRecords, StateLink
 from server.workers.state_server import StateServer
 
 ANY = Principal(None, KeyLimits())

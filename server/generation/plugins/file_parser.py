@@ -21,7 +21,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from server.errors import InvalidRequest, Overloaded
-from server.generation.input_limits import BYTES_PER_TOKEN, MAX_IMAGE_TOKENS
+from server.generation.demand import BYTES_PER_TOKEN, MAX_IMAGE_TOKENS
 from server.generation.plugins import is_file
 from server.schemas.request import ChatRequest, Lenient, UnsupportedPart, UserMessage
 

@@ -1,16 +1,10 @@
 """Every generation's record and metrics, however it was answered (the local engine, the hosted upstream, the
 response cache), written in one place: `Call` is what is known when it starts, `Ending` how it ended, and
-`Recorder.finish` records it and releases its admission hold. Also the small rules the path applies on the way: each
-key's prefix-cache salt and a hold released whatever happens."""
+`Recorder.finish` records it and releases its admission hold."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import secrets
-import string
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +20,6 @@ from server.telemetry.metrics import Metrics
 from server.telemetry.request_log import request_id
 from server.telemetry.tracing import Tracing
 
-_ALNUM = string.ascii_letters + string.digits
-
-
-def new_generation_id() -> str:
-    """OpenRouter's id format: gen-<unix seconds>-<20 alphanumerics>. One read of the OS's randomness, not one per
-    character (`secrets.choice` reads it 20 times); bytes past the last whole multiple of 62 are dropped, so every
-    character is equally likely."""
-    chars: list[str] = []
-    while len(chars) < 20:
-        chars += [_ALNUM[b % 62] for b in secrets.token_bytes(32) if b < 248]
-    return f"gen-{int(time.time())}-{''.join(chars[:20])}"
-
 
 def request_tags(req: SamplingFields) -> dict[str, str | None]:
     """A request's `user`, `session_id`, `prompt_cache_key` and preset, and its request id, as record fields."""
@@ -48,6 +30,11 @@ def request_tags(req: SamplingFields) -> dict[str, str | None]:
         "request_id": request_id.get(),
         "preset_id": (req.model_extra or {}).get("preset"),  # set by server/generation/presets.py
     }
+
+
+def attempt(model: str, provider: str, status: int) -> dict[str, Any]:
+    """One try among a request's attempts, as the generation record lists them."""
+    return {"model": model, "provider_name": provider, "status": status}
 
 
 @dataclass
@@ -113,7 +100,7 @@ class Recorder:
     @staticmethod
     def _record(call: Call, ending: Ending) -> GenerationRecord:
         """This attempt last among the request's attempts."""
-        this = {"model": call.env.model, "provider_name": call.env.provider, "status": ending.status}
+        this = attempt(call.env.model, call.env.provider, ending.status)
         return GenerationRecord.ended_now(
             usage=ending.usage,
             started=call.started,
@@ -133,20 +120,3 @@ class Recorder:
             cache_source_id=call.cache_source_id,
             **call.tags,
         )
-
-
-def cache_salt(key_id: str) -> str:
-    """The key's own prefix-cache namespace. Not a secret: clients cannot set it (the engine payload is built from
-    checked fields only), so knowing another key's salt gains nothing."""
-    return hashlib.sha256(f"mistral-local key {key_id}".encode()).hexdigest()[:32]
-
-
-@contextlib.contextmanager
-def released(ticket: Hold, *, on_error_only: bool = False) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        ticket.release()
-        raise
-    if not on_error_only:
-        ticket.release()

@@ -154,6 +154,9 @@ class SharedRecords:
     async def total_cost(self) -> float:
         return float((await self._link.call({"op": "total_cost"}))["cost"])
 
+    async def spent_before(self, key_id: str | None, since: float) -> float:
+        return float((await self._link.call({"op": "spent_before", "key_id": key_id, "since": since}))["cost"])
+
     async def open(self) -> None:
         """Nothing to open: the control process opened the database."""
 

@@ -89,6 +89,7 @@ class RecordStore:
         self._task: asyncio.Task[None] | None = None
         # Tokens and cost per key id since records began: what budgets are checked against.
         self._totals: dict[str | None, tuple[int, float]] = {}
+        self._before: dict[tuple[str | None, float], float] = {}  # `spent_before`'s answers: they never change
         self._failing_since: float | None = None  # the writer's first failed write of the current run of them
         self._failure_logged = 0.0
 
@@ -277,6 +278,24 @@ class RecordStore:
     async def usage(self, key_id: str | None) -> tuple[int, float]:
         """`spent`, as routes ask for it: a gateway worker asks the control process, which takes a round trip."""
         return self.spent(key_id)
+
+    async def spent_before(self, key_id: str | None, since: float) -> float:
+        """What a key spent before `since` (a budget window's start), in USD: asked once per key and window, in the
+        database's thread, off the event loop."""
+        if (known := self._before.get((key_id, since))) is None:
+            await self.flush()  # what ended before the window began counts before it
+            known = self._before[(key_id, since)] = await self._run(self._select_before, key_id, since)
+        return known
+
+    def _select_before(self, key_id: str | None, since: float) -> float:
+        """All the key spent (its running total, which outlives pruned records) less what it spent since. The
+        writer runs in this thread too: both reads see the same writes."""
+        assert self._conn is not None
+        total = self._conn.execute("SELECT cost FROM key_spending WHERE key_id = ?", (key_id or NO_KEY,)).fetchone()
+        recent = self._conn.execute(
+            "SELECT SUM(cost) FROM generations WHERE key_id IS ? AND created_at >= ?", (key_id, since)
+        ).fetchone()
+        return max(0.0, float(total[0] if total else 0.0) - float(recent[0] or 0.0))
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
