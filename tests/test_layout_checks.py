@@ -62,10 +62,34 @@ def test_a_clean_tree_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out == ""
 
 
-def test_a_request_path_over_its_limit_fails_and_names_its_files() -> None:
+def test_a_request_path_over_its_limit_fails_and_names_its_chain() -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "request_path.py"), "--quiet", "--most", "5"],
+        [sys.executable, str(SCRIPTS / "request_path.py"), "--quiet", "--most-calls", "4"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "server/generation/pipeline.py" in done.stdout and "server/fleet/client.py" in done.stdout
+    assert "BREAKS" in done.stdout and "calls on the chain (at most 4)" in done.stdout
+    assert "server/generation/pipeline.py _generate" in done.stdout and "server/fleet/client.py post" in done.stdout
+    assert "consulted: " in done.stdout and "access/admission.py" in done.stdout
+
+
+def request_path() -> ModuleType:
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location("request_path", SCRIPTS / "request_path.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def test_a_chain_that_comes_back_to_a_file_or_runs_long_breaks_the_rules() -> None:
+    breaks = request_path().breaks
+    chain = [("api.py", "route"), ("dispatch.py", "chat"), ("dispatch.py", "_serve"), ("client.py", "post")]
+    assert breaks(chain, most_calls=4, most_files=3) == []  # two calls in one file are one file
+    assert breaks(chain, most_calls=3, most_files=3) == ["4 calls on the chain (at most 3)"]
+    assert breaks(chain, most_calls=4, most_files=2) == ["3 files on the chain (at most 2)"]
+    knot = [("api.py", "route"), ("dispatch.py", "chat"), ("api.py", "helper"), ("client.py", "post")]
+    assert breaks(knot, most_calls=9, most_files=9) == ["the chain comes back to a file it left"]
