@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# OpenRouter's TypeScript SDK for the tests (tests/e2e/test_openrouter_sdk_ts.py), exactly as
+# OpenRouter's TypeScript SDK for the tests (tests/api/test_openrouter_sdk_ts.py), exactly as
 # tests/sdk_ts/package-lock.json pins it, from the npm registry. Needs Node.js and npm (Debian: apt-get install
 # nodejs npm). Idempotent: does nothing when the lock is unchanged since the last install.
 set -euo pipefail

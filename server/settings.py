@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # Seconds between `: OPENROUTER PROCESSING` comments while a stream waits for its first token.
     keepalive_interval_s: float = Field(2.0, gt=0)
     # Plain text-delta chunks rewritten at the byte level; off, every chunk is parsed and re-encoded. The client
-    # gets the same bytes either way (tests/e2e/test_fast_path.py); only the gateway's CPU time differs.
+    # gets the same bytes either way (tests/generation/test_fast_path.py); only the gateway's CPU time differs.
     fast_path: bool = True
     cache_dir: Path = Path.home() / ".cache" / "mistral-local"
     # Attach to engines someone else runs (each started by `mistral-local engine`, or an llm-d / vLLM router

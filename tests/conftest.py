@@ -11,10 +11,10 @@ import pytest
 from server.checkpoint.tiny import write_tiny
 from server.serve.engine_choice import tiny_checkpoint
 from server.serving import free_port
-from tests.e2e.image_server import serve_images
-from tests.gateway_process import CACHE_DIR, Gateway, start_gateway
-from tests.helpers import STRICT_WEATHER
-from tests.otlp_receiver import Receiver, otlp_receiver
+from tests.support.gateway_process import CACHE_DIR, Gateway, start_gateway
+from tests.support.helpers import STRICT_WEATHER
+from tests.support.image_server import serve_images
+from tests.support.otlp_receiver import Receiver, otlp_receiver
 
 ENGINE_KEY = secrets.token_urlsafe(24)
 DEAD_PROXY = {
@@ -24,18 +24,20 @@ DEAD_PROXY = {
 
 # Its fixture starts a second engine while the session gateway's starts (on 2 cores, about 110 s for both instead of
 # 80 s each, one after the other): it goes first, before anything has started the session gateway.
-FIRST = "tests/e2e/test_fleet.py::"
+FIRST = "tests/fleet/test_fleet_engines.py::"
 # The modules the Magistral gateway serves run one after the other, near the end: its engine lives from their first
 # test to the session's end, beside the others'.
-MAGISTRAL_MODULES = ("tests/e2e/test_reasoning.py::", "tests/e2e/test_tracing.py::")
+MAGISTRAL_MODULES = ("tests/generation/test_reasoning_on_engine.py::", "tests/telemetry/test_tracing_on_engine.py::")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The fleet's tests first, then the rest in order, then Magistral's; tests that kill the shared engine after all
-    the others (a stable sort keeps each group in order)."""
+    """Each room's tests sit beside its other tests (tests/ mirrors server/); they run in this order: the tests that
+    need no engine, then those that do (`engine`), the fleet's first, Magistral's last; tests that kill the shared
+    engine after all the others. A stable sort keeps each group, and so each module, in order."""
     items.sort(
         key=lambda item: (
             item.get_closest_marker("disruptive") is not None,
+            item.get_closest_marker("engine") is not None,
             not item.nodeid.startswith(FIRST),
             item.nodeid.startswith(MAGISTRAL_MODULES),
         )

@@ -2,7 +2,7 @@
 
 The rule for every field: what OpenRouter omits is omitted, never sent as null, and null only where OpenRouter
 itself sends null. OpenRouter's SDKs parse strictly (a null where they expect a string or nothing fails the whole
-call); the tests parse every kind of answer with both official SDKs (tests/e2e/test_openrouter_sdk*.py), so an SDK
+call); the tests parse every kind of answer with both official SDKs (tests/api/test_openrouter_sdk*.py), so an SDK
 release that demands more fails there first."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from server.access.auth import hash_key, new_key
 from server.access.guard import ANONYMOUS_BODY_BYTES, allowed_hosts, host_name
-from tests.served_app import gateway_settings, served_app
+from tests.support.served_app import gateway_settings, served_app
 
 KEY = new_key()
 KEYS = json.dumps([{"label": "alice", "sha256": hash_key(KEY)}])

@@ -21,9 +21,9 @@ from server.access.auth import KeyLimits, hash_key, new_key
 from server.access.keys import KeyStore, StoredKey, window_start
 from server.gateway_state import budget_spent
 from server.record_store import RecordStore
-from tests.helpers import bearer
-from tests.served_app import gateway_settings, served_app
-from tests.test_records import record
+from tests.support.helpers import bearer
+from tests.support.records import record
+from tests.support.served_app import gateway_settings, served_app
 
 OPS, USER = new_key(), new_key()
 SPECS = [

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from server.bench.client import Outcome, Target, send
-from tests.loopback_http import serve_http
+from tests.support.loopback_http import serve_http
 
 TEXT_DELAY_S = 1.0
 

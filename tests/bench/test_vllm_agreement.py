@@ -1,7 +1,7 @@
 """`mistral-local bench` and `vllm bench serve` read the same recorded requests the same way: vLLM's own metric code
 (vllm.benchmarks.serve.calculate_metrics) and ours (server/bench/metrics.py) are given one set of timings, with no
 clock involved, and must give the same figures. The end-to-end check against a stream of known timings is
-tests/e2e/test_bench.py."""
+tests/bench/test_bench_command.py."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from server.bundle.resolve import Pinned, Target
 from server.bundle.wheels import Wheel, choose, download
 from server.engine.vllm_release import Release
 from server.errors import ConfigError
-from tests.loopback_http import serve_http
+from tests.support.loopback_http import serve_http
 
 BODY = b"not really a wheel, but its bytes are hashed all the same" * 100
 DIGEST = hashlib.sha256(BODY).hexdigest()

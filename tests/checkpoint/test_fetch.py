@@ -18,7 +18,7 @@ from server.checkpoint.identity import IDENTITY_FILE, identity_overrides, read_i
 from server.checkpoint.tiny import tekken, write_tiny_hf
 from server.errors import ConfigError
 from server.settings import Settings
-from tests.fake_hub import SHA, Hub, serve_hub
+from tests.support.fake_hub import SHA, Hub, serve_hub
 
 CLI = str(Path(sys.executable).parent / "mistral-local")
 MISTRAL_31 = "mistralai/Mistral-Small-3.1-24B-Instruct-2503"

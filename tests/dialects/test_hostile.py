@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.served_app import gateway_settings, served_app
+from tests.support.served_app import gateway_settings, served_app
 
 BODIES: dict[str, list[dict[str, Any]]] = {
     "/api/v1/messages": [

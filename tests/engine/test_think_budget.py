@@ -1,6 +1,7 @@
-"""The engine's reasoning budget (server/engine/think_budget.py), step by step on logits as vLLM's sampler hands
-them over: after N reasoning tokens only [/THINK] can come; a budget of 0 forbids [THINK]; once reasoning ended, or
-when the model never reasons, nothing is touched. End to end, on the real engine: tests/e2e/test_reasoning.py."""
+"""The engine's reasoning budget (server/engine/think_budget.py), step by step on logits as vLLM's sampler hands them
+over: after N reasoning tokens only [/THINK] can come; a budget of 0 forbids [THINK]; once reasoning ended, or when
+the model never reasons, nothing is touched. End to end, on the real engine:
+tests/generation/test_reasoning_on_engine.py."""
 
 from __future__ import annotations
 

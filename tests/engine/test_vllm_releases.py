@@ -1,6 +1,6 @@
 """The supported vLLM releases each accept the exact command the gateway builds for every shipped profile, parsed by
-that release's own argument parser (its Python code from PyPI: tests/vllm_releases.py), and the gateway refuses a
-release outside the range at once."""
+that release's own argument parser (its Python code from PyPI: tests/support/vllm_releases.py), and the gateway
+refuses a release outside the range at once."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from server.engine.launcher import NO_MEDIA_DOMAIN, build_command
 from server.engine.profiles import Profile, available_profiles, load_profile
 from server.engine.vllm_release import LAUNCHER_MODULE, LEGACY_MODULE, PINNED, TESTED, Release, supported
 from server.errors import ConfigError
-from tests.vllm_releases import overlay_env
+from tests.support.vllm_releases import overlay_env
 
 NAMES = ["mistralai/mistral-small-3.1-24b-instruct", "mistralai/mistral-small-3.1-24b-instruct-2503"]
 SOCKET = "/run/private/engine.sock"
@@ -33,7 +33,7 @@ def argv_for(profile: Profile, release: Release) -> list[str]:
 
 def parsed_by(version: str, argvs: list[list[str]]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(HERE / "parse_with_vllm.py"), LEGACY_MODULE, LAUNCHER_MODULE],
+        [sys.executable, str(HERE.parent / "support" / "parse_with_vllm.py"), LEGACY_MODULE, LAUNCHER_MODULE],
         input=json.dumps(argvs),
         capture_output=True,
         text=True,

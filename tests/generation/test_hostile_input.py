@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import post
-from tests.pdfs import bomb, document_part
-from tests.served_app import gateway_settings, served_app
+from tests.support.helpers import post
+from tests.support.pdfs import bomb, document_part
+from tests.support.served_app import gateway_settings, served_app
 
 USER = {"role": "user", "content": "hi"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from server.errors import InvalidRequest
 from server.generation.image_fetch import FetchPolicy, fetch_image, refusal
-from tests.e2e.image_server import BOMB, SEEN_HEADERS
+from tests.support.image_server import BOMB, SEEN_HEADERS
 
 
 def policy(mode: str, allow: tuple[str, ...] = (), max_bytes: int = 1 << 20, timeout_s: float = 2) -> FetchPolicy:

@@ -18,7 +18,7 @@ from server.generation.plugins import heal_wanted, refuse_web, wanted
 from server.generation.plugins.file_parser import PdfReader, ReaderLimits, documents, without_files
 from server.generation.plugins.response_healing import MAX_HEAL_CHARS, heal_now
 from server.schemas.request import ChatRequest
-from tests.pdfs import bomb, document_part, file_part, pdf
+from tests.support.pdfs import bomb, document_part, file_part, pdf
 
 JSON_ASKED = {"response_format": {"type": "json_object"}, "plugins": [{"id": "response-healing"}]}
 

@@ -16,8 +16,8 @@ from server.settings import Settings
 from server.telemetry.console import TextFormatter
 from server.telemetry.request_log import RequestContextFilter
 from server.telemetry.tracing import Tracing, engine_flags, traces_endpoint
-from tests.otlp_receiver import otlp_receiver
-from tests.served_app import gateway_settings, served_app
+from tests.support.otlp_receiver import otlp_receiver
+from tests.support.served_app import gateway_settings, served_app
 
 
 def test_tracing_is_off_and_the_engine_not_told_unless_a_collector_is_named() -> None:
