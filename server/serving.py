@@ -20,7 +20,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from server.access.admission import Admission
-from server.api.deps import gateway_of
 from server.engine.protocol import ManagedEngine
 from server.errors import ConfigError, EngineFailed
 from server.gateway_state import Admits
@@ -113,11 +112,12 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-async def run(app: FastAPI, settings: Settings) -> None:
-    """Serve until drained; EngineFailed when the engine never became ready.
+async def run(app: FastAPI, settings: Settings, admission: Admission, engine: ManagedEngine) -> None:
+    """Serve `app` until drained; EngineFailed when the engine never became ready. `admission` and `engine`: the
+    app's own (the start-up built them and handed them to both), which the drain and the exit watch.
 
     httptools (uvicorn[standard]) by name, so a missing one fails the start instead of slowing every request; the
-    event loop is uvloop's, from the caller (server/cli.py)."""
+    event loop is uvloop's, from the caller (server/serve/start.py)."""
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -126,10 +126,7 @@ async def run(app: FastAPI, settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=5,
     )
-    gateway = gateway_of(app)
-    assert isinstance(gateway.admission, Admission), "one process: its own admission (workers: server/workers/)"
-    server = DrainingServer(config, gateway.admission, settings.drain_timeout_s)
-    engine = gateway.engine
+    server = DrainingServer(config, admission, settings.drain_timeout_s)
     watch = asyncio.create_task(engine.failed.wait())
     watch.add_done_callback(lambda _: setattr(server, "should_exit", True))
     try:

@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import functools
 
-import orjson
 from aiohttp import web
 
+from server import sse
 from server.engine.vllm_release import PINNED
 
 
@@ -21,20 +21,17 @@ def rendered_stream(model: str, tokens: int) -> tuple[bytes, list[bytes], bytes]
     """vLLM's opening role chunk, one chunk per token (the last with its finish reason), and usage with [DONE]."""
     head = {"id": "chatcmpl-synthetic", "object": "chat.completion.chunk", "created": 1764100000, "model": model}
 
-    def data(payload: dict[str, object]) -> bytes:
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
-
     def choice(delta: dict[str, str], finish: str | None) -> dict[str, object]:
         extra = {"stop_reason": None} if finish else {}
         return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **extra, "token_ids": None}
 
-    role = data({**head, "choices": [choice({"role": "assistant", "content": ""}, None)]})
+    role = sse.data({**head, "choices": [choice({"role": "assistant", "content": ""}, None)]})
     pieces = [
-        data({**head, "choices": [choice({"content": f" tok{i}"}, "length" if i == tokens - 1 else None)]})
+        sse.data({**head, "choices": [choice({"content": f" tok{i}"}, "length" if i == tokens - 1 else None)]})
         for i in range(tokens)
     ]
     usage = {"prompt_tokens": 40, "total_tokens": 40 + tokens, "completion_tokens": tokens}
-    return role, pieces, data({**head, "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
+    return role, pieces, sse.data({**head, "choices": [], "usage": usage}) + sse.DONE
 
 
 def app(model: str, tokens: int, interval_s: float, first_token_s: float | None = None) -> web.Application:

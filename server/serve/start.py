@@ -17,6 +17,7 @@ from server.app import create_app, key_store, keyring_for
 from server.checkpoint.identity import identity_overrides
 from server.engine.lifecycle import EngineState
 from server.engine.protocol import Engine
+from server.gateway_state import local_state
 from server.serve.engine_choice import build_fleet
 from server.serving import check_exposure, check_port_free, run
 from server.settings import Settings
@@ -46,12 +47,15 @@ def serve_from_flags(flags: dict[str, Any]) -> None:
     check_exposure(settings, keyring_for(settings, key_store(settings)).enabled)
     check_port_free(settings.host, settings.port)
     engine, settings = build_fleet(settings)
-    app = create_app(settings, engine) if settings.workers == 1 else None
 
     async def main() -> None:
         progress = asyncio.create_task(show_engine_progress(engine))
         try:
-            await (run(app, settings) if app is not None else run_control(settings, engine))
+            if settings.workers == 1:  # one process: the app and the HTTP server share its state's parts
+                state = local_state(settings, engine)
+                await run(create_app(settings, engine, state), settings, state.admission, engine)
+            else:
+                await run_control(settings, engine)
         finally:
             await cancel_and_wait(progress)
 

@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from server.serving import free_port
+from tests.support.engine_requests import greedy
 from tests.support.gateway_process import Gateway, start_gateway
 from tests.support.helpers import metric
-from tests.support.requests import greedy
 
 pytestmark = pytest.mark.engine
 REQUESTS = 8

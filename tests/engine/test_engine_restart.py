@@ -16,8 +16,8 @@ import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
+from tests.support.engine_requests import gateway_in_flight
 from tests.support.gateway_process import Gateway, attached_gateway, wait_gone
-from tests.support.requests import gateway_in_flight
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
 

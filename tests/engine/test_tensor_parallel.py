@@ -11,8 +11,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.support.engine_requests import greedy
 from tests.support.gateway_process import Gateway, start_gateway, wait_gone
-from tests.support.requests import greedy
 
 pytestmark = pytest.mark.engine
 

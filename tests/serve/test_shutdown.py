@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.engine_requests import STREAM_TOKENS, stream_story, wait_for_drain
 from tests.support.gateway_process import Gateway, wait_gone
-from tests.support.requests import STREAM_TOKENS, stream_story, wait_for_drain
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
 

@@ -19,9 +19,9 @@ import pytest
 
 from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
+from tests.support.engine_requests import STREAM_TOKENS, stream_story, wait_for_drain
 from tests.support.gateway_process import Gateway, attached_gateway, start_gateway, wait_gone
 from tests.support.helpers import bearer, metric, wait_for
-from tests.support.requests import STREAM_TOKENS, stream_story, wait_for_drain
 
 pytestmark = pytest.mark.engine
 
