@@ -59,7 +59,7 @@ class BenchOptions:
 
 
 def options_from_flags(flags: dict[str, Any]) -> BenchOptions:
-    """`mistral-local bench`'s flags (server/cli.py), checked."""
+    """`mistral-local bench`'s flags (server/bench/command.py), checked."""
     f = flags
     width, _, height = f["image_size"].partition("x")
     if not (width.isdigit() and height.isdigit()):

@@ -121,21 +121,21 @@ class EngineClient:
     def __init__(
         self,
         sessions: Sessions,
-        engine: Fleet,
+        fleet: Fleet,
         router: Router,
         retry_after_s: int,
         tracer: Tracer,
     ) -> None:
         self.sessions = sessions
-        self.engine = engine
+        self.fleet = fleet
         self.router = router
         self.retry_after_s = retry_after_s
         self.tracer = tracer
 
     def _unavailable(self, members: list[Member]) -> EngineUnavailable:
         retry = self.retry_after_s
-        if len(members) == len(self.engine.members):
-            what = f"Engine is {self.engine.state.value}"
+        if len(members) == len(self.fleet.members):
+            what = f"Engine is {self.fleet.state.value}"
         else:  # the engines of one model of several
             what = f"The engines serving this model are {state_of(members).value}" if members else "No engine"
         return EngineUnavailable(what, retry_after=retry, availability=availability("temporarily_unavailable", retry))
@@ -163,8 +163,8 @@ class EngineClient:
     ) -> tuple[Member, aiohttp.ClientResponse]:
         """The answer of the first engine in the conversation's order that takes the connection; counted on it
         until the caller calls `member.in_flight -= 1` (post and stream do)."""
-        members = self.engine.members_for(payload.get("model", ""))  # those serving the request's model
-        if not self.engine.ready or not members:
+        members = self.fleet.members_for(payload.get("model", ""))  # those serving the request's model
+        if not self.fleet.ready or not members:
             raise self._unavailable(members)
         body = self._body(payload)
         # A fleet of one has nothing to choose (unless it is a router that wants the session): no hashing.
@@ -190,7 +190,7 @@ class EngineClient:
                     error_body = await self._read(response)
                 raise engine_error(response.status, error_body)
             except Refused:
-                if len(self.engine.members) > 1:  # a fleet of one just answers 503, as it always did
+                if len(self.fleet.members) > 1:  # a fleet of one just answers 503, as it always did
                     member.eject("refused a connection")
                 continue
             finally:

@@ -65,7 +65,7 @@ class Pipeline:
         self.recorder = recorder
         self.fetcher = fetcher
         self.admission = admission
-        profile_images = engine.engine.images_per_prompt
+        profile_images = engine.fleet.images_per_prompt
         self.limits = InputLimits(
             max_messages=settings.max_messages,
             max_images=min(settings.max_images_per_request, profile_images or settings.max_images_per_request),
@@ -203,7 +203,7 @@ class Pipeline:
 
     def context(self, model: str) -> int:
         """The context of the engines serving `model` (the id they serve it as)."""
-        return self.engine.engine.contexts.get(model) or DEFAULT_CONTEXT
+        return self.engine.fleet.contexts.get(model) or DEFAULT_CONTEXT
 
     async def _admit(self, principal: Principal, payload: dict[str, Any], files_tokens: int = 0) -> Hold:
         """`files_tokens`: what the request's PDFs may add to the prompt, before they are read."""
@@ -216,7 +216,7 @@ class Pipeline:
     async def _fit(self, payload: dict[str, Any], *, middle_out: bool) -> None:
         """Compress when asked (middle-out); otherwise refuse prompt + the payload's max_tokens (the request's, or
         the server's cap) over the context, which vLLM would silently clamp."""
-        context = self.engine.engine.contexts.get(payload["model"])
+        context = self.engine.fleet.contexts.get(payload["model"])
         if context is None:
             return
         limit = payload.get("max_tokens")

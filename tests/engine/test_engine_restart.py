@@ -16,7 +16,7 @@ import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
-from tests.support.engine_requests import gateway_in_flight
+from tests.support.engine_requests import gateway_in_flight, running_requests
 from tests.support.gateway_process import Gateway, attached_gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
@@ -44,11 +44,11 @@ def in_flight(
     pool = ThreadPoolExecutor(3)
     plain = pool.submit(httpx.post, f"{gateway.url}/api/v1/chat/completions", json=LONG, timeout=60)
     streamed, through_workers = pool.submit(stream, gateway.url), pool.submit(stream, workers.url)
-    deadline = time.monotonic() + 30
-    while gateway_in_flight(gateway) < 2 or gateway_in_flight(workers) < 1:
-        assert time.monotonic() < deadline, "requests never started"
+    deadline = time.monotonic() + 60
+    # All three generating on the engine itself (admitted at a gateway is not yet there).
+    while gateway_in_flight(gateway) < 2 or gateway_in_flight(workers) < 1 or running_requests(gateway) < 3:
+        assert time.monotonic() < deadline, "requests never reached the engine"
         time.sleep(0.1)
-    time.sleep(1)  # admitted at the gateways; give them time to reach the engine
     return pool, plain, streamed, through_workers
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
+from tests.support.engine_requests import engine_metric, running_requests
 from tests.support.gateway_process import Gateway, attached_gateway
-from tests.support.helpers import WEATHER_TOOL, metric
+from tests.support.helpers import WEATHER_TOOL
 
 pytestmark = pytest.mark.engine
 
@@ -71,17 +72,6 @@ def test_streamed_tool_call_deltas_are_well_formed(api: openai.OpenAI) -> None:
     arguments = "".join((d.function.arguments or "") for d in deltas if d.function is not None)
     assert json.loads(arguments)["city"] in {"Rome", "Paris", "Berlin"}
     assert finishes == ["tool_calls"]
-
-
-def engine_metric(gateway: Gateway, name: str) -> float:
-    metrics = httpx.get(
-        f"http://127.0.0.1:{gateway.engine_port}/metrics", headers={"Authorization": f"Bearer {ENGINE_KEY}"}
-    ).text
-    return metric(metrics, name)
-
-
-def running_requests(gateway: Gateway) -> float:
-    return engine_metric(gateway, "vllm:num_requests_running")
 
 
 def test_client_disconnect_aborts_the_engine_request(gateway: Gateway) -> None:

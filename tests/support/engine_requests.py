@@ -10,6 +10,7 @@ import httpx
 import openai
 
 from server.settings import OPENROUTER_MODEL_ID
+from tests.conftest import ENGINE_KEY
 from tests.support.gateway_process import Gateway
 from tests.support.helpers import metric
 
@@ -19,6 +20,18 @@ PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time"]
 def gateway_in_flight(gateway: Gateway) -> float:
     """The gateway's own gauge is live (vLLM refreshes its gauges lazily)."""
     return metric(httpx.get(f"{gateway.url}/metrics").text, "mistral_local_in_flight")
+
+
+def engine_metric(gateway: Gateway, name: str) -> float:
+    """A metric of the session gateway's engine, from vLLM's own /metrics."""
+    metrics = httpx.get(
+        f"http://127.0.0.1:{gateway.engine_port}/metrics", headers={"Authorization": f"Bearer {ENGINE_KEY}"}
+    ).text
+    return metric(metrics, name)
+
+
+def running_requests(gateway: Gateway) -> float:
+    return engine_metric(gateway, "vllm:num_requests_running")
 
 
 def greedy(client: openai.OpenAI) -> list[str]:
