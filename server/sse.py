@@ -40,10 +40,10 @@ def comment(text: str) -> bytes:
 
 
 def payload_of(event: bytes) -> bytes:
-    """An event's data (its `data:` lines joined); b"" for a comment."""
+    """An event's data: its `data:` lines joined by newlines, as the SSE spec joins them; b"" for a comment."""
     if event.startswith(b"data:") and b"\n" not in event:  # the usual event: one data line
         return event[5:].strip()
-    return b"".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
+    return b"\n".join(line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:"))
 
 
 def parse(event: bytes) -> Parsed:

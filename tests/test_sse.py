@@ -30,7 +30,7 @@ def test_events_cut_anywhere_between_reads_come_out_whole() -> None:
 
 
 def test_an_events_data_lines_are_joined_and_a_comment_has_none() -> None:
-    assert sse.payload_of(b'event: x\ndata: {"a":\ndata: 1}') == b'{"a":1}'
+    assert sse.payload_of(b'event: x\ndata: {"a":\ndata: 1}') == b'{"a":\n1}'
     assert sse.payload_of(b"data:[DONE]") == sse.DONE_PAYLOAD
     assert sse.payload_of(b": keep-alive") == b""
     assert sse.named("message_stop", {"type": "message_stop"}) == (
