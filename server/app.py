@@ -19,7 +19,7 @@ from server.access.body_limit import BodyLimit
 from server.access.guard import Guard, allowed_hosts
 from server.access.keys import KeyStore
 from server.api import account, generate, keys, messages, models, ops, responses, tokenize, unsupported, usage
-from server.api.deps import Gateway, Generation, require_key
+from server.api.deps import AppParts, Generation, require_key
 from server.catalog import Catalog
 from server.engine.protocol import Endpoint
 from server.errors import install_error_handlers
@@ -62,7 +62,7 @@ def key_store(settings: Settings) -> KeyStore:
 
 
 def generation_path(
-    gateway: Gateway,
+    gateway: AppParts,
     tracing: Tracing,
     sessions: Sessions,
     fetcher: httpx.AsyncClient,
@@ -83,7 +83,7 @@ def create_app(settings: Settings, engines: Fleet | Endpoint, state: GatewayStat
     engine = fleet_of(engines)
     state = state or local_state(settings, engine)
     store = key_store(settings)  # one SQLite connection for the process: the key ring reads it, /keys writes it
-    gateway = Gateway(
+    gateway = AppParts(
         settings,
         engine,
         keyring_for(settings, store),
@@ -130,7 +130,7 @@ def create_app(settings: Settings, engines: Fleet | Endpoint, state: GatewayStat
     return app
 
 
-def _wire(app: FastAPI, gateway: Gateway, tracing: Tracing) -> None:
+def _wire(app: FastAPI, gateway: AppParts, tracing: Tracing) -> None:
     """Metrics' live gauges, error handlers, middleware and routes."""
     settings, engine, admission = gateway.settings, gateway.engine, gateway.admission
     gateway.metrics.bind(

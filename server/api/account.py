@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from server.access.auth import Principal
-from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
+from server.api.deps import AppParts, KeyDep, PartsDep, require_key
 from server.errors import NotFound
 from server.gateway_state import budget_spent
 from server.schemas.record import GenerationRecord
@@ -70,7 +70,7 @@ def generation_body(r: GenerationRecord) -> dict[str, Any]:
 
 @router.get("/generation", response_model=DataResponse)
 async def get_generation(
-    gateway: GatewayDep, principal: KeyDep, id: str = Query(..., description="gen-… id")
+    gateway: PartsDep, principal: KeyDep, id: str = Query(..., description="gen-… id")
 ) -> dict[str, Any]:
     record = await gateway.records.get(id)
     if record is None or record.key_id != principal.key_id:  # another key's record does not exist for this one
@@ -78,7 +78,7 @@ async def get_generation(
     return {"data": generation_body(record)}
 
 
-async def _key_info(gateway: Gateway, principal: Principal) -> dict[str, Any]:
+async def _key_info(gateway: AppParts, principal: Principal) -> dict[str, Any]:
     tokens, usage = await gateway.records.usage(principal.key_id)
     limits = principal.limits
     spent = await budget_spent(gateway.records, principal.key_id, limits)
@@ -133,10 +133,10 @@ def _budget(limit: float, spent: float, remaining: float) -> dict[str, Any]:
 
 
 @router.get("/key", response_model=DataResponse)
-async def get_key(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def get_key(gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     return await _key_info(gateway, principal)
 
 
 @router.get("/auth/key", response_model=DataResponse, summary="Older alias of /key")
-async def get_auth_key(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def get_auth_key(gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     return await _key_info(gateway, principal)

@@ -1,5 +1,5 @@
 """What routes depend on, typed: the caller's key (as the front door found it, server/access/guard.py), the
-gateway's shared parts (`Gateway`, built by create_app) and the generation path (`Generation`, built when the
+gateway's shared parts (`AppParts`, built by create_app) and the generation path (`Generation`, built when the
 lifespan opens the HTTP clients)."""
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ class Generation:
 
 
 @dataclass
-class Gateway:
+class AppParts:
+    """The gateway's parts, as routes get them (the state kept across requests among them: admission, records and
+    metrics, server/gateway_state.py)."""
+
     settings: Settings
     engine: Fleet
     keyring: KeyRing
@@ -42,9 +45,9 @@ class Gateway:
     generation: Generation | None = None  # while the lifespan runs
 
 
-def gateway_of(app: FastAPI) -> Gateway:
+def parts_of(app: FastAPI) -> AppParts:
     gateway = app.state.gateway
-    assert isinstance(gateway, Gateway), "built by server.app.create_app"
+    assert isinstance(gateway, AppParts), "built by server.app.create_app"
     return gateway
 
 
@@ -53,17 +56,17 @@ async def require_key(request: Request) -> Principal:
     return principal
 
 
-async def gateway(request: Request) -> Gateway:
-    return gateway_of(request.app)
+async def parts(request: Request) -> AppParts:
+    return parts_of(request.app)
 
 
 async def generation(request: Request) -> Generation:
-    live = gateway_of(request.app).generation
+    live = parts_of(request.app).generation
     if live is None:  # a request before the lifespan started, or after it ended
         raise EngineUnavailable("The server is starting or stopping", retry_after=1)
     return live
 
 
 KeyDep = Annotated[Principal, Depends(require_key)]
-GatewayDep = Annotated[Gateway, Depends(gateway)]
+PartsDep = Annotated[AppParts, Depends(parts)]
 GenerationDep = Annotated[Generation, Depends(generation)]

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, Field
 
 from server.access.auth import NAME_PATTERN, KeySpec, Principal, hash_key, new_key
 from server.access.keys import StoredKey
-from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
+from server.api.deps import AppParts, KeyDep, PartsDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
 from server.gateway_state import budget_spent
 from server.schemas.request import Strict
@@ -43,7 +43,7 @@ class KeyUpdate(Strict):
     workspace_id: str | None = None
 
 
-def _manager(gateway: Gateway, principal: Principal) -> None:
+def _manager(gateway: AppParts, principal: Principal) -> None:
     if not gateway.keyring.enabled:
         raise Forbidden("Keys are off on this server: configure a management key to make keys through the API")
     if not principal.management:
@@ -54,7 +54,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
-async def _body(gateway: Gateway, key: StoredKey) -> dict[str, Any]:
+async def _body(gateway: AppParts, key: StoredKey) -> dict[str, Any]:
     _, usage = await gateway.records.usage(key.hash)
     spent = await budget_spent(gateway.records, key.hash, gateway.key_store.spec(key).limits)
     remaining = None if key.limit_usd is None else max(0.0, key.limit_usd - spent)
@@ -91,7 +91,7 @@ def _configured(spec: KeySpec) -> StoredKey:
     return StoredKey(spec.sha256, spec.label, spec.label, spec.disabled, budget, None, False, None, 0.0, None)
 
 
-def _name_free(gateway: Gateway, name: str, but: str | None = None) -> None:
+def _name_free(gateway: AppParts, name: str, but: str | None = None) -> None:
     """A name tells keys apart in logs and metrics: none may equal another's, letter case aside. (Records, budgets
     and caches know a key by its id, so a name a deleted key had gives nothing of that key's.)"""
     names = [s.label for s in gateway.keyring.specs] + [k.name for k in gateway.key_store.all()]
@@ -99,7 +99,7 @@ def _name_free(gateway: Gateway, name: str, but: str | None = None) -> None:
         raise InvalidRequest(f"A key named '{name}' exists (names are compared regardless of case)")
 
 
-def _found(gateway: Gateway, key_hash: str) -> StoredKey:
+def _found(gateway: AppParts, key_hash: str) -> StoredKey:
     key = gateway.key_store.get(key_hash)
     if key is None:
         configured = any(s.sha256 == key_hash for s in gateway.keyring.specs)
@@ -109,7 +109,7 @@ def _found(gateway: Gateway, key_hash: str) -> StoredKey:
 
 
 @router.post("/keys", status_code=201, summary="Make a key (shown once)")
-async def create_key(body: KeyCreate, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def create_key(body: KeyCreate, gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     _manager(gateway, principal)
     _name_free(gateway, body.name)
     store = gateway.key_store
@@ -123,7 +123,7 @@ async def create_key(body: KeyCreate, gateway: GatewayDep, principal: KeyDep) ->
 
 @router.get("/keys", response_model=DataResponse)
 async def list_keys(
-    gateway: GatewayDep,
+    gateway: PartsDep,
     principal: KeyDep,
     offset: int = Query(0, ge=0),
     include_disabled: bool = Query(False),
@@ -137,13 +137,13 @@ async def list_keys(
 
 
 @router.get("/keys/{key_hash}", response_model=DataResponse)
-async def get_key_by_hash(key_hash: str, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def get_key_by_hash(key_hash: str, gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     _manager(gateway, principal)
     return {"data": await _body(gateway, _found(gateway, key_hash))}
 
 
 @router.patch("/keys/{key_hash}", response_model=DataResponse)
-async def update_key(key_hash: str, body: KeyUpdate, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def update_key(key_hash: str, body: KeyUpdate, gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     _manager(gateway, principal)
     key = _found(gateway, key_hash)
     changes = body.model_dump(exclude_unset=True)
@@ -168,7 +168,7 @@ def _expiry(body: KeyUpdate) -> float | None:
 
 
 @router.delete("/keys/{key_hash}")
-async def delete_key(key_hash: str, gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def delete_key(key_hash: str, gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     _manager(gateway, principal)
     if not gateway.key_store.delete(_found(gateway, key_hash).hash):
         raise NotFound(f"API key {key_hash} not found")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.api.deps import GatewayDep, KeyDep, require_key
+from server.api.deps import KeyDep, PartsDep, require_key
 from server.errors import EngineUnavailable, Forbidden, availability
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["health"])
@@ -19,7 +19,7 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/health/ready")
-async def ready(gateway: GatewayDep) -> dict[str, object]:
+async def ready(gateway: PartsDep) -> dict[str, object]:
     engine = gateway.engine
     engines = [m.describe() for m in engine.members]
     retry = gateway.settings.retry_after_s
@@ -37,7 +37,7 @@ async def ready(gateway: GatewayDep) -> dict[str, object]:
 
 
 @router.get("/status")
-async def status(gateway: GatewayDep) -> dict[str, object]:
+async def status(gateway: PartsDep) -> dict[str, object]:
     """A small live summary for people (the playground's status line): engine state and the admission queue."""
     engine, admission = gateway.engine, gateway.admission
     return {
@@ -51,7 +51,7 @@ async def status(gateway: GatewayDep) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(gateway: GatewayDep, principal: KeyDep) -> PlainTextResponse:
+async def metrics(gateway: PartsDep, principal: KeyDep) -> PlainTextResponse:
     """Prometheus exposition: every key's label and tokens, so a management key (or the operator listed /metrics in
     public_routes)."""
     if not principal.operator:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from server.api.deps import GatewayDep, GenerationDep, KeyDep, require_key
+from server.api.deps import GenerationDep, KeyDep, PartsDep, require_key
 from server.api.json_route import OrjsonRoute
 from server.schemas.request import DetokenizeRequest, TokenizeRequest
 from server.schemas.response import ERROR_RESPONSES
@@ -23,6 +23,6 @@ async def tokenize(body: TokenizeRequest, generation: GenerationDep, principal: 
 
 
 @router.post("/detokenize")
-async def detokenize(body: DetokenizeRequest, gateway: GatewayDep, generation: GenerationDep) -> dict[str, Any]:
+async def detokenize(body: DetokenizeRequest, gateway: PartsDep, generation: GenerationDep) -> dict[str, Any]:
     payload = {"model": gateway.catalog.default, "tokens": body.tokens}
     return await generation.engine_client.post("/detokenize", payload)

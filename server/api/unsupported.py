@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends
 
-from server.api.deps import Gateway, GatewayDep, require_key
+from server.api.deps import AppParts, PartsDep, require_key
 from server.errors import NotFound
 from server.schemas.response import ERROR_RESPONSES
 
@@ -33,8 +33,8 @@ MODALITY = "This server serves {models} (text and images in, text out): {what} i
 router = APIRouter(dependencies=[Depends(require_key)], tags=["unsupported"], responses=ERROR_RESPONSES)
 
 
-def _refuse(what: str) -> Callable[[Gateway], Awaitable[None]]:
-    async def refuse(gateway: GatewayDep) -> None:
+def _refuse(what: str) -> Callable[[AppParts], Awaitable[None]]:
+    async def refuse(gateway: PartsDep) -> None:
         models = ", ".join(m["id"] for m in gateway.catalog.listing()["data"])
         raise NotFound(MODALITY.format(models=models, what=what))
 

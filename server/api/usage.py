@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from server.access.auth import Principal
-from server.api.deps import Gateway, GatewayDep, KeyDep, require_key
+from server.api.deps import AppParts, KeyDep, PartsDep, require_key
 from server.errors import Forbidden, InvalidRequest, NotFound
 from server.schemas.response import ERROR_RESPONSES, DataResponse
 
@@ -24,7 +24,7 @@ def _management(principal: Principal) -> None:
 
 
 @router.get("/credits", response_model=DataResponse)
-async def credits(gateway: GatewayDep, principal: KeyDep) -> dict[str, Any]:
+async def credits(gateway: PartsDep, principal: KeyDep) -> dict[str, Any]:
     """Credits are the cost budgets the operator gave the keys; usage, what every generation cost."""
     _management(principal)
     granted = sum(spec.limits.cost_budget or 0.0 for spec in gateway.keyring.specs)
@@ -44,7 +44,7 @@ def _day(given: str | None) -> str | None:
     return day.isoformat()
 
 
-def _key_id(gateway: Gateway, key_hash: str | None) -> str | None:
+def _key_id(gateway: AppParts, key_hash: str | None) -> str | None:
     """A key's id is its hash: a configured key's, or one made through /keys."""
     if key_hash is None:
         return None
@@ -56,7 +56,7 @@ def _key_id(gateway: Gateway, key_hash: str | None) -> str | None:
 
 @router.get("/activity", response_model=DataResponse)
 async def activity(
-    gateway: GatewayDep,
+    gateway: PartsDep,
     principal: KeyDep,
     day: str | None = Query(None, alias="date", description="one UTC day in the last 30 (YYYY-MM-DD)"),
     api_key_hash: str | None = Query(
