@@ -16,12 +16,16 @@ from server.planning.planner import Inventory, PlanRequest, plan
 
 
 def main() -> int:
-    nvml = gpus_from_nvml_records(nvml_records())
+    try:
+        nvml, nvml_why = gpus_from_nvml_records(nvml_records()), None
+    except Exception as exc:  # any NVML failure (no library, no driver): said, as detection says it
+        nvml, nvml_why = (), f"{type(exc).__name__}: {exc}"
     smi, smi_why = nvidia_smi_gpus()
     found = detect()
     inventory = found.inventory()
     report: dict[str, object] = {
         "nvml": [asdict(g) for g in nvml],
+        "nvml_problem": nvml_why,
         "nvidia_smi": [asdict(g) for g in smi],
         "nvidia_smi_problem": smi_why,
         "detected_by": found.source,
