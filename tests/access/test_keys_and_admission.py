@@ -16,7 +16,7 @@ from openrouter import OpenRouter, errors
 from server.access.auth import hash_key
 from tests.conftest import ENGINE_KEY
 from tests.support.gateway_process import Gateway, attached_gateway
-from tests.support.helpers import bearer
+from tests.support.helpers import SDK_TIMEOUT_MS, bearer
 from tests.support.image_server import SEEN_HEADERS
 
 pytestmark = pytest.mark.engine
@@ -104,7 +104,9 @@ def test_requests_per_minute(guarded: Gateway) -> None:
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert limited.json()["error"]["code"] == 429
     # The OpenRouter SDK's own error, with OpenRouter's error_type in it.
-    sdk = OpenRouter(api_key=KEYS["rpm"], server_url=f"{guarded.url}/api/v1", retry_config=None)
+    sdk = OpenRouter(
+        api_key=KEYS["rpm"], server_url=f"{guarded.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+    )
     with sdk, pytest.raises(errors.TooManyRequestsResponseError) as info:
         sdk.chat.send(messages=HI, max_tokens=4)
     assert info.value.data.error.metadata == {"error_type": "rate_limit_exceeded", "limit_source": "key"}

@@ -19,7 +19,7 @@ from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID as MODEL
 from tests.conftest import ENGINE_KEY
 from tests.support.gateway_process import Gateway, attached_gateway
-from tests.support.helpers import WEATHER_TOOL, png_data_url
+from tests.support.helpers import SDK_TIMEOUT_MS, WEATHER_TOOL, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -30,7 +30,9 @@ TOOLS: Any = [WEATHER_TOOL]
 
 @pytest.fixture(scope="module")
 def sdk(gateway: Gateway) -> Iterator[OpenRouter]:
-    with OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None) as client:
+    with OpenRouter(
+        api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+    ) as client:
         yield client
 
 
@@ -149,7 +151,9 @@ def test_a_keys_429_is_the_sdks_own_error(gateway: Gateway) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     with (
         attached_gateway("gateway-sdk-429", gateway, ENGINE_KEY, env, headers=headers) as limited,
-        OpenRouter(api_key=key, server_url=f"{limited.url}/api/v1", retry_config=None) as once,
+        OpenRouter(
+            api_key=key, server_url=f"{limited.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+        ) as once,
     ):
         once.chat.send(model=MODEL, messages=HI, max_tokens=1)
         with pytest.raises(errors.TooManyRequestsResponseError) as info:

@@ -12,7 +12,7 @@ from openrouter import OpenRouter
 
 from server.settings import CANONICAL_SLUG, OPENROUTER_MODEL_ID
 from tests.support.gateway_process import Gateway
-from tests.support.helpers import png_data_url, post
+from tests.support.helpers import SDK_TIMEOUT_MS, png_data_url, post
 
 pytestmark = pytest.mark.engine
 
@@ -66,7 +66,9 @@ def test_seed_example_text_and_remote_image(api: openai.OpenAI, image_server: st
 
 
 def test_plain_v1_prefix_and_official_openrouter_sdk(gateway: Gateway) -> None:
-    sdk = OpenRouter(api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None)
+    sdk = OpenRouter(
+        api_key="sk-or-v1-local", server_url=f"{gateway.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+    )
     hi: list[Any] = [{"role": "user", "content": "hi"}]
     result = sdk.chat.send(model=MODEL, messages=hi, max_tokens=3)
     assert result.id.startswith("gen-") and result.usage is not None and result.usage.completion_tokens == 3

@@ -36,7 +36,7 @@ from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
 from tests.conftest import ENGINE_KEY
 from tests.support.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
-from tests.support.helpers import ONE_CALL, STRICT_WEATHER, png_data_url
+from tests.support.helpers import ONE_CALL, SDK_TIMEOUT_MS, STRICT_WEATHER, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -267,7 +267,9 @@ def test_engines_serving_different_models(fleet: Fleet, tmp_path: Path) -> None:
     try:
         gw.wait_ready(timeout_s=60, headers=auth("ops"))
         wait_for_both(fleet, gw)
-        with OpenRouter(api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None) as sdk:
+        with OpenRouter(
+            api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+        ) as sdk:
             listed = sdk.models.list()
             assert listed is not None
             assert [m.id for m in listed.result.data] == [OPENROUTER_MODEL_ID, SMALL_32, MAGISTRAL]
@@ -302,7 +304,9 @@ def small_32_under_its_own_id(fleet: Fleet, gw: Gateway) -> None:
     native = ask(gw, "alice", "hf-image", "", model=OPENROUTER_MODEL_ID, **image)["usage"]["prompt_tokens"]
     assert hf == native > 100  # about 100 image tokens for 300 x 200 pixels
     asked: Any = [{"role": "user", "content": "Weather in Rome?"}]
-    with OpenRouter(api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None) as sdk:
+    with OpenRouter(
+        api_key=KEYS["alice"], server_url=f"{gw.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+    ) as sdk:
         first = tool_call(sdk, asked, FORCE)
         assert tool_call(sdk, asked, "required").function.name == "get_weather"
         streamed = list(

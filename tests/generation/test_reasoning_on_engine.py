@@ -22,7 +22,7 @@ from openrouter import OpenRouter
 
 from server.checkpoint.tiny import TINY_SYSTEM_PROMPT
 from tests.support.gateway_process import Gateway
-from tests.support.helpers import ONE_CALL, STRICT_WEATHER, png_data_url
+from tests.support.helpers import ONE_CALL, SDK_TIMEOUT_MS, STRICT_WEATHER, png_data_url
 
 pytestmark = pytest.mark.engine
 
@@ -39,7 +39,9 @@ IMAGE: Any = [
 
 @pytest.fixture(scope="module")
 def sdk(magistral: Gateway) -> Iterator[OpenRouter]:
-    with OpenRouter(api_key="sk-or-v1-local", server_url=f"{magistral.url}/api/v1", retry_config=None) as client:
+    with OpenRouter(
+        api_key="sk-or-v1-local", server_url=f"{magistral.url}/api/v1", retry_config=None, timeout_ms=SDK_TIMEOUT_MS
+    ) as client:
         yield client
 
 

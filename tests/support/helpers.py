@@ -21,6 +21,8 @@ from PIL import Image
 
 CHAT = "/api/v1/chat/completions"
 T = TypeVar("T")
+# OpenRouter's Python SDK reads with httpx's default 5 s; a CPU engine on a busy 2-core machine may take longer.
+SDK_TIMEOUT_MS = 120_000
 
 WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
