@@ -27,9 +27,10 @@ from server.workers.control import run_control
 
 
 def settings_from_flags(flags: dict[str, Any]) -> Settings:
-    """The flags given (None: not given) over the environment. Weights from `fetch-weights` say which model they
-    are (3.1 or 3.2): served under that name unless the settings name one."""
-    given = {k: v for k, v in flags.items() if v is not None and v is not False and v != []}
+    """The flags given over the environment (not given: None, False, or an empty repeated flag, which Typer hands
+    over as `()`). Weights from `fetch-weights` say which model they are (3.1 or 3.2): served under that name unless
+    the settings name one."""
+    given = {k: v for k, v in flags.items() if v is not None and v is not False and v not in ([], ())}
     settings = Settings(**given)
     named = identity_overrides(settings.model, settings.model_fields_set)
     return Settings(**given, **named) if named else settings
