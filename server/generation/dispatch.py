@@ -89,9 +89,9 @@ class Dispatch:
             req, preset = apply_preset(req, self.presets)
         if preset is not None and raw:  # raw is {} unless a hosted upstream may take the request
             raw = with_preset(raw, preset, req.model)  # what the upstream gets carries the preset too
-        asked = cache_wish(headers, preset) if self.cache is not None else None
         use = None
-        if self.cache is not None and asked is not None:  # encoded only when asked: it holds the images (large)
+        if self.cache is not None and (asked := cache_wish(headers, preset)) is not None:
+            # The request encoded only when it asked: it holds the images (large).
             use = self.cache.use(asked, principal.key_id, req.model_dump_json(exclude_none=True).encode())
         if use is not None and use.found is not None:
             return self._cache_hit(use.found, req, principal)

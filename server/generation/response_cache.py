@@ -58,9 +58,9 @@ def wish(headers: Mapping[str, str], preset: Preset | None) -> CacheWish | None:
     if headers.get("x-openrouter-cache", "true" if by_preset else "").lower() != "true":
         return None
     ttl = headers.get("x-openrouter-cache-ttl")
-    if ttl is None and by_preset and preset is not None and preset.cache_ttl_seconds:
-        return CacheWish(preset.cache_ttl_seconds, headers.get("x-openrouter-cache-clear", "").lower() == "true")
-    return CacheWish(_ttl(ttl), headers.get("x-openrouter-cache-clear", "").lower() == "true")
+    by_preset_ttl = preset.cache_ttl_seconds if preset is not None and by_preset else None
+    clear = headers.get("x-openrouter-cache-clear", "").lower() == "true"
+    return CacheWish(by_preset_ttl if ttl is None and by_preset_ttl else _ttl(ttl), clear)
 
 
 @dataclass

@@ -10,16 +10,13 @@ import json
 import sys
 from dataclasses import asdict
 
-from server.planning.hardware import detect, gpus_from_nvml_records, nvidia_smi_gpus, nvml_records
+from server.planning.hardware import detect, nvidia_smi_gpus, nvml_gpus
 from server.planning.model_shape import reference_shape
 from server.planning.planner import Inventory, PlanRequest, plan
 
 
 def main() -> int:
-    try:
-        nvml, nvml_why = gpus_from_nvml_records(nvml_records()), None
-    except Exception as exc:  # any NVML failure (no library, no driver): said, as detection says it
-        nvml, nvml_why = (), f"{type(exc).__name__}: {exc}"
+    nvml, nvml_why = nvml_gpus()
     smi, smi_why = nvidia_smi_gpus()
     found = detect()
     inventory = found.inventory()

@@ -110,14 +110,19 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def detect() -> Detection:
+def nvml_gpus() -> tuple[tuple[Gpu, ...], str | None]:
+    """The GPUs NVML lists, or none and why (any NVML failure: no library, no driver)."""
     try:
         gpus = gpus_from_nvml_records(nvml_records())
-        if gpus:
-            return Detection(gpus, "nvml")
-        nvml_why = "NVML listed no GPU"
-    except Exception as exc:  # any NVML failure (no library, no driver) means: ask nvidia-smi
-        nvml_why = f"NVML: {type(exc).__name__}: {exc}"
+    except Exception as exc:
+        return (), f"NVML: {type(exc).__name__}: {exc}"
+    return gpus, None if gpus else "NVML listed no GPU"
+
+
+def detect() -> Detection:
+    gpus, nvml_why = nvml_gpus()
+    if gpus:
+        return Detection(gpus, "nvml")
     gpus, smi_why = nvidia_smi_gpus()
     if gpus:
         return Detection(gpus, "nvidia-smi")

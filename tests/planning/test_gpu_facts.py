@@ -26,8 +26,7 @@ def test_a_recorded_h200_gives_both_reads_and_the_auto_plan(
 ) -> None:
     records = json.loads((FIXTURES / "h200.nvml.json").read_text())["gpus"]
     smi = parse_nvidia_smi((FIXTURES / "h200.nvidia-smi.csv").read_text())
-    for module in (gpu_facts, hardware):
-        monkeypatch.setattr(module, "nvml_records", lambda: records)
+    monkeypatch.setattr(hardware, "nvml_records", lambda: records)
     monkeypatch.setattr(gpu_facts, "nvidia_smi_gpus", lambda: (smi, None))
     status, report = facts(capsys)
     assert status == 0 and report["detected_by"] == "nvml" and report["nvml_problem"] is None
@@ -41,8 +40,7 @@ def test_a_machine_without_a_driver_is_told_why_and_fails(
     def no_library() -> list[dict[str, Any]]:
         raise OSError("libnvidia-ml.so.1: cannot open shared object file")
 
-    for module in (gpu_facts, hardware):
-        monkeypatch.setattr(module, "nvml_records", no_library)
+    monkeypatch.setattr(hardware, "nvml_records", no_library)
     monkeypatch.setattr(hardware, "nvidia_smi_gpus", lambda: ([], "nvidia-smi is not on PATH"))
     monkeypatch.setattr(gpu_facts, "nvidia_smi_gpus", lambda: ([], "nvidia-smi is not on PATH"))
     status, report = facts(capsys)
