@@ -109,8 +109,8 @@ def breaks(chain: list[tuple[str, str]], most_calls: int, most_files: int) -> li
 
 
 @contextmanager
-def gateway(engine_port: int, recorder: PathRecorder) -> Iterator[str]:
-    settings = Settings(cache_dir=Path(tempfile.mkdtemp(prefix="path-")), api_keys=[])
+def gateway(engine_port: int, recorder: PathRecorder, cache_dir: Path) -> Iterator[str]:
+    settings = Settings(cache_dir=cache_dir, api_keys=[])
     engine = AttachedEngine(f"http://127.0.0.1:{engine_port}", "", settings.model_id, start_timeout_s=30)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), port=port, log_config=None))
@@ -148,7 +148,10 @@ def main() -> int:
     threading.Thread(target=lambda: asyncio.run(_serve_engine(engine_port, model)), daemon=True).start()
     recorder = PathRecorder()
     over = False
-    with gateway(engine_port, recorder) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="request-path-") as cache,
+        gateway(engine_port, recorder, Path(cache)) as url,
+    ):
         for kind, (route, body) in ROUTES.items():
             recorder.arm()
             httpx.post(f"{url}{route}", json=body, timeout=30).raise_for_status()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,11 +11,12 @@ from server.app import create_app
 from server.engine.attached import AttachedEngine
 from server.serving import free_port
 from server.settings import Settings
+from tests.support.scratch import scratch_dir
 
 
 def nowhere_app() -> TestClient:
     """A gateway attached to a port where no engine listens (the engine is down)."""
-    settings = Settings(retry_after_s=7, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
+    settings = Settings(retry_after_s=7, cache_dir=scratch_dir("gw-"))
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
     return TestClient(create_app(settings, engine), base_url="http://127.0.0.1")
 
@@ -50,7 +49,7 @@ def test_unknown_route_is_a_404_in_openrouter_shape() -> None:
 
 
 def test_oversized_bodies_are_a_413_in_openrouter_shape() -> None:
-    settings = Settings(max_body_bytes=2048, cache_dir=Path(tempfile.mkdtemp(prefix="gw-")))
+    settings = Settings(max_body_bytes=2048, cache_dir=scratch_dir("gw-"))
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "key", settings.model_id, start_timeout_s=60)
     big = b'{"messages": [{"role": "user", "content": "' + b"x" * 4096 + b'"}]}'
     with TestClient(create_app(settings, engine), base_url="http://127.0.0.1") as client:

@@ -8,7 +8,7 @@ for a socket, `http://HOST:PORT` for TCP (an engine elsewhere, or a port the ope
 
 from __future__ import annotations
 
-import shutil
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import httpx
 
 UNIX = "unix:"
 SOCKET_NAME = "engine.sock"
+PRIVATE_PREFIX = "mistral-local-engine-"
 
 
 def socket_path(url: str) -> Path | None:
@@ -43,12 +44,18 @@ def httpx_client(url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, trust_env=False)
 
 
+def new_private_dir() -> Path:
+    """A directory of an unguessable name for one engine's files, not made yet: the supervisor makes it (mode 0700,
+    and as with mkdtemp it fails if anyone made that name first) when the engine starts, so a planned engine that
+    never starts leaves nothing behind."""
+    return Path(tempfile.gettempdir()) / f"{PRIVATE_PREFIX}{secrets.token_hex(8)}"
+
+
 def private_socket() -> str:
-    """A socket address in a new directory only this user can enter."""
-    return UNIX + str(Path(tempfile.mkdtemp(prefix="mistral-local-engine-")) / SOCKET_NAME)
+    return UNIX + str(new_private_dir() / SOCKET_NAME)
 
 
-def remove_private_socket(url: str) -> None:
+def private_dir(url: str) -> Path | None:
+    """The directory `private_socket` chose for `url`; None for any other address."""
     path = socket_path(url)
-    if path is not None and path.parent.name.startswith("mistral-local-engine-"):
-        shutil.rmtree(path.parent, ignore_errors=True)
+    return path.parent if path is not None and path.parent.name.startswith(PRIVATE_PREFIX) else None

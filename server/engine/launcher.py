@@ -156,9 +156,4 @@ def build_command(
         *_profile_flags(profile),
     ]
     env = _profile_env(profile) | {"VLLM_API_KEY": api_key}
-    private = socket_path(url)
-    if private is not None:
-        # vLLM's internal ZMQ sockets and its temporary files go where its HTTP socket is: a 0700 directory (by
-        # default they sit in /tmp, with modes that follow the umask).
-        env |= {"VLLM_RPC_BASE_PATH": str(private.parent), "TMPDIR": str(private.parent)}
     return EngineCommand(argv=tuple(argv), env=env, url=url, api_key=api_key)

@@ -13,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.engine.address import remove_private_socket, socket_path
+from server.engine.address import new_private_dir, private_dir, socket_path
 from server.engine.diagnosis import Context, diagnose
 from server.engine.launcher import EngineCommand
 from server.engine.lifecycle import MAX_FAILED_HEALTH_CHECKS, WATCH_INTERVAL_S, EngineLifecycle, EngineState
 from server.engine.output import EngineOutput
-from server.engine.reaper import LIFELINE_ENV
+from server.engine.reaper import LIFELINE_ENV, PRIVATE_DIR_ENV
 
 log = logging.getLogger("mistral_local.engine")
 
@@ -65,12 +66,16 @@ class EngineSupervisor(EngineLifecycle):
         self._stopping = asyncio.Event()
         # The gateway holds the write end for its whole life; see server/engine/reaper.py.
         self._lifeline_r, self._lifeline_w = os.pipe()
+        # vLLM's internal ZMQ sockets and temporary files (by default in /tmp, modes after the umask, never removed):
+        # in a 0700 directory of this engine's, the one its HTTP socket is in when it listens on ours.
+        self._run_dir = private_dir(url) or new_private_dir()
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     async def start(self) -> None:
+        self._run_dir.mkdir(mode=0o700)
         self._task = asyncio.create_task(self._run(), name="engine-supervisor")
 
     async def _run(self) -> None:
@@ -127,7 +132,9 @@ class EngineSupervisor(EngineLifecycle):
 
     async def _spawn(self, cmd: EngineCommand) -> asyncio.subprocess.Process:
         log.info("launching engine on %s", cmd.url)
-        env = os.environ | cmd.env | {LIFELINE_ENV: str(self._lifeline_r)}
+        run_dir = str(self._run_dir)  # the reaper removes it if the gateway dies without stop()
+        env = os.environ | cmd.env | {LIFELINE_ENV: str(self._lifeline_r), PRIVATE_DIR_ENV: run_dir}
+        env |= {"VLLM_RPC_BASE_PATH": run_dir, "TMPDIR": run_dir}
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -175,5 +182,5 @@ class EngineSupervisor(EngineLifecycle):
         if self._task is not None:
             await self._task
         self._set_state(EngineState.STOPPED)
-        remove_private_socket(self.url)
+        shutil.rmtree(self._run_dir, ignore_errors=True)
         await self.aclose()

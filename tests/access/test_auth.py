@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from server.engine.attached import AttachedEngine
 from server.errors import ConfigError, Forbidden, Unauthorized
 from server.serving import check_exposure, free_port
 from server.settings import Settings
+from tests.support.scratch import scratch_dir
 
 KEY = new_key()
 KEYS = json.dumps([{"label": "alice", "sha256": hash_key(KEY)}])
@@ -25,7 +25,7 @@ KEYS = json.dumps([{"label": "alice", "sha256": hash_key(KEY)}])
 
 def app_with_keys(monkeypatch: pytest.MonkeyPatch, **overrides: object) -> TestClient:
     monkeypatch.setenv("MISTRAL_LOCAL_API_KEYS", KEYS)
-    settings = Settings(cache_dir=Path(tempfile.mkdtemp(prefix="gw-")), **overrides)  # type: ignore[arg-type]
+    settings = Settings(cache_dir=scratch_dir("gw-"), **overrides)  # type: ignore[arg-type]
     engine = AttachedEngine(f"http://127.0.0.1:{free_port()}", "k", settings.model_id, start_timeout_s=60)
     return TestClient(create_app(settings, engine), base_url="http://127.0.0.1")
 

@@ -61,5 +61,6 @@ def test_tp2_matches_tp1_and_a_killed_gateway_leaves_no_orphans(gateway: Gateway
         tp2.proc.wait()
         left = wait_gone(tree[1:], timeout_s=30)
         assert not left, [f"{p.pid} {p.cmdline()[:4]}" for p in left]
+        assert not socket_file.parent.exists()  # the reaper removed the engine's directory (vLLM's files in it)
     finally:
         tp2.stop()

@@ -4,10 +4,8 @@ what it receives, with the real engine (or a dead one) behind the gateway."""
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from tests.conftest import ENGINE_KEY
 from tests.support.fake_upstream import PROVIDER, SLOW_S, USAGE, Hosted, serve_hosted
 from tests.support.gateway_process import Gateway
 from tests.support.helpers import bearer
+from tests.support.scratch import scratch_dir
 
 pytestmark = pytest.mark.engine
 
@@ -50,7 +49,7 @@ def gateway_for(gateway: Gateway, hosted: Hosted) -> Iterator[Any]:
 
     def build(*, engine_alive: bool = True, **overrides: Any) -> TestClient:
         values: dict[str, Any] = {
-            "cache_dir": Path(tempfile.mkdtemp(prefix="up-")),
+            "cache_dir": scratch_dir("up-"),
             "api_keys": SPECS,
             "upstream_url": hosted.url,
             "upstream_api_key": UPSTREAM_KEY,

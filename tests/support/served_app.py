@@ -4,12 +4,10 @@ engine is nowhere (an attached engine on a port where nothing listens) unless th
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -19,6 +17,7 @@ from server.engine.attached import AttachedEngine
 from server.engine.protocol import Endpoint
 from server.serving import free_port
 from server.settings import Settings
+from tests.support.scratch import scratch_dir
 
 
 def nowhere_engine(settings: Settings) -> AttachedEngine:
@@ -26,7 +25,7 @@ def nowhere_engine(settings: Settings) -> AttachedEngine:
 
 
 def gateway_settings(**overrides: Any) -> Settings:
-    return Settings(**{"cache_dir": Path(tempfile.mkdtemp(prefix="gw-"))} | overrides)
+    return Settings(**{"cache_dir": scratch_dir("gw-")} | overrides)
 
 
 @contextmanager
