@@ -89,7 +89,8 @@ class RecordStore:
         self._task: asyncio.Task[None] | None = None
         # Tokens and cost per key id since records began: what budgets are checked against.
         self._totals: dict[str | None, tuple[int, float]] = {}
-        self._before: dict[tuple[str | None, float], float] = {}  # `spent_before`'s answers: they never change
+        # `spent_before`'s answer for each key's current window (they never change; a window only moves on).
+        self._before: dict[str | None, tuple[float, float]] = {}
         self._failing_since: float | None = None  # the writer's first failed write of the current run of them
         self._failure_logged = 0.0
 
@@ -282,10 +283,11 @@ class RecordStore:
     async def spent_before(self, key_id: str | None, since: float) -> float:
         """What a key spent before `since` (a budget window's start), in USD: asked once per key and window, in the
         database's thread, off the event loop."""
-        if (known := self._before.get((key_id, since))) is None:
+        known = self._before.get(key_id)
+        if known is None or known[0] != since:
             await self.flush()  # what ended before the window began counts before it
-            known = self._before[(key_id, since)] = await self._run(self._select_before, key_id, since)
-        return known
+            known = self._before[key_id] = since, await self._run(self._select_before, key_id, since)
+        return known[1]
 
     def _select_before(self, key_id: str | None, since: float) -> float:
         """All the key spent (its running total, which outlives pruned records) less what it spent since. The

@@ -132,24 +132,30 @@ def map_stream(answer: StreamingResponse, through: EventMap) -> StreamingRespons
 
 class FinalizingStream(StreamingResponse):
     """An event stream that runs `finish` before the end of the body, so the generation is recorded when the client
-    sees the stream end, and also when the body never started or broke off (the client left first)."""
+    sees the stream end, and also when the body never started or broke off (the client left first). `finish` runs
+    once."""
 
     def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], None], headers: dict[str, str]) -> None:
         super().__init__(content, media_type=MEDIA_TYPE, headers=HEADERS | headers)
-        self._finish = finish
+        self._finish: Callable[[], None] | None = finish
+
+    def _finish_once(self) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish()
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         async for part in self.body_iterator:
             await send({"type": "http.response.body", "body": part, "more_body": True})
-        self._finish()
+        self._finish_once()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._finish()
+            self._finish_once()
 
 
 def stream(content: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import pytest
 from server.checkpoint.tiny import write_tiny
 from server.serve.engine_choice import tiny_checkpoint
 from server.serving import free_port
-from tests.support.gateway_process import CACHE_DIR, Gateway, start_gateway
+from tests.support.gateway_process import CACHE_DIR, ENGINE_KEY, Gateway, start_gateway
 from tests.support.helpers import STRICT_WEATHER
 from tests.support.image_server import serve_images
 from tests.support.otlp_receiver import Receiver, otlp_receiver
 
-ENGINE_KEY = secrets.token_urlsafe(24)
 DEAD_PROXY = {
     name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
 }

@@ -55,6 +55,30 @@ def test_budgets_outlive_the_records_retention(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+def aged(rec: GenerationRecord, seconds: float) -> GenerationRecord:
+    return rec.__class__(**{**rec.__dict__, "created_at": time.time() - seconds})
+
+
+def test_what_a_key_spent_before_its_budget_window_follows_the_window(tmp_path: Path) -> None:
+    """A daily budget counts from the window's start: what came before it is subtracted, whenever it was written
+    (still queued, even), and a window that moved on is asked anew."""
+
+    async def go() -> None:
+        store = RecordStore(tmp_path / "g.sqlite3", 30)
+        await store.open()
+        await written(store, aged(record("gen-3d", cost=1.0), 3 * 86400), aged(record("gen-1h", cost=0.25), 3600))
+        store.add(aged(record("gen-2d", cost=2.0), 2 * 86400))  # not flushed yet: it still counts before today
+        today = time.time() - 86400
+        assert await store.spent_before("id-alice", today) == pytest.approx(3.0)
+        await written(store, record("gen-now", cost=0.5))
+        assert await store.spent_before("id-alice", today) == pytest.approx(3.0)  # within the window: unchanged
+        assert await store.spent_before("id-alice", time.time() - 60) == pytest.approx(3.25)  # the window moved
+        assert await store.spent_before("id-bob", today) == 0.0
+        await store.close()
+
+    asyncio.run(go())
+
+
 def test_a_database_of_the_first_schema_gains_the_new_columns_and_keeps_its_records(tmp_path: Path) -> None:
     path = tmp_path / "g.sqlite3"
     first_schema = (

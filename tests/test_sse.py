@@ -89,9 +89,9 @@ def test_a_replayed_stream_is_rewritten_from_its_parsed_events(monkeypatch: pyte
     assert whole.count(b'"id":"GEN-1"') == 2 and whole.endswith(sse.DONE)
 
 
-def test_a_finalizing_stream_finishes_before_its_end_is_sent_and_when_it_broke() -> None:
+def test_a_finalizing_stream_finishes_once_before_its_end_is_sent_and_when_it_broke() -> None:
     """The generation is recorded before the client sees the stream end (it may ask for the record at once), and
-    also when the body broke off. Running `finish` once is the caller's (the pipeline's finish guards itself)."""
+    also when the body broke off; once (twice would release the admission ticket and record twice)."""
 
     async def ends() -> AsyncIterator[bytes]:
         yield WIRE
@@ -101,9 +101,12 @@ def test_a_finalizing_stream_finishes_before_its_end_is_sent_and_when_it_broke()
         raise RuntimeError("the engine went away")
 
     ended = asyncio.run(finalized(ends()))
-    assert ended[ended.index("finish") + 1] is False  # the first finish comes before the end is sent
+    assert ended[ended.index("finish") + 1] is False  # finish comes before the end is sent
+    assert ended.count("finish") == 1
+    broke: list[object] = []
     with pytest.raises(RuntimeError, match="went away"):
-        asyncio.run(finalized(breaks()))
+        asyncio.run(finalized(breaks(), broke))
+    assert broke.count("finish") == 1
 
 
 async def finalized(body: AsyncIterator[bytes], order: list[object] | None = None) -> list[object]:

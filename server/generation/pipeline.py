@@ -257,14 +257,9 @@ class Pipeline:
         outcome = StreamOutcome()
         text_completion = call.api_type == "text_completions"
         shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
-        finished = False
 
         def finish() -> None:
-            """Release, close and record exactly once, whether the stream ran, broke or never started."""
-            nonlocal finished
-            if finished:
-                return
-            finished = True
+            """Release, close and record, whether the stream ran, broke or never started (called once)."""
             # Unread to the end, the connection is dropped, so the engine stops generating.
             response.close(outcome.first_token_at, error=outcome.error is not None)
             ending = Ending(

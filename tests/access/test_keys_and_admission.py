@@ -14,8 +14,7 @@ import pytest
 from openrouter import OpenRouter, errors
 
 from server.access.auth import hash_key
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway
 from tests.support.helpers import SDK_TIMEOUT_MS, bearer
 from tests.support.image_server import SEEN_HEADERS
 

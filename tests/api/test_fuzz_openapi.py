@@ -17,8 +17,7 @@ from schemathesis.core.result import Ok
 
 from server.access.auth import hash_key
 from server.app import create_app
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, OUTPUT_DIR, Gateway, attached_gateway
 from tests.support.served_app import gateway_settings, nowhere_engine
 
 pytestmark = pytest.mark.engine

@@ -17,8 +17,7 @@ from openrouter import OpenRouter, errors
 
 from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID as MODEL
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway
 from tests.support.helpers import SDK_TIMEOUT_MS, WEATHER_TOOL, png_data_url
 
 pytestmark = pytest.mark.engine

@@ -13,8 +13,7 @@ import pytest
 
 from server.engine.launcher import NO_MEDIA_DOMAIN
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway
 from tests.support.helpers import png_data_url
 from tests.support.loopback_http import serve_http
 

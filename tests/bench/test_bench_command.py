@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from server.serving import free_port
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, start_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, start_gateway
 
 pytestmark = pytest.mark.engine
 CLI = str(Path(sys.executable).parent / "mistral-local")

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway
 
 pytestmark = pytest.mark.engine
 

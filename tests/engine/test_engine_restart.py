@@ -15,9 +15,8 @@ import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
 from tests.support.engine_requests import gateway_in_flight, running_requests
-from tests.support.gateway_process import Gateway, attached_gateway, wait_gone
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway, wait_gone
 
 pytestmark = [pytest.mark.engine, pytest.mark.disruptive]
 

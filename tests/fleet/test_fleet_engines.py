@@ -34,8 +34,15 @@ from server.access.auth import hash_key
 from server.checkpoint.tiny import write_tiny_hf
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import CACHE_DIR, OUTPUT_DIR, REPO, START_TIMEOUT_S, Gateway, start_gateway
+from tests.support.gateway_process import (
+    CACHE_DIR,
+    ENGINE_KEY,
+    OUTPUT_DIR,
+    REPO,
+    START_TIMEOUT_S,
+    Gateway,
+    start_gateway,
+)
 from tests.support.helpers import ONE_CALL, SDK_TIMEOUT_MS, STRICT_WEATHER, png_data_url
 
 pytestmark = pytest.mark.engine

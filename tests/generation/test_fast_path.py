@@ -20,8 +20,7 @@ from server.engine.vllm_release import PINNED
 from server.generation.outbound import Envelope, Pricing
 from server.generation.stream import PLAIN_DELTA, StreamOutcome, relay, shaper_for
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, start_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, start_gateway
 from tests.support.helpers import WEATHER_TOOL
 from tests.support.loopback_http import serve_http
 

@@ -11,9 +11,8 @@ import openai
 import pytest
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
 from tests.support.engine_requests import engine_metric, running_requests
-from tests.support.gateway_process import Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway
 from tests.support.helpers import WEATHER_TOOL
 
 pytestmark = pytest.mark.engine

@@ -16,8 +16,7 @@ import pytest
 
 from server.access.auth import hash_key, new_key
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway
 from tests.support.helpers import bearer
 
 pytestmark = pytest.mark.engine

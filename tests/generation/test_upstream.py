@@ -17,9 +17,8 @@ from server.engine.attached import AttachedEngine
 from server.schemas.preset import Preset
 from server.serving import free_port
 from server.settings import OPENROUTER_MODEL_ID, Settings
-from tests.conftest import ENGINE_KEY
 from tests.support.fake_upstream import PROVIDER, SLOW_S, USAGE, Hosted, serve_hosted
-from tests.support.gateway_process import Gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway
 from tests.support.helpers import bearer
 from tests.support.scratch import scratch_dir
 

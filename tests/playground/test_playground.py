@@ -26,8 +26,7 @@ from playwright.sync_api import (
 
 from server.access.auth import hash_key
 from server.playground.routes import CSP
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import OUTPUT_DIR, Gateway, attached_gateway
+from tests.support.gateway_process import ENGINE_KEY, OUTPUT_DIR, Gateway, attached_gateway
 from tests.support.helpers import WEATHER_TOOL, png
 
 pytestmark = pytest.mark.engine

@@ -10,8 +10,7 @@ import httpx
 import openai
 
 from server.settings import OPENROUTER_MODEL_ID
-from tests.conftest import ENGINE_KEY
-from tests.support.gateway_process import Gateway
+from tests.support.gateway_process import ENGINE_KEY, Gateway
 from tests.support.helpers import metric
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ OUTPUT_DIR = REPO / "test-output"
 # out of time, every later one in the run fails at once: a hung engine costs a run one wait, not one per start.
 START_TIMEOUT_S = 240.0
 _timed_out: list[str] = []
+ENGINE_KEY = secrets.token_urlsafe(24)  # the session engine's (tests/conftest.py), for tests that call it directly
 
 
 @dataclass

@@ -18,9 +18,8 @@ import psutil
 import pytest
 
 from server.access.auth import hash_key
-from tests.conftest import ENGINE_KEY
 from tests.support.engine_requests import STREAM_TOKENS, stream_story, wait_for_drain
-from tests.support.gateway_process import Gateway, attached_gateway, start_gateway, wait_gone
+from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway, start_gateway, wait_gone
 from tests.support.helpers import bearer, metric, wait_for
 
 pytestmark = pytest.mark.engine
