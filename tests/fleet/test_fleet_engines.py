@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +42,9 @@ from tests.support.gateway_process import (
     REPO,
     START_TIMEOUT_S,
     Gateway,
+    private_dirs,
     start_gateway,
+    wait_gone,
 )
 from tests.support.helpers import ONE_CALL, SDK_TIMEOUT_MS, STRICT_WEATHER, png_data_url
 
@@ -107,10 +110,15 @@ class Node:
         run in a process group of their own), all at once: nothing shuts down gracefully."""
         assert self.proc is not None
         root = psutil.Process(self.proc.pid)
-        for proc in [root, *root.children(recursive=True)]:
+        tree = [root, *root.children(recursive=True)]
+        left = private_dirs(tree)
+        for proc in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         self.proc.wait()
+        wait_gone(tree, timeout_s=30)
+        for folder in left:  # what a reboot would clear
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def served(url: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -101,6 +102,19 @@ def wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Proc
     """The processes still alive after `timeout_s`."""
     _, alive = psutil.wait_procs(procs, timeout=timeout_s)
     return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def private_dirs(procs: list[psutil.Process]) -> set[Path]:
+    """The private folders of these processes (an engine's, a gateway's workers' run folder): what their SIGKILL
+    leaves in /tmp, as a crash would, for the test to remove after it."""
+    found: set[Path] = set()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            env = proc.environ()
+            for folder in (env.get("TMPDIR"), env.get("PROMETHEUS_MULTIPROC_DIR")):
+                path = Path(folder or "/")
+                found |= {p for p in (path, path.parent) if p.name.startswith("mistral-local-")}
+    return found
 
 
 @contextmanager

@@ -5,6 +5,7 @@ and is replaced; SIGTERM drains every worker; a worker whose control process die
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import threading
@@ -19,7 +20,14 @@ import pytest
 
 from server.access.auth import hash_key
 from tests.support.engine_requests import STREAM_TOKENS, stream_story, wait_for_drain
-from tests.support.gateway_process import ENGINE_KEY, Gateway, attached_gateway, start_gateway, wait_gone
+from tests.support.gateway_process import (
+    ENGINE_KEY,
+    Gateway,
+    attached_gateway,
+    private_dirs,
+    start_gateway,
+    wait_gone,
+)
 from tests.support.helpers import bearer, metric, wait_for
 
 pytestmark = pytest.mark.engine
@@ -231,5 +239,7 @@ def test_workers_exit_when_the_control_process_dies(gateway: Gateway, tmp_path: 
     with own_workers("gateway-workers-orphans", gateway, tmp_path / "orphans.sqlite3") as gw:
         children = [psutil.Process(pid) for pid in worker_pids(gw)]
         assert len(children) == 2
+        (left,) = private_dirs(children)  # both workers' (server/workers/control.py)
         gw.proc.kill()
         assert not wait_gone(children, timeout_s=20)
+        shutil.rmtree(left)  # the control process's run folder: what a reboot would clear
