@@ -256,7 +256,8 @@ class Pipeline:
             response = await self.engine.stream(path, payload, self._engine_request_id(call), call.conversation)
         outcome = StreamOutcome()
         text_completion = call.api_type == "text_completions"
-        shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=self.settings.fast_path)
+        fast, forced = self.settings.fast_path, forced_tools(payload)
+        shaper = shaper_for(call.env, outcome, text_completion=text_completion, fast=fast, forced=forced)
 
         def finish() -> None:
             """Release, close and record, whether the stream ran, broke or never started (called once)."""

@@ -40,6 +40,7 @@ from server.generation.outbound import (
     reasoning_text,
     usage,
 )
+from server.generation.streamed_calls import StreamedCalls
 from server.tasks import cancel_and_wait
 
 PROCESSING = sse.comment("OPENROUTER PROCESSING")
@@ -66,10 +67,12 @@ class EngineStreamError(Exception):
 class ChunkShaper:
     """Engine chunk -> OpenRouter chunk (or None to drop it), remembering what the record needs."""
 
-    def __init__(self, env: Envelope, outcome: StreamOutcome, text_completion: bool) -> None:
+    def __init__(
+        self, env: Envelope, outcome: StreamOutcome, text_completion: bool, forced: frozenset[str] = frozenset()
+    ) -> None:
         self.env, self.outcome, self.text_completion = env, outcome, text_completion
+        self.calls = StreamedCalls(forced)
         self.saw_tool_calls = False
-        self.arguments_begun: set[tuple[int, int]] = set()  # (choice, tool call) whose arguments have begun
 
     def render(self, data: bytes) -> bytes:
         """One engine event's payload as the client's SSE event (b"" when it carries nothing for the client)."""
@@ -97,7 +100,7 @@ class ChunkShaper:
             body: dict[str, Any] = {"text": text}
         else:
             delta = c.get("delta") or {}
-            tool_calls = delta.get("tool_calls")
+            tool_calls = self.calls.named(c.get("index", 0), delta.get("tool_calls") or [])
             reasoning = reasoning_text(delta)
             self.saw_tool_calls |= bool(tool_calls)
             has_output = bool(delta.get("content")) or bool(tool_calls) or reasoning is not None
@@ -105,7 +108,7 @@ class ChunkShaper:
             if reasoning is not None:
                 body["delta"] |= {"reasoning": reasoning, "reasoning_details": reasoning_details(reasoning)}
             if tool_calls:
-                body["delta"]["tool_calls"] = [self._tool_call(c.get("index", 0), t) for t in tool_calls]
+                body["delta"]["tool_calls"] = [self.calls.repaired(c.get("index", 0), t) for t in tool_calls]
         if not has_output and native is None:
             return None  # vLLM's role-only opening chunk and empty deltas carry nothing for the client
         self.token_seen()
@@ -119,26 +122,6 @@ class ChunkShaper:
             "native_finish_reason": native,
             "logprobs": c.get("logprobs"),
         }
-
-    def _tool_call(self, choice: int, call: dict[str, Any]) -> dict[str, Any]:
-        """A streamed call as the client must get it: its name bare and its arguments a JSON object from its `{`.
-        vLLM 0.32's Mistral parser streams what the grammar lets the model write around them: whitespace before a v11
-        tokenizer's name and arguments (Small 3.2; unstreamed, the same call is clean), and for v7 now and then `:{`
-        for `{` (about 1 in 6 named-tool streams on the tiny checkpoint). A client's JSON parse, or its lookup of the
-        function by name, then fails."""
-        function = call.get("function")
-        if not isinstance(function, dict):
-            return call
-        if isinstance(function.get("name"), str):
-            function = function | {"name": function["name"].strip()}
-        key = (choice, call.get("index", 0))
-        if key not in self.arguments_begun and function.get("arguments"):
-            arguments = str(function["arguments"])
-            brace = arguments.find("{")
-            function = function | {"arguments": arguments[brace:] if brace >= 0 else ""}
-            if brace >= 0:
-                self.arguments_begun.add(key)
-        return call | {"function": function}
 
     def token_seen(self) -> None:
         self.outcome.output_chunks += 1
@@ -158,8 +141,10 @@ PLAIN_DELTA = re.compile(
 class FastChunks(ChunkShaper):
     """`ChunkShaper` with a byte-level rewrite of plain text deltas: the envelope is rendered once per stream."""
 
-    def __init__(self, env: Envelope, outcome: StreamOutcome, text_completion: bool) -> None:
-        super().__init__(env, outcome, text_completion)
+    def __init__(
+        self, env: Envelope, outcome: StreamOutcome, text_completion: bool, forced: frozenset[str] = frozenset()
+    ) -> None:
+        super().__init__(env, outcome, text_completion, forced)
         head, _, tail = sse.data(chunk(env, [])).rpartition(b'"choices":[]')
         self._head = head + b'"choices":[{"index":'
         self._tail = b'"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]' + tail
@@ -177,9 +162,11 @@ class FastChunks(ChunkShaper):
         return b"".join((self._head, index, b',"delta":{"role":"assistant","content":"', content, self._tail))
 
 
-def shaper_for(env: Envelope, outcome: StreamOutcome, *, text_completion: bool, fast: bool) -> ChunkShaper:
+def shaper_for(
+    env: Envelope, outcome: StreamOutcome, *, text_completion: bool, fast: bool, forced: frozenset[str] = frozenset()
+) -> ChunkShaper:
     """Legacy completions' chunks never have the chat shape the byte path matches: they are always parsed."""
-    return (FastChunks if fast and not text_completion else ChunkShaper)(env, outcome, text_completion)
+    return (FastChunks if fast and not text_completion else ChunkShaper)(env, outcome, text_completion, forced)
 
 
 async def _until_first_token(

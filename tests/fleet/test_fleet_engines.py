@@ -335,10 +335,24 @@ def small_32_under_its_own_id(fleet: Fleet, gw: Gateway) -> None:
         assert set(json.loads(arguments)) == {"city", "days"}
         finishes = [choice.finish_reason for c in streamed for choice in c.choices if choice.finish_reason]
         assert finishes == ["tool_calls"]
+        cut_inside_its_name(sdk, asked)
         tool_loop(sdk, asked, first)
     history = tool_turn(asked, "call_9f8e7d6c5b4a3210fedcba98", first.function.arguments, "sunny")
     assert ARGS in tokens(gw, SMALL_32, history) and ARGS not in tokens(gw, OPENROUTER_MODEL_ID, history)
-    assert counted(fleet, before, 7) == (1, 6)  # the native image on the local engine, the rest on the node
+    assert counted(fleet, before, 9) == (1, 8)  # the native image on the local engine, the rest on the node
+
+
+def cut_inside_its_name(sdk: OpenRouter, asked: Any) -> None:
+    """Two tokens of a forced call: `[TOOL_CALLS]get`. vLLM's v11 parser answers a call named `get`, sent, and
+    streams one at the end: no call at all, sent or streamed, rather than one to a function the client lacks."""
+    cut: Any = {"model": SMALL_32, "messages": asked, "tools": [STRICT_WEATHER], "tool_choice": FORCE}
+    sent = sdk.chat.send(**cut, **(ONE_CALL | {"max_tokens": 2})).choices[0]
+    assert sent.finish_reason == "length" and not sent.message.tool_calls and not sent.message.content
+    streamed = [
+        c for chunk in sdk.chat.send(**cut, **(ONE_CALL | {"max_tokens": 2}), stream=True) for c in chunk.choices
+    ]
+    assert not [t for c in streamed for t in c.delta.tool_calls or []]
+    assert [c.finish_reason for c in streamed if c.finish_reason] == ["length"]
 
 
 ARGS = 32  # v11's [ARGS]: `[TOOL_CALLS]name[ARGS]{json}`; v7 writes a call as a JSON array

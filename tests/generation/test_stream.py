@@ -69,6 +69,40 @@ def test_each_call_of_a_parallel_pair_is_repaired_on_its_own() -> None:
     assert found == {0: "{}", 1: "{}"}
 
 
+def cut_at_the_end(name: str) -> bytes:
+    """vLLM 0.32's last chunk of a forced call on a v11 tokenizer cut by max_tokens before its `[ARGS]` (recorded on
+    the scaled-down Small 3.2): the name so far, no arguments, `finish_reason: length`."""
+    call = {"id": "GyxUMiCxm", "type": "function", "index": 0, "function": {"name": name, "arguments": ""}}
+    choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "length"}
+    return orjson.dumps({"id": "x", "choices": [choice]})
+
+
+@pytest.mark.parametrize("name", ["", "get", "get_", " contr"])
+def test_a_forced_call_cut_inside_its_name_is_no_call_when_streamed_either(name: str) -> None:
+    """As unstreamed (tests/generation/test_outbound.py): no call to a function the client does not have."""
+    shaper = ChunkShaper(ENV, StreamOutcome(), text_completion=False, forced=frozenset({"get_weather"}))
+    shaped = shaper.shape(orjson.loads(cut_at_the_end(name)))
+    assert shaped is not None
+    (choice,) = shaped["choices"]
+    assert "tool_calls" not in choice["delta"] and choice["finish_reason"] == "length"
+    ChatStreamChunk.model_validate(shaped)
+
+
+def test_a_forced_calls_whole_name_streams_and_unforced_calls_are_left_as_they_come() -> None:
+    forced = ChunkShaper(ENV, StreamOutcome(), text_completion=False, forced=frozenset({"get_weather"}))
+    shaped = forced.shape(orjson.loads(cut_at_the_end("get_weather")))
+    assert shaped is not None and shaped["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    unforced = ChunkShaper(ENV, StreamOutcome(), text_completion=False)
+    shaped = unforced.shape(orjson.loads(cut_at_the_end("get")))
+    assert shaped is not None and shaped["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "get"
+
+
+def test_a_dropped_calls_later_deltas_are_dropped_with_it() -> None:
+    shaper = ChunkShaper(ENV, StreamOutcome(), text_completion=False, forced=frozenset({"f"}))
+    shaped = [shaper.shape(orjson.loads(c)) for c in (engine_chunk(0, "", name="g"), engine_chunk(0, '{"a":1}'))]
+    assert shaped == [None, None] and not shaper.saw_tool_calls
+
+
 def test_a_mid_stream_error_and_the_usage_chunk_parse_with_the_openrouter_sdk() -> None:
     """The official SDK's own models for streamed chunks: what a failure after the first token, and the final usage
     chunk, look like on the wire."""
