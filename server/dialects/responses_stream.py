@@ -91,12 +91,28 @@ class ResponsesStream(EventTranslator):
         opened = OpenItem(item, len(self.items) + (self.message is not None) + len(self.calls))
         return opened, self.event("response.output_item.added", output_index=opened.index, item=item)
 
+    def _open_with_part(self, item: dict[str, Any], part: dict[str, Any]) -> tuple[OpenItem, bytes]:
+        """A text-bearing item (reasoning, message): the item, then its one content part."""
+        opened, added = self._open(item)
+        where = self._where(opened)
+        return opened, added + self.event("response.content_part.added", **where, content_index=0, part=part)
+
+    def _close_with_part(
+        self, opened: OpenItem, done: dict[str, Any], part: dict[str, Any], text_done: str, **fields: Any
+    ) -> bytes:
+        """Its text done (`text_done` with `fields`), its part done, the item done; in that order, as OpenAI's."""
+        self.items.append(done)
+        where = self._where(opened)
+        return (
+            self.event(text_done, **where, content_index=0, **fields)
+            + self.event("response.content_part.done", **where, content_index=0, part=part)
+            + self.event("response.output_item.done", output_index=opened.index, item=done)
+        )
+
     def think(self, delta: str) -> bytes:
         out = b""
         if self.reasoning is None:
-            self.reasoning, added = self._open(reasoning_item("", status="in_progress"))
-            where = self._where(self.reasoning)
-            out += added + self.event("response.content_part.added", **where, content_index=0, part=reasoning_text(""))
+            self.reasoning, out = self._open_with_part(reasoning_item("", status="in_progress"), reasoning_text(""))
         self.reasoning.text += delta
         where = self._where(self.reasoning)
         return out + self.event("response.reasoning_text.delta", **where, content_index=0, delta=delta)
@@ -106,13 +122,7 @@ class ResponsesStream(EventTranslator):
             return b""
         r, self.reasoning = self.reasoning, None
         done = reasoning_item(r.text, rs_id=r.item["id"])
-        self.items.append(done)
-        where = self._where(r)
-        return (
-            self.event("response.reasoning_text.done", **where, content_index=0, text=r.text)
-            + self.event("response.content_part.done", **where, content_index=0, part=reasoning_text(r.text))
-            + self.event("response.output_item.done", output_index=r.index, item=done)
-        )
+        return self._close_with_part(r, done, reasoning_text(r.text), "response.reasoning_text.done", text=r.text)
 
     def text(self, delta: str) -> bytes:
         out = self.close_reasoning()
@@ -120,11 +130,8 @@ class ResponsesStream(EventTranslator):
             self.held += delta
             return out
         if self.message is None:
-            self.message, added = self._open(message_item("", status="in_progress"))
-            part = self.event(
-                "response.content_part.added", **self._where(self.message), content_index=0, part=output_text("")
-            )
-            out += added + part
+            self.message, opened = self._open_with_part(message_item("", status="in_progress"), output_text(""))
+            out += opened
         self.message.text += delta
         where = self._where(self.message)
         return out + self.event("response.output_text.delta", **where, content_index=0, delta=delta, logprobs=[])
@@ -154,12 +161,8 @@ class ResponsesStream(EventTranslator):
             return b""
         m, self.message = self.message, None
         done = message_item(m.text, msg_id=m.item["id"])
-        self.items.append(done)
-        where = self._where(m)
-        return (
-            self.event("response.output_text.done", **where, content_index=0, text=m.text, logprobs=[])
-            + self.event("response.content_part.done", **where, content_index=0, part=output_text(m.text))
-            + self.event("response.output_item.done", output_index=m.index, item=done)
+        return self._close_with_part(
+            m, done, output_text(m.text), "response.output_text.done", text=m.text, logprobs=[]
         )
 
     def close_calls(self) -> bytes:
