@@ -100,7 +100,7 @@ class ChunkShaper:
             body: dict[str, Any] = {"text": text}
         else:
             delta = c.get("delta") or {}
-            tool_calls = self.calls.named(c.get("index", 0), delta.get("tool_calls") or [])
+            tool_calls = self.calls.shaped(c.get("index", 0), delta.get("tool_calls") or [])
             reasoning = reasoning_text(delta)
             self.saw_tool_calls |= bool(tool_calls)
             has_output = bool(delta.get("content")) or bool(tool_calls) or reasoning is not None
@@ -108,7 +108,7 @@ class ChunkShaper:
             if reasoning is not None:
                 body["delta"] |= {"reasoning": reasoning, "reasoning_details": reasoning_details(reasoning)}
             if tool_calls:
-                body["delta"]["tool_calls"] = [self.calls.repaired(c.get("index", 0), t) for t in tool_calls]
+                body["delta"]["tool_calls"] = tool_calls
         if not has_output and native is None:
             return None  # vLLM's role-only opening chunk and empty deltas carry nothing for the client
         self.token_seen()

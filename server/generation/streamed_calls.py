@@ -14,19 +14,22 @@ class StreamedCalls:
         self.arguments_begun: set[tuple[int, int]] = set()
         self.dropped: set[tuple[int, int]] = set()  # calls whose name is none of `forced`
 
-    def named(self, choice: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def shaped(self, choice: int, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One chunk's call deltas for a choice, each repaired; those of a dropped call left out."""
+        if self.forced:
+            self._drop_unknown(choice, calls)
+        return [self._repaired(choice, c) for c in calls if (choice, c.get("index", 0)) not in self.dropped]
+
+    def _drop_unknown(self, choice: int, calls: list[dict[str, Any]]) -> None:
         """A forced call names one of the request's tools unless max_tokens cut its name: vLLM's v11 parser then
         streams what was written (`get` for `get_weather`, or `""`) at the end. No call, as unstreamed
         (outbound._cut), rather than a call to a function the client does not have."""
-        if not self.forced:
-            return calls
         for call in calls:
             name = (call.get("function") or {}).get("name")
             if isinstance(name, str) and name.strip() not in self.forced:
                 self.dropped.add((choice, call.get("index", 0)))
-        return [call for call in calls if (choice, call.get("index", 0)) not in self.dropped]
 
-    def repaired(self, choice: int, call: dict[str, Any]) -> dict[str, Any]:
+    def _repaired(self, choice: int, call: dict[str, Any]) -> dict[str, Any]:
         """A streamed call as the client must get it: its name bare and its arguments a JSON object from its `{`.
         vLLM 0.32's Mistral parser streams what the grammar lets the model write around them: whitespace before a v11
         tokenizer's name and arguments (Small 3.2; unstreamed, the same call is clean), and for v7 now and then `:{`
